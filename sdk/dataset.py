@@ -1,0 +1,330 @@
+"""The dataset directory format: its one definition, loader and writer.
+
+A dataset directory holds:
+
+- ``dataset.json``: ``{"format_version", "name", "synthetic", "source", "splits": {name: count},
+  "notes"}``;
+- ``stickers.jsonl``: one sticker per line, ``{"id", "image", "label"?, "attributes"?,
+  "language"?}``; ``image`` is a path relative to the directory, ``attributes`` maps names from
+  :data:`sdk.labels.ATTRIBUTES` to descriptions (a missing attribute is masked);
+- ``<split>.jsonl`` for each split (``train``, ``validation``, ``test``): one conversation per
+  line, ``{"id", "context": [{"speaker", "text"}, ...], "sticker_id", "label", "labels"?,
+  "knowledge"?: {relation: [strings]}}``;
+- ``extra_intention.jsonl`` (optional): conversations with an intention label but no sticker,
+  extra supervision for the intention head.
+
+Loading validates everything before returning and raises :class:`sdk.errors.DatasetError` naming
+the file, line and field at fault; nothing is half-loaded.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import atomic
+from .errors import DatasetError
+from .labels import ATTRIBUTES, KNOWLEDGE_RELATIONS, LABEL_INDEX
+
+DATASET_FORMAT_VERSION = 1
+INFO_FILE = "dataset.json"
+CATALOG_FILE = "stickers.jsonl"
+RETRIEVAL_SPLITS: tuple[str, ...] = ("train", "validation", "test")
+EXTRA_INTENTION_SPLIT = "extra_intention"
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One utterance of a conversation."""
+
+    speaker: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Sticker:
+    """One catalog entry; `image` is relative to the dataset directory."""
+
+    id: str
+    image: str
+    label: str | None = None
+    attributes: Mapping[str, str] = field(default_factory=dict)
+    language: str | None = None
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """A context with its gold sticker (None for intention-only data) and intention label."""
+
+    id: str
+    context: tuple[Turn, ...]
+    label: str
+    sticker_id: str | None = None
+    labels: tuple[str, ...] = ()
+    knowledge: Mapping[str, tuple[str, ...]] | None = None
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A loaded, validated dataset directory."""
+
+    root: Path
+    info: Mapping[str, Any]
+    stickers: tuple[Sticker, ...]
+    splits: Mapping[str, tuple[Conversation, ...]]
+
+    @property
+    def sticker_ids(self) -> tuple[str, ...]:
+        return tuple(s.id for s in self.stickers)
+
+    def sticker_index(self) -> dict[str, int]:
+        """Map sticker id to its row in the catalog."""
+        return {s.id: i for i, s in enumerate(self.stickers)}
+
+    def image_path(self, sticker: Sticker) -> Path:
+        return self.root / sticker.image
+
+    def split(self, name: str) -> tuple[Conversation, ...]:
+        if name not in self.splits:
+            raise DatasetError(
+                f"{self.root}: split {name!r} not present; available: {', '.join(self.splits) or 'none'}"
+            )
+        return self.splits[name]
+
+
+# ---------------------------------------------------------------------------- reading
+
+
+def _where(path: Path, line: int | None = None) -> str:
+    return f"{path}:{line}" if line is not None else str(path)
+
+
+def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield (line number, object) for each non-blank line; errors name the file and line."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: file not found") from None
+    for number, line in enumerate(raw.split(b"\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise DatasetError(f"{_where(path, number)}: not valid UTF-8 ({e.reason} at byte {e.start})") from None
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise DatasetError(f"{_where(path, number)}: invalid JSON ({e.msg}, column {e.colno})") from None
+        if not isinstance(obj, dict):
+            raise DatasetError(f"{_where(path, number)}: expected a JSON object, got {type(obj).__name__}")
+        yield number, obj
+
+
+def _field(obj: Mapping[str, Any], name: str, where: str, kind: type | tuple[type, ...], required: bool = True) -> Any:
+    if name not in obj or obj[name] is None:
+        if required:
+            raise DatasetError(f"{where}: field {name!r} is missing")
+        return None
+    value = obj[name]
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise DatasetError(f"{where}: field {name!r} must be {names}, got {type(value).__name__}")
+    return value
+
+
+def _nonempty_str(obj: Mapping[str, Any], name: str, where: str, required: bool = True) -> str | None:
+    value = _field(obj, name, where, str, required)
+    if value is not None and not value.strip():
+        raise DatasetError(f"{where}: field {name!r} is empty")
+    return value
+
+
+def _check_label(value: str, where: str, name: str = "label") -> str:
+    if value not in LABEL_INDEX:
+        raise DatasetError(f"{where}: field {name!r}: unknown label {value!r}")
+    return value
+
+
+def parse_sticker(obj: Mapping[str, Any], where: str, root: Path) -> Sticker:
+    """Validate one catalog record; `root` is used to check the image exists inside it."""
+    sid = _nonempty_str(obj, "id", where)
+    image = _nonempty_str(obj, "image", where)
+    resolved = (root / image).resolve()
+    if not resolved.is_relative_to(root.resolve()):
+        raise DatasetError(f"{where}: field 'image': path {image!r} escapes the dataset directory")
+    if not resolved.is_file():
+        raise DatasetError(f"{where}: field 'image': file {image!r} not found in {root}")
+    label = _nonempty_str(obj, "label", where, required=False)
+    if label is not None:
+        _check_label(label, where)
+    attrs = _field(obj, "attributes", where, dict, required=False) or {}
+    clean: dict[str, str] = {}
+    for key, value in attrs.items():
+        if key not in ATTRIBUTES:
+            raise DatasetError(f"{where}: field 'attributes': unknown attribute {key!r}; expected {', '.join(ATTRIBUTES)}")
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            raise DatasetError(f"{where}: field 'attributes.{key}' must be str, got {type(value).__name__}")
+        if value.strip():
+            clean[key] = value
+    language = _nonempty_str(obj, "language", where, required=False)
+    return Sticker(id=sid, image=image, label=label, attributes=clean, language=language)
+
+
+def parse_conversation(obj: Mapping[str, Any], where: str, needs_sticker: bool) -> Conversation:
+    """Validate one conversation record (sticker ids are checked against the catalog later)."""
+    cid = _nonempty_str(obj, "id", where)
+    context = _field(obj, "context", where, list)
+    turns: list[Turn] = []
+    for i, turn in enumerate(context):
+        twhere = f"{where}: context[{i}]"
+        if not isinstance(turn, dict):
+            raise DatasetError(f"{twhere}: expected an object with 'speaker' and 'text'")
+        speaker = _field(turn, "speaker", twhere, str)
+        text = _field(turn, "text", twhere, str)
+        if text.strip():
+            turns.append(Turn(speaker=speaker, text=text))
+    if not turns:
+        raise DatasetError(f"{where}: field 'context' is empty (no turn with text)")
+    label = _check_label(_nonempty_str(obj, "label", where), where)
+    labels_raw = _field(obj, "labels", where, list, required=False) or []
+    if not all(isinstance(x, str) for x in labels_raw):
+        raise DatasetError(f"{where}: field 'labels' must be a list of strings")
+    labels = tuple(_check_label(x, where, "labels") for x in labels_raw)
+    sticker_id = _nonempty_str(obj, "sticker_id", where, required=needs_sticker)
+    if not needs_sticker and sticker_id is not None:
+        raise DatasetError(f"{where}: field 'sticker_id' is not allowed in intention-only data")
+    knowledge_raw = _field(obj, "knowledge", where, dict, required=False)
+    knowledge = None
+    if knowledge_raw is not None:
+        knowledge = {}
+        for rel, values in knowledge_raw.items():
+            if rel not in KNOWLEDGE_RELATIONS:
+                raise DatasetError(f"{where}: field 'knowledge': unknown relation {rel!r}; expected {', '.join(KNOWLEDGE_RELATIONS)}")
+            if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+                raise DatasetError(f"{where}: field 'knowledge.{rel}' must be a list of strings")
+            knowledge[rel] = tuple(v for v in values if v.strip())
+    return Conversation(id=cid, context=tuple(turns), label=label, sticker_id=sticker_id, labels=labels, knowledge=knowledge)
+
+
+def load_catalog(root: Path) -> tuple[Sticker, ...]:
+    """Load and validate ``stickers.jsonl`` of a dataset or pack directory."""
+    root = Path(root)
+    path = root / CATALOG_FILE
+    stickers: list[Sticker] = []
+    seen: dict[str, int] = {}
+    for number, obj in read_jsonl(path):
+        where = _where(path, number)
+        sticker = parse_sticker(obj, where, root)
+        if sticker.id in seen:
+            raise DatasetError(f"{where}: field 'id': duplicate sticker id {sticker.id!r} (first on line {seen[sticker.id]})")
+        seen[sticker.id] = number
+        stickers.append(sticker)
+    if not stickers:
+        raise DatasetError(f"{path}: the sticker catalog is empty")
+    return tuple(stickers)
+
+
+def load_split(path: Path, sticker_ids: Mapping[str, Any] | None, needs_sticker: bool = True) -> tuple[Conversation, ...]:
+    """Load one split file, checking sticker ids against `sticker_ids` when given."""
+    out: list[Conversation] = []
+    seen: dict[str, int] = {}
+    for number, obj in read_jsonl(path):
+        where = _where(path, number)
+        conv = parse_conversation(obj, where, needs_sticker)
+        if conv.id in seen:
+            raise DatasetError(f"{where}: field 'id': duplicate conversation id {conv.id!r} (first on line {seen[conv.id]})")
+        seen[conv.id] = number
+        if sticker_ids is not None and conv.sticker_id is not None and conv.sticker_id not in sticker_ids:
+            raise DatasetError(f"{where}: field 'sticker_id': unknown sticker id {conv.sticker_id!r} (not in {CATALOG_FILE})")
+        out.append(conv)
+    return tuple(out)
+
+
+def load_dataset(root: Path | str, splits: Iterable[str] | None = None) -> Dataset:
+    """Load and validate a dataset directory; `splits` limits which split files are read."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"{root}: not a dataset directory (it does not exist or is not a directory)")
+    info_path = root / INFO_FILE
+    if not info_path.is_file():
+        raise DatasetError(f"{info_path}: file not found; is {root} a dataset directory?")
+    try:
+        info = json.loads(info_path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DatasetError(f"{info_path}: unreadable ({e})") from None
+    if not isinstance(info, dict):
+        raise DatasetError(f"{info_path}: expected a JSON object")
+    version = info.get("format_version")
+    if version != DATASET_FORMAT_VERSION:
+        raise DatasetError(f"{info_path}: field 'format_version' is {version!r}; this intra reads version {DATASET_FORMAT_VERSION}")
+    stickers = load_catalog(root)
+    index = {s.id: i for i, s in enumerate(stickers)}
+    wanted = list(splits) if splits is not None else [*RETRIEVAL_SPLITS, EXTRA_INTENTION_SPLIT]
+    loaded: dict[str, tuple[Conversation, ...]] = {}
+    for name in wanted:
+        path = root / f"{name}.jsonl"
+        if not path.exists():
+            if splits is not None:
+                raise DatasetError(f"{path}: split {name!r} requested but the file does not exist")
+            continue
+        loaded[name] = load_split(path, index, needs_sticker=name != EXTRA_INTENTION_SPLIT)
+    return Dataset(root=root, info=info, stickers=stickers, splits=loaded)
+
+
+# ---------------------------------------------------------------------------- writing
+
+
+def sticker_record(s: Sticker) -> dict[str, Any]:
+    rec: dict[str, Any] = {"id": s.id, "image": s.image}
+    if s.label is not None:
+        rec["label"] = s.label
+    if s.attributes:
+        rec["attributes"] = {k: s.attributes[k] for k in ATTRIBUTES if k in s.attributes}
+    if s.language is not None:
+        rec["language"] = s.language
+    return rec
+
+
+def conversation_record(c: Conversation) -> dict[str, Any]:
+    rec: dict[str, Any] = {"id": c.id, "context": [{"speaker": t.speaker, "text": t.text} for t in c.context]}
+    if c.sticker_id is not None:
+        rec["sticker_id"] = c.sticker_id
+    rec["label"] = c.label
+    if c.labels:
+        rec["labels"] = list(c.labels)
+    if c.knowledge is not None:
+        rec["knowledge"] = {k: list(v) for k, v in c.knowledge.items()}
+    return rec
+
+
+def _jsonl(records: Iterable[Mapping[str, Any]]) -> str:
+    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+
+
+def write_dataset_files(
+    directory: Path,
+    info: Mapping[str, Any],
+    stickers: Sequence[Sticker],
+    splits: Mapping[str, Sequence[Conversation]],
+) -> None:
+    """Write the metadata, catalog and split files into `directory` (images are the caller's)."""
+    directory = Path(directory)
+    meta = dict(info)
+    meta["format_version"] = DATASET_FORMAT_VERSION
+    meta["splits"] = {name: len(convs) for name, convs in splits.items()}
+    meta["stickers"] = len(stickers)
+    atomic.write_text(directory / CATALOG_FILE, _jsonl(sticker_record(s) for s in stickers))
+    for name, convs in splits.items():
+        atomic.write_text(directory / f"{name}.jsonl", _jsonl(conversation_record(c) for c in convs))
+    atomic.write_json(directory / INFO_FILE, meta)
+
+
+def context_text(context: Sequence[Turn], sep: str = " [SEP] ") -> str:
+    """Plain-text form of a context (oldest turn first)."""
+    return sep.join(t.text for t in context)

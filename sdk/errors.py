@@ -1,0 +1,22 @@
+"""Exception types raised by intra. Every message names the file, field or value at fault."""
+
+from __future__ import annotations
+
+
+class IntraError(Exception):
+    """Base class of every error intra raises on purpose."""
+
+
+class DatasetError(IntraError, ValueError):
+    """A dataset directory is malformed: the message names the file, line and field."""
+
+
+class MissingExtraError(IntraError, ImportError):
+    """A command needs an optional dependency group (an extra) that is not installed."""
+
+    def __init__(self, what: str, extra: str, module: str) -> None:
+        super().__init__(
+            f"{what} needs the '{extra}' extra (module {module!r} is not installed); "
+            f"install it with: pip install 'intra[{extra}]'"
+        )
+        self.extra = extra
