@@ -1,16 +1,28 @@
 """intra's slim runtime: pick the sticker to reply with, on onnxruntime (no torch, no transformers).
 
-The dataset format and the label set live here because the runtime reads them too; training and
-export build on them.
+    import sdk
+    result = sdk.rank("I finally passed my exam!", "path/to/pack")
+    for m in result.matches: print(m.sticker_id, m.score, m.file)
+
+The dataset format and the label set live here too, because the runtime reads them as well;
+training and export build on them.
 """
 
+from .bundle import Bundle, BundleError
+from .context import ContextError, parse_context
 from .dataset import Conversation, Dataset, Sticker, Turn, load_dataset
 from .errors import DatasetError, IntraError, MissingExtraError
+from .imageprep import ImageError
 from .labels import ATTRIBUTES, KNOWLEDGE_RELATIONS, LABELS
+from .pack import Pack, PackError, load_pack, merge_packs
+from .pack_build import build_pack
+from .providers import ProviderError, choose_providers
+from .ranker import Match, Ranker, RankResult, rank
 
 __all__ = [
     "ATTRIBUTES", "KNOWLEDGE_RELATIONS", "LABELS",
-    "Conversation", "Dataset", "DatasetError", "IntraError", "MissingExtraError", "Sticker", "Turn",
-    "load_dataset",
+    "Bundle", "BundleError", "ContextError", "Conversation", "Dataset", "DatasetError", "ImageError", "IntraError",
+    "Match", "MissingExtraError", "Pack", "PackError", "ProviderError", "RankResult", "Ranker", "Sticker", "Turn",
+    "build_pack", "choose_providers", "load_dataset", "load_pack", "merge_packs", "parse_context", "rank",
 ]
 __version__ = "0.1.0"

@@ -29,5 +29,34 @@ def synthetic_dir(tmp_path_factory) -> Path:
     from training.data.synthetic import SyntheticConfig, generate
 
     out = tmp_path_factory.mktemp("synthetic") / "world"
-    generate(out, SyntheticConfig(seed=3, stickers=56, conversations=400))
+    generate(out, SyntheticConfig(seed=3, stickers=56, conversations=800))
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_run_dir(synthetic_dir, tmp_path_factory) -> Path:
+    """A tiny Int-RA trained for 3 epochs on the session's synthetic world."""
+    from training.config import preset
+    from training.trainer import train
+
+    run = tmp_path_factory.mktemp("tinyrun") / "run"
+    train(preset("tiny", epochs=3), synthetic_dir, run, progress=False)
+    return run
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tiny_run_dir, synthetic_dir, tmp_path_factory) -> Path:
+    from export.exporter import export_run
+
+    out = tmp_path_factory.mktemp("bundle") / "model"
+    export_run(tiny_run_dir, out, data=synthetic_dir, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_pack(tiny_bundle, synthetic_dir, tmp_path_factory) -> Path:
+    import sdk
+
+    out = tmp_path_factory.mktemp("pack") / "pack"
+    sdk.build_pack(synthetic_dir, tiny_bundle, out, precision="fp32", providers="cpu", progress=False)
     return out

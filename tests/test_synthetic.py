@@ -71,4 +71,4 @@ def test_images_are_real_drawings(synthetic_dir):
 
 def test_counts_in_metadata(synthetic_dir):
     info = json.loads((synthetic_dir / "dataset.json").read_text())
-    assert info["stickers"] == 56 and sum(info["splits"].values()) == 400
+    assert info["stickers"] == 56 and sum(info["splits"].values()) == 800

@@ -1,0 +1,1 @@
+"""Benchmarks: the paper's table (quality) and, with the SDK, latency, memory and throughput."""

@@ -1,0 +1,143 @@
+"""results.json, results.md (with the targets, pass/fail) and PNG plots of a benchmark run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sdk import atomic
+
+# (key in results, description, test, unit)
+TARGETS = [
+    ("speedup_int8_vs_torch_b1", "int8 rank() at batch 1 vs PyTorch eager fp32", lambda v: v >= 6.0, ">= 6x"),
+    ("top5_agreement_int8", "int8 top-5 agreement with fp32", lambda v: v >= 0.95, ">= 0.95"),
+    ("overhead_fraction_10k", "time outside the text encoder, 10k pack", lambda v: v <= 0.10, "<= 10%"),
+    ("topk_100k_ms", "exact top-k over 100k stickers", lambda v: v < 5.0, "< 5 ms"),
+    ("cold_start_s", "cold start (import + sessions + first rank)", lambda v: v < 1.0, "< 1 s"),
+    ("rss_mb_int8", "peak RSS of a ranking process (int8)", lambda v: v < 200.0, "< 200 MB"),
+    ("gemm_peak_fraction", "text encoder vs measured GEMM peak (1 thread)", lambda v: v >= 0.5, ">= 50%"),
+]
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "n/a"
+    if isinstance(v, float):
+        return f"{v:.3f}" if abs(v) < 100 else f"{v:.0f}"
+    return str(v)
+
+
+def markdown(r: dict[str, Any], explanations: dict[str, str] | None = None) -> str:
+    m = r["machine"]
+    lines = [f"# intra benchmark{' (quick)' if r.get('quick') else ''}", "",
+             f"Machine: {m['cpu']} ({m['cores']} cores), onnxruntime {m['onnxruntime']}, providers {', '.join(m['providers'])}.",
+             f"Model {r['variant']} ({r['fingerprint']}), pack of {r['pack_size']} stickers. All ratios are from this one run.", "",
+             "## Targets", "", "| target | value | goal | result |", "|---|---|---|---|"]
+    for key, desc, ok, goal in TARGETS:
+        v = r.get(key)
+        verdict = "n/a" if v is None else ("pass" if ok(v) else "MISS")
+        value = _fmt(v) + ("x" if key.startswith("speedup") and v is not None else "")
+        lines.append(f"| {desc} | {value} | {goal} | {verdict} |")
+    for key, text in (explanations or {}).items():
+        lines.append(f"\n- {key}: {text}")
+    lines += ["", "## rank() latency (ms, p50 / p95 / p99 at batch 1; contexts/s at batch 8 and 32)", "",
+              "| engine | tokens | b1 p50 | b1 p95 | b1 p99 | b8 ctx/s | b32 ctx/s |", "|---|---|---|---|---|---|---|"]
+    for engine, rows in r["latency"].items():
+        for length, row in rows.items():
+            if not isinstance(row, dict) or "b1" not in row:
+                continue
+            b1 = row["b1"]
+            lines.append(f"| {engine} | {length} | {b1['p50_ms']:.2f} | {b1['p95_ms']:.2f} | {b1['p99_ms']:.2f} | "
+                         f"{_fmt(row.get('b8', {}).get('contexts_per_s'))} | {_fmt(row.get('b32', {}).get('contexts_per_s'))} |")
+    b = r["breakdown"]
+    lines += ["", "## Where the time goes (batch 1, 64 tokens)", "", "| part | ms |", "|---|---|"]
+    lines += [f"| {k[:-3]} | {v:.3f} |" for k, v in b.items() if k.endswith("_ms")]
+    lines += ["", "## Pack size scaling (top-10, one query)", "", "| stickers | exact ms | ANN ms | ANN recall@10 | ANN build s |", "|---|---|---|---|---|"]
+    for row in r["pack_scaling"]:
+        lines.append(f"| {row['stickers']:,} | {row['exact_ms']:.3f} | {_fmt(row.get('ann_ms'))} | {_fmt(row.get('ann_recall@10'))} | {_fmt(row.get('ann_build_s'))} |")
+    cs = r["cold_start"]
+    lines += ["", "## Start, memory, building", "",
+              f"- cold start {cs['cold_start_s']:.3f} s (import {cs['import_s']:.3f}, sessions {cs['load_s']:.3f}, first rank {cs['first_rank_s']:.3f})",
+              f"- peak RSS of a process that only ranks: {r['rss_mb_int8']:.0f} MB",
+              f"- pack building: {r['pack_build']['images_per_s']:.1f} images/s ({r['pack_build']['stickers']} stickers)",
+              "- bundle size per precision: " + ", ".join(f"{p} {b / 1e6:.1f} MB" for p, b in r["bundle_bytes"].items()),
+              f"- quality vs fp32: int8 top-5 {_fmt(r.get('top5_agreement_int8'))}, mAP delta {_fmt(r.get('map_delta_int8'))} points; "
+              f"fp16 top-5 {_fmt(r.get('top5_agreement_fp16'))}, mAP delta {_fmt(r.get('map_delta_fp16'))} points", "",
+              "## The physical limit", "", "| threads | GFLOP per context (64 tokens) | achieved GFLOP/s (fp32 text encoder) | numpy GEMM peak GFLOP/s | fraction |", "|---|---|---|---|---|"]
+    for g in r["gemm"]:
+        lines.append(f"| {g['threads']} | {g['gflop_per_context']:.3f} | {g['achieved_gflops']:.1f} | {g['gemm_peak_gflops']:.1f} | {g['fraction']:.2f} |")
+    if r.get("torch_note"):
+        lines += ["", f"Note: {r['torch_note']}"]
+    return "\n".join(lines) + "\n"
+
+
+def plots(r: dict[str, Any], out: Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    fig, ax = plt.subplots(figsize=(7, 4))
+    engines = [e for e, rows in r["latency"].items() if any(isinstance(v, dict) and "b1" in v for v in rows.values())]
+    lengths = sorted({int(k) for rows in r["latency"].values() for k, v in rows.items() if isinstance(v, dict) and "b1" in v})
+    width = 0.8 / max(1, len(engines))
+    for i, e in enumerate(engines):
+        ys = [r["latency"][e].get(str(n), {}).get("b1", {}).get("p50_ms", 0) for n in lengths]
+        ax.bar([j + i * width for j in range(len(lengths))], ys, width, label=e)
+    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(lengths))], [f"{n} tokens" for n in lengths])
+    ax.set_ylabel("rank() p50, batch 1 (ms)")
+    ax.set_yscale("log")
+    ax.legend(fontsize=7)
+    ax.set_title("rank() latency")
+    fig.tight_layout()
+    fig.savefig(out / "latency.png", dpi=110)
+    plt.close(fig)
+    written.append("latency.png")
+    fig, ax = plt.subplots(figsize=(6, 4))
+    rows = r["pack_scaling"]
+    ax.plot([x["stickers"] for x in rows], [x["exact_ms"] for x in rows], marker="o", label="exact (numpy + argpartition)")
+    ann = [x for x in rows if "ann_ms" in x]
+    if ann:
+        ax.plot([x["stickers"] for x in ann], [x["ann_ms"] for x in ann], marker="s", label="ANN (FAISS HNSW)")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("stickers in the pack")
+    ax.set_ylabel("top-10, one query (ms)")
+    ax.legend()
+    ax.set_title("pack size scaling")
+    fig.tight_layout()
+    fig.savefig(out / "pack_scaling.png", dpi=110)
+    plt.close(fig)
+    written.append("pack_scaling.png")
+    return written
+
+
+def explain(r: dict[str, Any]) -> dict[str, str]:
+    """Why a missed target was missed, from the numbers of the run."""
+    out = {}
+    s = r.get("speedup_int8_vs_torch_b1")
+    if s is not None and s < 6:
+        b = r["breakdown"]
+        out["speedup"] = (f"{s:.1f}x, short by {6 / s:.1f}x. At batch 1 the text encoder takes {b['text_encoder_ms']:.2f} ms of "
+                          f"{b['total_ms']:.2f} ms; PyTorch eager pays Python dispatch per op, which shrinks as the model grows.")
+    o = r.get("overhead_fraction_10k")
+    if o is not None and o > 0.10:
+        out["overhead"] = (f"{100 * o:.0f}% of rank() is outside the text encoder: with a small encoder, tokenization "
+                           f"({r['breakdown']['tokenization_ms']:.3f} ms) and the 10k-pack product weigh as much as the encoder itself.")
+    g = r.get("gemm_peak_fraction")
+    if g is not None and g < 0.5:
+        out["gemm"] = (f"the encoder reaches {100 * g:.0f}% of the GEMM peak: at 64 tokens its matrices are small (hidden "
+                       f"size x 64), attention, layer norm and GELU are memory-bound, and int8/fp32 kernels are not one big GEMM.")
+    c = r.get("cold_start_s")
+    if c is not None and c >= 1.0:
+        out["cold start"] = f"{c:.2f} s: {r['cold_start']['import_s']:.2f} s importing, {r['cold_start']['load_s']:.2f} s creating sessions."
+    return out
+
+
+def write(r: dict[str, Any], out: Path | str) -> None:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    r["plots"] = plots(r, out)
+    atomic.write_json(out / "results.json", r)
+    atomic.write_text(out / "results.md", markdown(r, explain(r)))

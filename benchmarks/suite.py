@@ -1,0 +1,300 @@
+"""The latency benchmark: the SDK as apps use it, against PyTorch eager, on this machine.
+
+Every comparison is a ratio of numbers taken in the same run (timings here are noisy). The
+headline row is batch 1, 64-token contexts, 1 thread.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sdk.bundle import Bundle, read_manifest
+from sdk.pack import load_pack
+from sdk.providers import CUDA
+from sdk.ranker import Ranker, top_k
+from sdk.textprep import ContextTokenizer, TextSettings
+
+from .measure import encoder_flops, gemm_peak_gflops, machine, timed
+
+SENTENCE = "honestly I can't believe how well that went today, thank you so much for helping me out"
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    quick: bool = False
+
+    @property
+    def lengths(self) -> tuple[int, ...]:
+        return (16, 64) if self.quick else (16, 64, 256)
+
+    @property
+    def batches(self) -> tuple[int, ...]:
+        return (8,) if self.quick else (8, 32)
+
+    @property
+    def threads(self) -> tuple[int, ...]:
+        return (1,) if self.quick else (1, 2)
+
+    @property
+    def repeat(self) -> int:
+        return 5 if self.quick else 50
+
+    @property
+    def pack_sizes(self) -> tuple[int, ...]:
+        return (100, 1000) if self.quick else (100, 1_000, 10_000, 100_000, 1_000_000)
+
+    @property
+    def ann_max(self) -> int:
+        return 1000 if self.quick else 100_000
+
+
+def context_of(tokenizer: ContextTokenizer, tokens: int) -> list[str]:
+    """A context that fills at least `tokens` tokens (the tokenizer then cuts it to exactly that)."""
+    turns = [SENTENCE]
+    while tokenizer.encode_contexts([turns])[0].shape[1] < tokens and len(turns) < 200:
+        turns.append(SENTENCE)
+    return turns
+
+
+def with_length(bundle: Bundle, tokens: int) -> None:
+    """Point a bundle's tokenizer at `tokens` tokens (benchmarks only: beyond the trained length)."""
+    s = bundle.text_settings
+    bundle.tokenizer = ContextTokenizer.from_file(bundle.root / "tokenizer.json",
+                                                  TextSettings(max_length=tokens, turn_separator=s.turn_separator,
+                                                               truncation_side=s.truncation_side))
+
+
+def sdk_latency(model: Path, pack, precision: str, providers: str, threads: int, cfg: BenchConfig) -> dict[str, Any]:
+    rows: dict[str, Any] = {}
+    bundle = Bundle(model, precision=precision, providers=providers, threads=threads)
+    ranker = Ranker(bundle, pack)
+    for length in cfg.lengths:
+        with_length(bundle, length)
+        ctx = context_of(bundle.tokenizer, length)
+        row = {"b1": timed(lambda: ranker.rank(ctx), cfg.repeat)}
+        for b in cfg.batches:
+            t = timed(lambda: ranker.rank_many([ctx] * b, batch_size=b), max(3, cfg.repeat // 5))
+            row[f"b{b}"] = {**t, "contexts_per_s": b / (t["mean_ms"] / 1000.0)}
+        rows[str(length)] = row
+    rows["provider"] = bundle.provider
+    return rows
+
+
+def breakdown(model: Path, pack, precision: str, threads: int, cfg: BenchConfig, pack_size: int = 10_000) -> dict[str, float]:
+    """Where the time of one rank() goes (batch 1, 64 tokens), scoring over a `pack_size` pack."""
+    bundle = Bundle(model, precision=precision, providers="cpu", threads=threads)
+    with_length(bundle, 64)
+    ctx = context_of(bundle.tokenizer, 64)
+    ids, mask = bundle.tokenizer.encode_contexts([ctx])
+    pooled = bundle.pooled(ids, mask)
+    _, query = bundle.head(pooled)
+    vectors = _unit(np.random.default_rng(0).standard_normal((pack_size, query.shape[1]), dtype=np.float32))
+    parts = {
+        "tokenization_ms": timed(lambda: bundle.tokenizer.encode_contexts([ctx]), cfg.repeat)["p50_ms"],
+        "text_encoder_ms": timed(lambda: bundle.pooled(ids, mask), cfg.repeat)["p50_ms"],
+        "head_ms": timed(lambda: bundle.head(pooled), cfg.repeat)["p50_ms"],
+        f"scoring_topk_{pack_size}_ms": timed(lambda: top_k(query @ vectors.T, 5), cfg.repeat)["p50_ms"],
+    }
+    total = sum(parts.values())
+    parts["total_ms"] = total
+    parts["overhead_fraction"] = (total - parts["text_encoder_ms"]) / total
+    return parts
+
+
+def torch_latency(run: Path, pack, threads: int, cfg: BenchConfig) -> dict[str, Any]:
+    """The same trained model in PyTorch eager fp32: tokenize, encode, head, score, top-k."""
+    import torch
+
+    from training.features import refresh_label_table
+    from training.run_dir import load_run
+
+    torch.set_num_threads(threads)
+    model, tokenizer, _, conf = load_run(run)
+    refresh_label_table(model, tokenizer)
+    vectors = torch.from_numpy(pack.embeddings)
+    rows = {}
+    for length in cfg.lengths:
+        tok = ContextTokenizer.from_file(run / "tokenizer.json", TextSettings(max_length=length))
+        ctx = context_of(tok, length)
+
+        @torch.inference_mode()
+        def once() -> None:
+            ids, mask = tok.encode_contexts([ctx])
+            _, q = model.query(model.encode_text(torch.from_numpy(ids), torch.from_numpy(mask)))
+            torch.topk(q @ vectors.T, 5)
+
+        rows[str(length)] = {"b1": timed(once, cfg.repeat)}
+    return rows
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def pack_scaling(dim: int, cfg: BenchConfig) -> list[dict[str, Any]]:
+    """Exact top-10 vs FAISS HNSW over synthetic unit vectors, with recall@10 of the ANN."""
+    rng = np.random.default_rng(0)
+    queries = _unit(rng.standard_normal((50, dim), dtype=np.float32))
+    rows = []
+    for n in cfg.pack_sizes:
+        vectors = _unit(rng.standard_normal((n, dim), dtype=np.float32))
+        row: dict[str, Any] = {"stickers": n, "exact_ms": timed(lambda: top_k(queries[:1] @ vectors.T, 10), min(cfg.repeat, 20))["p50_ms"]}
+        if n <= cfg.ann_max:
+            try:
+                from sdk.ranker import AnnIndex
+
+                t0 = time.perf_counter()
+                index = AnnIndex(vectors)
+                row["ann_build_s"] = time.perf_counter() - t0
+                row["ann_ms"] = timed(lambda: index.search(queries[:1], 10), min(cfg.repeat, 20))["p50_ms"]
+                exact_idx, _ = top_k(queries @ vectors.T, 10)
+                ann_idx, _ = index.search(queries, 10)
+                row["ann_recall@10"] = float(np.mean([len(set(a) & set(e)) / 10 for a, e in zip(ann_idx, exact_idx)]))
+            except ImportError as e:
+                row["ann_note"] = str(e)
+        rows.append(row)
+        del vectors
+    return rows
+
+
+def _subprocess_json(code: str) -> dict[str, Any]:
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def cold_start(model: Path, pack: Path) -> dict[str, float]:
+    code = f"""
+import json, time
+t0 = time.perf_counter()
+import sdk
+t1 = time.perf_counter()
+r = sdk.Ranker({str(model)!r}, {str(pack)!r}, precision="int8", providers="cpu")
+r.bundle.session("text_encoder"); r.bundle.session("intention_head")
+t2 = time.perf_counter()
+r.rank("hello there")
+t3 = time.perf_counter()
+print(json.dumps({{"import_s": t1 - t0, "load_s": t2 - t1, "first_rank_s": t3 - t2, "cold_start_s": t3 - t0}}))
+"""
+    return _subprocess_json(code)
+
+
+def ranking_rss(model: Path, pack: Path, precision: str) -> float:
+    code = f"""
+import json, resource, sdk
+r = sdk.Ranker({str(model)!r}, {str(pack)!r}, precision={precision!r}, providers="cpu")
+for i in range(100):
+    r.rank(["how are you", "I am so happy today, thanks " * (i % 5 + 1)])
+print(json.dumps({{"rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+"""
+    return float(_subprocess_json(code)["rss_mb"])
+
+
+def pack_build_throughput(model: Path, pack, limit: int) -> dict[str, float]:
+    from sdk.pack_build import build_pack
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "src"
+        folder.mkdir()
+        for i in range(min(limit, len(pack))):
+            src = pack.path_of(i)
+            (folder / f"{i:06d}{src.suffix}").write_bytes(src.read_bytes())
+        n = len(list(folder.iterdir()))
+        t0 = time.perf_counter()
+        build_pack(folder, model, Path(tmp) / "pack", precision="int8", providers="cpu", progress=False)
+        seconds = time.perf_counter() - t0
+    return {"stickers": n, "seconds": seconds, "images_per_s": n / seconds}
+
+
+def gemm_fraction(model: Path, manifest: dict[str, Any], threads: int, cfg: BenchConfig) -> dict[str, float]:
+    """Achieved GFLOP/s of the fp32 text encoder (batch 32 x 64 tokens) against numpy's GEMM peak."""
+    bundle = Bundle(model, precision="fp32", providers="cpu", threads=threads)
+    batch, length = (8, 64) if cfg.quick else (32, 64)
+    ids = np.full((batch, length), 1000 % max(2, bundle.tokenizer.vocab_size), dtype=np.int64)
+    mask = np.ones_like(ids)
+    t = timed(lambda: bundle.pooled(ids, mask), max(3, cfg.repeat // 5))
+    flops = encoder_flops(manifest["text_encoder_config"], length) * batch
+    achieved = flops / (t["p50_ms"] / 1000) / 1e9
+    peak = gemm_peak_gflops(threads, size=512 if cfg.quick else 1024)
+    return {"threads": threads, "gflop_per_context": encoder_flops(manifest["text_encoder_config"], length) / 1e9,
+            "achieved_gflops": achieved, "gemm_peak_gflops": peak, "fraction": achieved / peak}
+
+
+def run_benchmark(model: Path | str, pack_dir: Path | str, run: Path | str | None = None, quick: bool = False,
+                  log=print) -> dict[str, Any]:
+    """Measure everything; returns the results (see report.py for the files)."""
+    model, pack_dir = Path(model), Path(pack_dir)
+    cfg = BenchConfig(quick)
+    manifest = read_manifest(model)
+    pack = load_pack(pack_dir)
+    results: dict[str, Any] = {"machine": machine(), "quick": quick, "model": str(model), "pack": str(pack_dir),
+                               "pack_size": len(pack), "variant": manifest.get("variant"), "fingerprint": manifest["fingerprint"]}
+    sizes = {p: sum(manifest["graphs"][g][p]["bytes"] for g in manifest["graphs"] if p in manifest["graphs"][g])
+             for p in manifest["precisions"]}
+    results["bundle_bytes"] = sizes
+    results["graph_bytes"] = {g: {p: e["bytes"] for p, e in v.items()} for g, v in manifest["graphs"].items()}
+
+    latency: dict[str, Any] = {}
+    precisions = [p for p in ("fp32", "int8") if p in manifest["precisions"]]
+    for precision in precisions:
+        for threads in cfg.threads:
+            log(f"latency: {precision}, {threads} thread(s)")
+            latency[f"{precision}/cpu/t{threads}"] = sdk_latency(model, pack, precision, "cpu", threads, cfg)
+    import onnxruntime as ort
+
+    if CUDA in ort.get_available_providers() and "fp16" in manifest["precisions"]:
+        log("latency: fp16 on CUDA")
+        latency["fp16/cuda"] = sdk_latency(model, pack, "fp16", "cuda", 1, cfg)
+    if run is not None:
+        try:
+            import torch  # noqa: F401
+
+            for threads in cfg.threads:
+                log(f"latency: PyTorch eager fp32, {threads} thread(s)")
+                latency[f"torch-fp32/t{threads}"] = torch_latency(Path(run), pack, threads, cfg)
+        except ImportError:
+            results["torch_note"] = "PyTorch is not installed (the 'train' extra): no eager rows"
+    results["latency"] = latency
+
+    def b1(key: str) -> float | None:
+        row = latency.get(key, {}).get("64", {}).get("b1")
+        return row["p50_ms"] if row else None
+
+    torch_b1 = b1("torch-fp32/t1")
+    results["speedup_int8_vs_torch_b1"] = torch_b1 / b1("int8/cpu/t1") if torch_b1 and b1("int8/cpu/t1") else None
+    results["speedup_fp32_vs_torch_b1"] = torch_b1 / b1("fp32/cpu/t1") if torch_b1 and b1("fp32/cpu/t1") else None
+
+    log("breakdown")
+    main_precision = "int8" if "int8" in precisions else "fp32"
+    results["breakdown"] = breakdown(model, pack, main_precision, 1, cfg, pack_size=1000 if quick else 10_000)
+    results["overhead_fraction_10k"] = results["breakdown"]["overhead_fraction"]
+
+    log("pack scaling")
+    results["pack_scaling"] = pack_scaling(pack.embeddings.shape[1], cfg)
+    row_100k = next((r for r in results["pack_scaling"] if r["stickers"] == 100_000), None)
+    results["topk_100k_ms"] = row_100k["exact_ms"] if row_100k else None
+
+    log("cold start, memory, pack building")
+    results["cold_start"] = cold_start(model, pack_dir)
+    results["cold_start_s"] = results["cold_start"]["cold_start_s"]
+    results["rss_mb_int8"] = ranking_rss(model, pack_dir, main_precision)
+    results["pack_build"] = pack_build_throughput(model, pack, 64 if quick else 512)
+
+    parity = manifest.get("parity", {})
+    results["top5_agreement_int8"] = parity.get("int8", {}).get("top5_agreement")
+    results["map_delta_int8"] = parity.get("int8", {}).get("map_delta")
+    results["top5_agreement_fp16"] = parity.get("fp16", {}).get("top5_agreement")
+    results["map_delta_fp16"] = parity.get("fp16", {}).get("map_delta")
+
+    log("GEMM peak and the text encoder's share of it")
+    results["gemm"] = [gemm_fraction(model, manifest, t, cfg) for t in cfg.threads]
+    results["gemm_peak_fraction"] = results["gemm"][0]["fraction"]
+    return results

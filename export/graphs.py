@@ -1,0 +1,140 @@
+"""The four graphs of a bundle as torch modules, and their export to ONNX with torch.onnx.
+
+| graph          | inputs                                                   | outputs                                |
+| text_encoder   | input_ids, attention_mask (batch, sequence)              | pooled (H^T)                           |
+| intention_head | pooled                                                   | logits, query, query_<mode> per mode   |
+| vision_encoder | pixel_values (batch)                                     | regions (h^I = f_vis(ViT regions))     |
+| selector       | regions, attributes (H^A), attribute_mask (batch)        | sticker (normalised H^R)               |
+
+The label table (label_proj applied to H^Y) is baked into intention_head as a constant.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sdk.labels import ATTRIBUTES
+from training.encoders import pooled_text, region_features
+from training.model import IntRA
+
+GRAPHS = ("text_encoder", "intention_head", "vision_encoder", "selector")
+
+
+class TextEncoderGraph(nn.Module):
+    def __init__(self, model: IntRA) -> None:
+        super().__init__()
+        self.text, self.pooling = model.text, model.cfg.pooling
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return pooled_text(self.text, input_ids, attention_mask, self.pooling)
+
+
+def supported_modes(model: IntRA) -> list[str]:
+    """Query modes a run can serve: none but 'context' without an intention head."""
+    if not model.intention:
+        return ["context"]
+    return ["paper", "soft"] + (["fused"] if hasattr(model, "ctx_proj") else [])
+
+
+class IntentionHeadGraph(nn.Module):
+    """pooled -> (logits, query in the run's mode, query for each supported mode)."""
+
+    def __init__(self, model: IntRA) -> None:
+        super().__init__()
+        self.modes = supported_modes(model)
+        self.main = model.cfg.mode if model.intention else "context"
+        self.intention = model.intention
+        if model.intention:
+            self.head = model.head
+            with torch.no_grad():
+                self.register_buffer("labels", model.label_proj(model.label_table).detach().clone())
+        if hasattr(model, "ctx_proj"):
+            self.ctx_proj = model.ctx_proj
+
+    def output_names(self) -> list[str]:
+        return (["logits"] if self.intention else []) + ["query"] + [f"query_{m}" for m in self.modes]
+
+    def forward(self, pooled: torch.Tensor):
+        queries: dict[str, torch.Tensor] = {}
+        if not self.intention:
+            queries["context"] = F.normalize(self.ctx_proj(pooled), dim=-1)
+            return (queries["context"], queries["context"])
+        logits = self.head(pooled)
+        probs = torch.softmax(logits, -1)
+        soft = probs @ self.labels
+        queries["paper"] = F.normalize(self.labels[logits.argmax(-1)], dim=-1)
+        queries["soft"] = F.normalize(soft, dim=-1)
+        if "fused" in self.modes:
+            queries["fused"] = F.normalize(soft + self.ctx_proj(pooled), dim=-1)
+        return (logits, queries[self.main], *[queries[m] for m in self.modes])
+
+
+class VisionEncoderGraph(nn.Module):
+    def __init__(self, model: IntRA) -> None:
+        super().__init__()
+        self.vision, self.vis_proj = model.vision, model.vis_proj
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self.vis_proj(region_features(self.vision, pixel_values))
+
+
+class SelectorGraph(nn.Module):
+    def __init__(self, model: IntRA) -> None:
+        super().__init__()
+        self.attributes = model.attributes
+        self.selector = model.selector
+        if model.attributes:
+            self.des_proj = model.des_proj
+
+    def forward(self, regions: torch.Tensor, attributes: torch.Tensor, attribute_mask: torch.Tensor) -> torch.Tensor:
+        if self.attributes:
+            attrs = self.des_proj(attributes)
+        else:  # keep the inputs in the graph so every bundle has the same signature
+            attrs = regions.new_zeros(regions.shape[0], attributes.shape[1], regions.shape[-1]) + 0.0 * attributes.sum()
+        return F.normalize(self.selector(regions, attrs, attribute_mask), dim=-1)
+
+
+@dataclass
+class GraphSpec:
+    module: nn.Module
+    inputs: tuple[torch.Tensor, ...]
+    input_names: list[str]
+    output_names: list[str]
+    dynamic_axes: dict[str, dict[int, str]]
+
+
+def graph_specs(model: IntRA, image_size: int, text_hidden: int) -> dict[str, GraphSpec]:
+    """Example inputs, names and dynamic axes of the four graphs."""
+    model.eval()
+    ids = torch.ones(2, 7, dtype=torch.long)
+    mask = torch.ones(2, 7, dtype=torch.long)
+    head = IntentionHeadGraph(model)
+    n_attr = len(ATTRIBUTES)
+    regions = VisionEncoderGraph(model)(torch.zeros(2, 3, image_size, image_size)).detach()
+    return {
+        "text_encoder": GraphSpec(TextEncoderGraph(model), (ids, mask), ["input_ids", "attention_mask"], ["pooled"],
+                                  {"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"}, "pooled": {0: "batch"}}),
+        "intention_head": GraphSpec(head, (torch.zeros(2, text_hidden),), ["pooled"], head.output_names(),
+                                    {"pooled": {0: "batch"}, **{n: {0: "batch"} for n in head.output_names()}}),
+        "vision_encoder": GraphSpec(VisionEncoderGraph(model), (torch.zeros(2, 3, image_size, image_size),), ["pixel_values"], ["regions"],
+                                    {"pixel_values": {0: "batch"}, "regions": {0: "batch"}}),
+        "selector": GraphSpec(SelectorGraph(model), (regions, torch.zeros(2, n_attr, text_hidden), torch.ones(2, n_attr)),
+                              ["regions", "attributes", "attribute_mask"], ["sticker"],
+                              {"regions": {0: "batch"}, "attributes": {0: "batch"}, "attribute_mask": {0: "batch"}, "sticker": {0: "batch"}}),
+    }
+
+
+def export_graph(spec: GraphSpec, path: Path, opset: int) -> None:
+    """torch.onnx.export (TorchScript exporter: one self-contained file), then onnx.checker."""
+    import onnx
+
+    spec.module.eval()
+    with torch.no_grad():
+        torch.onnx.export(spec.module, spec.inputs, str(path), input_names=spec.input_names, output_names=spec.output_names,
+                          dynamic_axes=spec.dynamic_axes, opset_version=opset, do_constant_folding=True, dynamo=False)
+    onnx.checker.check_model(str(path), full_check=True)

@@ -1,0 +1,200 @@
+"""A model bundle made by `intra-export`: its format, verification, and onnxruntime sessions.
+
+Layout of a bundle directory::
+
+    manifest.json         format version, fingerprint, graphs with sha256, parity, versions, config
+    tokenizer.json        the fast tokenizer (`tokenizers` alone loads it)
+    preprocessing.json    text settings (max length, separator, truncation side), image settings, pooling
+    labels.json           the intention labels, in logit order
+    <precision>/<graph>.onnx   for each precision in fp32, int8, fp16 and each of the four graphs
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import IntraError
+from .imageprep import ImageSettings
+from .labels import ATTRIBUTES, LABELS
+from .providers import ProviderChoice, choose_providers, make_session
+from .textprep import ContextTokenizer, Knowledge, TextSettings
+
+log = logging.getLogger("intra")
+
+BUNDLE_FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+TOKENIZER = "tokenizer.json"
+PREPROCESSING = "preprocessing.json"
+LABELS_FILE = "labels.json"
+PRECISIONS = ("fp32", "int8", "fp16")
+GRAPHS = ("text_encoder", "intention_head", "vision_encoder", "selector")
+
+
+class BundleError(IntraError, ValueError):
+    """A bundle is missing, tampered with or incompatible: the message names the file."""
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_manifest(root: Path) -> dict[str, Any]:
+    path = root / MANIFEST
+    if not path.is_file():
+        raise BundleError(f"{path}: not found; is {root} a model bundle made by intra-export?")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise BundleError(f"{path}: unreadable ({e})") from None
+    if manifest.get("format_version") != BUNDLE_FORMAT_VERSION:
+        raise BundleError(f"{path}: format_version {manifest.get('format_version')!r}; this intra reads {BUNDLE_FORMAT_VERSION}")
+    return manifest
+
+
+def verify_file(root: Path, rel: str, expected: str) -> Path:
+    path = (root / rel).resolve()
+    if not path.is_relative_to(root.resolve()):
+        raise BundleError(f"{root / MANIFEST}: file {rel!r} escapes the bundle directory")
+    if not path.is_file():
+        raise BundleError(f"{path}: listed in the manifest but missing")
+    got = sha256_file(path)
+    if got != expected:
+        raise BundleError(f"{path}: sha256 {got[:12]}... does not match the manifest ({expected[:12]}...): the file was changed or damaged")
+    return path
+
+
+@dataclass(frozen=True)
+class BundleInfo:
+    fingerprint: str
+    precision: str
+    provider: str
+    modes: tuple[str, ...]
+    main_mode: str
+
+
+class Bundle:
+    """The four graphs of one precision, loaded into onnxruntime sessions (created on first use)."""
+
+    def __init__(self, root: Path | str, precision: str | None = None, providers: str | Sequence[str] = "auto",
+                 threads: int | None = None, verify: bool = True) -> None:
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise BundleError(f"{self.root}: bundle directory not found")
+        self.manifest = read_manifest(self.root)
+        self.choice: ProviderChoice = choose_providers(providers)
+        available = [p for p in PRECISIONS if all(p in self.manifest["graphs"].get(g, {}) for g in GRAPHS)]
+        if not available:
+            raise BundleError(f"{self.root / MANIFEST}: no precision has all four graphs")
+        wanted = precision or self.choice.default_precision
+        if wanted not in PRECISIONS:
+            raise BundleError(f"unknown precision {wanted!r}; expected one of {', '.join(PRECISIONS)}")
+        if wanted not in available:
+            if precision is not None:
+                raise BundleError(f"{self.root}: precision {wanted!r} not in this bundle (has {', '.join(available)})")
+            log.info("precision %s not in bundle %s; using %s", wanted, self.root, available[0])
+            wanted = "fp32" if "fp32" in available else available[0]
+        if wanted == "int8" and self.choice.device == "cuda":
+            log.warning("int8 (dynamically quantized) graphs run on the CPU only; CUDA will not be used for them")
+        self.precision = wanted
+        self.threads = threads
+        self._paths: dict[str, Path] = {}
+        for graph in GRAPHS:
+            entry = self.manifest["graphs"][graph][wanted]
+            self._paths[graph] = verify_file(self.root, entry["file"], entry["sha256"]) if verify else self.root / entry["file"]
+        files = self.manifest.get("files", {})
+        for rel in (TOKENIZER, PREPROCESSING, LABELS_FILE):
+            if rel not in files:
+                raise BundleError(f"{self.root / MANIFEST}: {rel} is not listed")
+            if verify:
+                verify_file(self.root, rel, files[rel])
+        labels = json.loads((self.root / LABELS_FILE).read_text(encoding="utf-8"))
+        if labels != list(LABELS):
+            raise BundleError(f"{self.root / LABELS_FILE}: the bundle's labels differ from this intra's")
+        self.labels: tuple[str, ...] = tuple(labels)
+        pre = json.loads((self.root / PREPROCESSING).read_text(encoding="utf-8"))
+        self.text_settings = TextSettings(**pre["text"])
+        self.image_settings = ImageSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in pre["image"].items()})
+        self.tokenizer = ContextTokenizer.from_file(self.root / TOKENIZER, self.text_settings)
+        self.fingerprint: str = self.manifest["fingerprint"]
+        self.modes: tuple[str, ...] = tuple(self.manifest["modes"])
+        self.main_mode: str = self.manifest["main_mode"]
+        self.has_intention: bool = "paper" in self.modes
+        self.text_hidden: int = int(self.manifest["dims"]["text_hidden"])
+        self._sessions: dict[str, Any] = {}
+        self._providers: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ sessions
+    def session(self, graph: str):
+        """The onnxruntime session of a graph (created once; sessions are safe to share)."""
+        s = self._sessions.get(graph)
+        if s is None:
+            with self._lock:
+                s = self._sessions.get(graph)
+                if s is None:
+                    choice = self.choice
+                    if self.precision == "int8":
+                        choice = ProviderChoice(("CPUExecutionProvider",), "int8 graphs run on the CPU")
+                    s, got = make_session(str(self._paths[graph]), choice, self.threads)
+                    self._sessions[graph], self._providers[graph] = s, got
+        return s
+
+    @property
+    def provider(self) -> str:
+        """The provider the text encoder really runs on (created if needed)."""
+        self.session("text_encoder")
+        return self._providers["text_encoder"]
+
+    def info(self) -> BundleInfo:
+        return BundleInfo(self.fingerprint, self.precision, self.provider, self.modes, self.main_mode)
+
+    # ------------------------------------------------------------------ graph calls
+    def pooled(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        return self.session("text_encoder").run(["pooled"], {"input_ids": ids, "attention_mask": mask})[0]
+
+    def encode_contexts(self, contexts: Sequence[Sequence[str]], knowledge: Sequence[Knowledge | None] | None = None) -> np.ndarray:
+        ids, mask = self.tokenizer.encode_contexts(contexts, knowledge)
+        return self.pooled(ids, mask)
+
+    def encode_texts(self, texts: Sequence[str], batch: int = 64) -> np.ndarray:
+        out = [self.pooled(*self.tokenizer.encode_texts(texts[k:k + batch])) for k in range(0, len(texts), batch)]
+        return np.concatenate(out) if out else np.zeros((0, self.text_hidden), np.float32)
+
+    def head(self, pooled: np.ndarray, mode: str | None = None) -> tuple[np.ndarray | None, np.ndarray]:
+        """(logits or None, normalised query) for `mode` (default: the run's own)."""
+        mode = mode or self.main_mode
+        if mode not in self.modes:
+            raise BundleError(f"query mode {mode!r} not in this bundle (has {', '.join(self.modes)})")
+        names = (["logits"] if self.has_intention else []) + [f"query_{mode}"]
+        out = self.session("intention_head").run(names, {"pooled": pooled})
+        return (out[0], out[1]) if self.has_intention else (None, out[0])
+
+    def regions(self, pixels: np.ndarray) -> np.ndarray:
+        return self.session("vision_encoder").run(["regions"], {"pixel_values": pixels})[0]
+
+    def stickers(self, regions: np.ndarray, attributes: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        return self.session("selector").run(["sticker"], {"regions": regions, "attributes": attributes, "attribute_mask": mask})[0]
+
+    def sticker_vectors(self, pixels: np.ndarray, descriptions: Sequence[Sequence[str]]) -> np.ndarray:
+        """Normalised sticker vectors for pixels (S, 3, H, W) and per-sticker attribute texts (S, A)."""
+        flat = [(i, j, t) for i, row in enumerate(descriptions) for j, t in enumerate(row) if t and t.strip()]
+        attrs = np.zeros((len(descriptions), len(ATTRIBUTES), self.text_hidden), np.float32)
+        mask = np.zeros((len(descriptions), len(ATTRIBUTES)), np.float32)
+        if flat:
+            emb = self.encode_texts([t for _, _, t in flat])
+            for (i, j, _), v in zip(flat, emb):
+                attrs[i, j], mask[i, j] = v, 1.0
+        return self.stickers(self.regions(pixels), attrs, mask)

@@ -1,0 +1,81 @@
+"""Turn a sticker image into the vision encoder's input: shared by training and the SDK.
+
+Stickers are shown whole: the image is resized to a square (no crop), composited on white when
+it has transparency, scaled to [0, 1] and normalised with the encoder's mean and std. Animated
+images use their first frame (`load_image` reports it).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from .errors import IntraError
+
+MAX_IMAGE_PIXELS = 64_000_000
+
+
+class ImageError(IntraError, ValueError):
+    """A sticker image cannot be used: the message names the file and the cause."""
+
+
+@dataclass(frozen=True)
+class ImageSettings:
+    """How images become pixel arrays; travels in the run config and the bundle."""
+
+    image_size: int = 64
+    mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    std: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    resize: str = "bicubic-square"
+
+
+@dataclass
+class LoadedImage:
+    image: Image.Image
+    animated: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+def load_image(path: Path | str) -> LoadedImage:
+    """Open an image file as RGB; raise ImageError for unreadable, truncated or huge files."""
+    path = Path(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                w, h = img.size
+                if w * h > MAX_IMAGE_PIXELS:
+                    raise ImageError(f"{path}: image is too large ({w}x{h} pixels; the limit is {MAX_IMAGE_PIXELS:,})")
+                animated = bool(getattr(img, "is_animated", False))
+                img.seek(0)
+                img.load()
+                rgba = img.convert("RGBA")
+    except ImageError:
+        raise
+    except FileNotFoundError:
+        raise ImageError(f"{path}: image file not found") from None
+    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ImageError(f"{path}: not a readable image ({e})") from None
+    except OSError as e:
+        raise ImageError(f"{path}: unreadable or truncated image ({e})") from None
+    background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    rgb = Image.alpha_composite(background, rgba).convert("RGB")
+    notes = [f"{path.name}: animated image, using its first frame"] if animated else []
+    return LoadedImage(rgb, animated, notes)
+
+
+def to_pixels(image: Image.Image, settings: ImageSettings) -> np.ndarray:
+    """(3, S, S) float32 array, normalised."""
+    s = settings.image_size
+    arr = np.asarray(image.convert("RGB").resize((s, s), Image.Resampling.BICUBIC), dtype=np.float32) / 255.0
+    arr = (arr - np.asarray(settings.mean, dtype=np.float32)) / np.asarray(settings.std, dtype=np.float32)
+    return np.ascontiguousarray(arr.transpose(2, 0, 1))
+
+
+def load_pixels(path: Path | str, settings: ImageSettings) -> np.ndarray:
+    """load_image + to_pixels."""
+    return to_pixels(load_image(path).image, settings)

@@ -1,0 +1,164 @@
+"""Build a sticker pack on the device: vision_encoder + text_encoder + selector through onnxruntime.
+
+Sources:
+
+- a dataset directory (with ``dataset.json`` and ``stickers.jsonl``): its catalog and descriptions;
+- a folder of images (png, jpg, jpeg, gif, webp), with optional descriptions in a sidecar
+  ``descriptions.json`` ({file name: {"id"?, "label"?, "attributes": {...}}}) or
+  ``descriptions.jsonl`` (one {"file", "id"?, "label"?, "attributes"} per line).
+
+Optional OCR (the `ocr` extra, PP-OCRv4 through rapidocr-onnxruntime) fills the "verbal"
+attribute of stickers that have none. `shard=(i, n)` builds every n-th sticker starting at i, for
+packs built in pieces and merged with :func:`sdk.pack.merge_packs`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .bundle import Bundle, sha256_file
+from .dataset import CATALOG_FILE, INFO_FILE, load_catalog
+from .errors import DatasetError, IntraError, MissingExtraError
+from .imageprep import load_image, to_pixels
+from .labels import ATTRIBUTES, LABEL_INDEX
+from .pack import Pack, PackError, PackSticker, load_pack, write_pack
+
+log = logging.getLogger("intra")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp")
+
+
+@dataclass
+class SourceSticker:
+    id: str
+    path: Path
+    label: str | None = None
+    attributes: dict[str, str] = field(default_factory=dict)
+
+
+def _sidecar(folder: Path) -> dict[str, dict[str, Any]]:
+    js, jl = folder / "descriptions.json", folder / "descriptions.jsonl"
+    out: dict[str, dict[str, Any]] = {}
+    if js.is_file():
+        try:
+            data = json.loads(js.read_bytes().decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise DatasetError(f"{js}: unreadable ({e})") from None
+        if not isinstance(data, dict):
+            raise DatasetError(f"{js}: expected an object mapping file names to descriptions")
+        out.update(data)
+    if jl.is_file():
+        from .dataset import read_jsonl
+
+        for number, obj in read_jsonl(jl):
+            if not isinstance(obj.get("file"), str):
+                raise DatasetError(f"{jl}:{number}: field 'file' is missing")
+            out[obj["file"]] = obj
+    return out
+
+
+def collect(source: Path) -> tuple[list[SourceSticker], str]:
+    """The stickers of a dataset directory or an image folder, and which kind it was."""
+    source = Path(source)
+    if (source / INFO_FILE).is_file() and (source / CATALOG_FILE).is_file():
+        return [SourceSticker(s.id, source / s.image, s.label, dict(s.attributes)) for s in load_catalog(source)], "dataset"
+    if not source.is_dir():
+        raise DatasetError(f"{source}: not a directory of images or a dataset directory")
+    side = _sidecar(source)
+    files = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise DatasetError(f"{source}: no images ({', '.join(IMAGE_SUFFIXES)}) found")
+    out = []
+    for p in files:
+        d = side.get(p.name, {})
+        where = f"{source}: descriptions of {p.name}"
+        attrs = d.get("attributes") or {}
+        if not isinstance(attrs, dict):
+            raise DatasetError(f"{where}: 'attributes' must be an object")
+        for key, value in attrs.items():
+            if key not in ATTRIBUTES:
+                raise DatasetError(f"{where}: unknown attribute {key!r}; expected {', '.join(ATTRIBUTES)}")
+            if not isinstance(value, str):
+                raise DatasetError(f"{where}: attribute {key!r} must be a string")
+        label = d.get("label")
+        if label is not None and label not in LABEL_INDEX:
+            raise DatasetError(f"{where}: unknown label {label!r}")
+        out.append(SourceSticker(str(d.get("id") or p.stem), p, label, {k: v for k, v in attrs.items() if v.strip()}))
+    ids = [s.id for s in out]
+    if len(set(ids)) != len(ids):
+        raise DatasetError(f"{source}: sticker ids are not unique")
+    return out, "folder"
+
+
+def _safe(name: str) -> str:
+    return "".join(ch if ch.isascii() and (ch.isalnum() or ch in "-_.") else "_" for ch in name)[:64] or "sticker"
+
+
+class OcrReader:
+    """Reads the text drawn on a sticker with PP-OCRv4 (rapidocr-onnxruntime)."""
+
+    def __init__(self) -> None:
+        try:
+            from rapidocr_onnxruntime import RapidOCR
+        except ImportError:
+            raise MissingExtraError("OCR of sticker captions", "ocr", "rapidocr_onnxruntime") from None
+        self._engine = RapidOCR()
+
+    def __call__(self, image) -> str:
+        result, _ = self._engine(np.asarray(image.convert("RGB")))
+        return " ".join(r[1] for r in (result or []) if r[1].strip())
+
+
+def build_pack(source: Path | str, model: Bundle | Path | str, out: Path | str, batch_size: int = 32, dtype: str = "float16",
+               ocr: bool | OcrReader = False, shard: tuple[int, int] | None = None, progress: bool = True,
+               providers: str | Sequence[str] = "auto", precision: str | None = None) -> Pack:
+    """Embed every sticker of `source` with `model` and write the pack `out` (atomically)."""
+    bundle = model if isinstance(model, Bundle) else Bundle(model, precision=precision, providers=providers)
+    found, kind = collect(Path(source))
+    # File names carry the position in the whole source, so shards never collide when merged.
+    names = [f"images/{i:06d}-{_safe(s.id)}{s.path.suffix.lower()}" for i, s in enumerate(found)]
+    stickers = found
+    if shard is not None:
+        index, count = shard
+        if not (count >= 1 and 0 <= index < count):
+            raise PackError(f"shard must be (index, count) with 0 <= index < count, got {shard}")
+        stickers, names = found[index::count], names[index::count]
+        if not stickers:
+            raise PackError(f"shard {index}/{count} of {source} is empty")
+    reader = ocr if isinstance(ocr, OcrReader) else (OcrReader() if ocr else None)
+    from tqdm import tqdm
+
+    vectors, records = [], []
+    bar = tqdm(total=len(stickers), desc="building pack", unit="sticker", disable=not progress)
+    for k in range(0, len(stickers), batch_size):
+        chunk = stickers[k:k + batch_size]
+        pixels, texts = [], []
+        for s, name in zip(chunk, names[k:k + batch_size]):
+            loaded = load_image(s.path)
+            attrs = dict(s.attributes)
+            if reader is not None and "verbal" not in attrs:
+                text = reader(loaded.image)
+                if text:
+                    attrs["verbal"] = text
+            pixels.append(to_pixels(loaded.image, bundle.image_settings))
+            texts.append([attrs.get(a, "") for a in ATTRIBUTES])
+            for note in loaded.notes:
+                log.warning(note)
+            records.append(PackSticker(s.id, name, sha256_file(s.path), s.label, attrs,
+                                       tuple(loaded.notes)))
+        vectors.append(bundle.sticker_vectors(np.stack(pixels), texts))
+        bar.update(len(chunk))
+    bar.close()
+    extra = {"precision": bundle.precision, "model_path": str(bundle.root.resolve()), "source_kind": kind,
+             "shard": list(shard) if shard else None}
+    try:
+        write_pack(out, records, np.concatenate(vectors), [s.path for s in stickers], bundle.fingerprint, extra, dtype)
+    except OSError as e:
+        raise IntraError(f"{out}: could not write the pack ({e}); any existing pack there is unchanged") from None
+    return load_pack(out)

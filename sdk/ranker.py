@@ -1,0 +1,192 @@
+"""Rank a pack's stickers for a conversation: one text-encoder pass, the head, one product.
+
+:class:`Ranker` loads a bundle and a pack once (sessions and vectors cached) and serves
+`rank` / `rank_many` from any number of threads: onnxruntime sessions are safe to share and the
+ranking itself only reads shared state. Exact top-k uses argpartition; above `ann_threshold`
+stickers (or when asked) an ANN index from the `ann` extra (FAISS HNSW) is used instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .bundle import Bundle, BundleError
+from .context import Context, ContextError, parse_context
+from .errors import MissingExtraError
+from .pack import Pack, PackError, load_pack
+from .textprep import Knowledge
+
+log = logging.getLogger("intra")
+
+ANN_THRESHOLD = 200_000
+
+
+@dataclass(frozen=True)
+class Match:
+    sticker_id: str
+    score: float
+    file: Path
+    label: str | None
+
+
+@dataclass(frozen=True)
+class RankResult:
+    matches: tuple[Match, ...]
+    intention: str | None
+    intention_probability: float | None
+    provider: str
+    precision: str
+    mode: str
+    search: str = "exact"
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"matches": [{"sticker_id": m.sticker_id, "score": m.score, "file": str(m.file), "label": m.label} for m in self.matches],
+                "intention": self.intention, "intention_probability": self.intention_probability, "provider": self.provider,
+                "precision": self.precision, "mode": self.mode, "search": self.search}
+
+
+def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(indices, scores) of the k best per row, best first: argpartition, then a sort of k."""
+    k = min(k, scores.shape[1])
+    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    part_scores = np.take_along_axis(scores, part, axis=1)
+    order = np.argsort(-part_scores, axis=1, kind="stable")
+    return np.take_along_axis(part, order, axis=1), np.take_along_axis(part_scores, order, axis=1)
+
+
+class AnnIndex:
+    """FAISS HNSW over inner product (vectors are normalised, so it ranks by cosine)."""
+
+    def __init__(self, vectors: np.ndarray, m: int = 32, ef_search: int = 128) -> None:
+        try:
+            import faiss
+        except ImportError:
+            raise MissingExtraError("approximate search over large packs", "ann", "faiss") from None
+        self.index = faiss.IndexHNSWFlat(vectors.shape[1], m, faiss.METRIC_INNER_PRODUCT)
+        self.index.hnsw.efSearch = ef_search
+        self.index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        scores, idx = self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+        return idx, scores
+
+
+class Ranker:
+    """A bundle and a pack, loaded once, ranking conversations."""
+
+    def __init__(self, model: Bundle | Path | str, pack: Pack | Path | str, precision: str | None = None,
+                 providers: str | Sequence[str] = "auto", threads: int | None = None, mode: str | None = None,
+                 ann: bool | None = None, ann_threshold: int = ANN_THRESHOLD, verify: bool = True) -> None:
+        self.bundle = model if isinstance(model, Bundle) else Bundle(model, precision=precision, providers=providers, threads=threads, verify=verify)
+        self.pack = pack if isinstance(pack, Pack) else load_pack(pack, verify=verify)
+        if self.pack.fingerprint != self.bundle.fingerprint:
+            raise PackError(f"{self.pack.root}: built by model {self.pack.fingerprint}, but the model at {self.bundle.root} is "
+                            f"{self.bundle.fingerprint}; rebuild the pack with this model (intra pack build)")
+        self.mode = mode or self.bundle.main_mode
+        if self.mode not in self.bundle.modes:
+            raise BundleError(f"query mode {self.mode!r} not in this bundle (has {', '.join(self.bundle.modes)})")
+        self.use_knowledge = "knowledge" in self.bundle.manifest.get("inputs", [])
+        use_ann = ann if ann is not None else len(self.pack) > ann_threshold
+        self._ann = AnnIndex(self.pack.embeddings) if use_ann else None
+        self._labels = self.bundle.labels
+
+    def _rows(self, contexts: Sequence[Context], knowledge: Sequence[Knowledge | None] | None) -> tuple[list[list[str]], list]:
+        parsed = []
+        for i, c in enumerate(contexts):
+            try:
+                parsed.append(parse_context(c))
+            except ContextError as e:
+                raise ContextError(f"contexts[{i}]: {e}" if len(contexts) > 1 else str(e)) from None
+        know = list(knowledge) if knowledge is not None else [None] * len(parsed)
+        if len(know) != len(parsed):
+            raise ContextError(f"knowledge: {len(know)} entries for {len(parsed)} contexts")
+        if not self.use_knowledge:
+            know = [None] * len(parsed)
+        return parsed, know
+
+    def query(self, contexts: Sequence[Context], knowledge: Sequence[Knowledge | None] | None = None) -> tuple[np.ndarray | None, np.ndarray]:
+        """(intention logits or None, normalised query vectors) for several contexts."""
+        parsed, know = self._rows(contexts, knowledge)
+        return self.bundle.head(self.bundle.encode_contexts(parsed, know), self.mode)
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        if self._ann is not None:
+            return self._ann.search(queries, k)
+        return top_k(queries @ self.pack.embeddings.T, k)
+
+    def rank_many(self, contexts: Sequence[Context], top_k: int = 5, knowledge: Sequence[Knowledge | None] | None = None,
+                  batch_size: int = 32) -> list[RankResult]:
+        """Rank several conversations, batched through the graphs."""
+        if top_k < 1:
+            raise ValueError(f"top_k must be >= 1, got {top_k}")
+        if isinstance(contexts, (str, bytes)):
+            raise ContextError("rank_many expects a list of contexts; use rank() for one")
+        results: list[RankResult] = []
+        for start in range(0, len(contexts), batch_size):
+            chunk = contexts[start:start + batch_size]
+            kn = knowledge[start:start + batch_size] if knowledge is not None else None
+            logits, queries = self.query(chunk, kn)
+            idx, scores = self.search(queries, top_k)
+            probs = None
+            if logits is not None:
+                e = np.exp(logits - logits.max(1, keepdims=True))
+                probs = e / e.sum(1, keepdims=True)
+            for r in range(len(chunk)):
+                matches = tuple(Match(self.pack.stickers[i].id, float(s), self.pack.path_of(int(i)), self.pack.stickers[i].label)
+                                for i, s in zip(idx[r], scores[r]) if i >= 0)
+                intent = int(probs[r].argmax()) if probs is not None else None
+                results.append(RankResult(
+                    matches=matches,
+                    intention=self._labels[intent] if intent is not None else None,
+                    intention_probability=float(probs[r, intent]) if intent is not None else None,
+                    provider=self.bundle.provider, precision=self.bundle.precision, mode=self.mode,
+                    search="ann" if self._ann is not None else "exact"))
+        return results
+
+    def rank(self, context: Context, top_k: int = 5, knowledge: Knowledge | None = None) -> RankResult:
+        """Rank the pack for one conversation."""
+        return self.rank_many([context], top_k, [knowledge] if knowledge is not None else None)[0]
+
+
+_CACHE: dict[tuple, Ranker] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def _model_for(pack_dir: Path, model: Any) -> Any:
+    if model is not None:
+        return model
+    import json
+
+    meta = json.loads((pack_dir / "pack.json").read_text(encoding="utf-8")) if (pack_dir / "pack.json").is_file() else {}
+    hint = meta.get("model_path")
+    if not hint:
+        raise BundleError(f"{pack_dir}: the pack does not say which model built it; pass model=BUNDLE_DIR")
+    return hint
+
+
+def get_ranker(pack: Pack | Path | str, model: Bundle | Path | str | None = None, **options: Any) -> Ranker:
+    """A cached Ranker for (pack, model, options): repeated `sdk.rank` calls load nothing again."""
+    if isinstance(pack, Pack):
+        return Ranker(_model_for(pack.root, model), pack, **options)
+    pack_dir = Path(pack)
+    model = _model_for(pack_dir, model)
+    key = (str(pack_dir.resolve()), str(model) if not isinstance(model, Bundle) else id(model),
+           tuple(sorted((k, v if isinstance(v, (str, int, float, bool, type(None))) else repr(v)) for k, v in options.items())))
+    with _CACHE_LOCK:
+        if key not in _CACHE:
+            _CACHE[key] = Ranker(model, pack_dir, **options)
+        return _CACHE[key]
+
+
+def rank(context: Context, pack: Pack | Path | str, top_k: int = 5, model: Bundle | Path | str | None = None,
+         knowledge: Knowledge | Mapping[str, Sequence[str]] | None = None, **options: Any) -> RankResult:
+    """Rank `pack`'s stickers for `context` (a string, a list of turns or of (speaker, text) pairs)."""
+    return get_ranker(pack, model, **options).rank(context, top_k, knowledge)

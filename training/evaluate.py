@@ -1,0 +1,149 @@
+"""`intra eval`: score a trained run and the baselines on one split; write report.json/.md and a PR plot.
+
+Rows: ``int-ra`` (the run, in its own query mode), other trained runs given by name (ablations,
+the CLIP-style dual encoder, other modes), and three untrained baselines on the same split:
+``random`` (seeded uniform scores), ``popular`` (how often each sticker is gold in train) and
+``intention-only`` (the run's intention head alone: a sticker scores the predicted probability of
+its label, ties broken by popularity; no sticker side).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sdk import atomic
+from sdk.dataset import load_dataset
+from sdk.labels import LABEL_INDEX, LABELS
+
+from .features import sticker_inputs, sticker_labels
+from .metrics import classification_metrics, gold_ranks, pr_curve, ranked_relevance, relevance_matrix, retrieval_metrics
+from .run_dir import load_run
+from .scoring import score_conversations
+
+METRIC_KEYS = ("P@1", "P@3", "P@5", "mAP", "R@1", "R@5", "R@10", "MRR")
+
+
+def popularity(ds) -> np.ndarray:
+    counts = Counter(c.sticker_id for c in ds.split("train"))
+    return np.array([counts.get(s.id, 0) for s in ds.stickers], dtype=np.float64)
+
+
+def _row(scores: np.ndarray, gold: np.ndarray, labels: list[int]) -> tuple[dict[str, float], dict[str, list[float]]]:
+    metrics = retrieval_metrics(scores, gold, labels)
+    curve = pr_curve(ranked_relevance(scores, relevance_matrix(labels, gold)))
+    return metrics, curve
+
+
+def evaluate(run: Path | str, data: Path | str, split: str = "test", compare: Mapping[str, Path | str] | None = None,
+             seed: int = 0) -> dict[str, Any]:
+    """Metrics of the run, the named comparison runs and the baselines on `split` of `data`."""
+    ds = load_dataset(data)
+    convs = ds.split(split)
+    index = ds.sticker_index()
+    gold = np.array([index[c.sticker_id] for c in convs])
+    labels, label_rule = sticker_labels(ds)
+    pop = popularity(ds)
+    models: dict[str, dict[str, float]] = {}
+    curves: dict[str, dict[str, list[float]]] = {}
+    intention: dict[str, dict[str, float]] = {}
+    gold_labels = np.array([LABEL_INDEX[c.label] for c in convs])
+    runs = {"int-ra": run, **(compare or {})}
+    main_logits = None
+    variants = {}
+    for name, path in runs.items():
+        model, tokenizer, image_settings, conf = load_run(path)
+        variants[name] = conf["variant"]
+        scores, logits = score_conversations(model, tokenizer, sticker_inputs(ds, image_settings), convs)
+        models[name], curves[name] = _row(scores, gold, labels)
+        if logits is not None:
+            intention[name] = classification_metrics(logits.argmax(1), gold_labels, len(LABELS))
+            if name == "int-ra":
+                main_logits = logits
+    rng = np.random.default_rng(seed)
+    baselines = {"random": rng.random((len(convs), len(ds.stickers))), "popular": np.broadcast_to(pop, (len(convs), len(pop))).copy()}
+    if main_logits is not None:
+        probs = np.exp(main_logits - main_logits.max(1, keepdims=True))
+        probs /= probs.sum(1, keepdims=True)
+        lab = np.asarray(labels)
+        by_label = np.where(lab[None, :] >= 0, probs[:, np.clip(lab, 0, None)], 0.0)
+        baselines["intention-only"] = by_label + 1e-6 * pop[None, :] / max(pop.max(), 1.0)
+    for name, scores in baselines.items():
+        models[name], curves[name] = _row(scores, gold, labels)
+    ranks = gold_ranks(baselines["random"], gold)  # sanity anchor for the report: expected ~ S/2
+    return {
+        "split": split, "n": len(convs), "stickers": len(ds.stickers),
+        "dataset": {k: ds.info.get(k) for k in ("name", "synthetic", "source", "split_rule", "rules")},
+        "label_rule": label_rule,
+        "tie_rule": "ties in scores are broken pessimistically (relevant stickers rank after irrelevant ones with the same score)",
+        "models": models, "variants": variants,
+        "intention": intention.get("int-ra", {}), "intention_by_model": intention,
+        "pr_curves": curves, "random_median_gold_rank": float(np.median(ranks)),
+        "command": " ".join(sys.argv),
+    }
+
+
+def write_report(report: dict[str, Any], out: Path | str) -> None:
+    """report.json, report.md and pr_curve.png in `out` (each written atomically)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic.write_json(out / "report.json", report)
+    atomic.write_text(out / "report.md", markdown(report))
+    plot_pr(report, out / "pr_curve.png")
+
+
+def markdown(report: dict[str, Any]) -> str:
+    ds = report["dataset"]
+    lines = [f"# Evaluation on {ds.get('name')} / {report['split']}", ""]
+    if ds.get("synthetic"):
+        lines += ["**SYNTHETIC data** (intra's procedural world), not real users.", ""]
+    if ds.get("source"):
+        lines += [f"Source: {ds['source']}", ""]
+    lines += [f"{report['n']} conversations, {report['stickers']} candidate stickers. Metrics in percent.", "",
+              "| model | " + " | ".join(METRIC_KEYS) + " |", "|---" * (len(METRIC_KEYS) + 1) + "|"]
+    for name, m in report["models"].items():
+        variant = report["variants"].get(name)
+        label = f"{name} [{variant}]" if variant and variant != name else name
+        lines.append(f"| {label} | " + " | ".join(f"{100 * m[k]:.2f}" for k in METRIC_KEYS) + " |")
+    lines.append("")
+    if report["intention_by_model"]:
+        lines += ["| intention head | accuracy | macro-F1 |", "|---|---|---|"]
+        for name, m in report["intention_by_model"].items():
+            lines.append(f"| {name} | {100 * m['accuracy']:.2f} | {100 * m['macro_f1']:.2f} |")
+        lines.append("")
+    lines += ["P@k and mAP count a sticker as correct when its label equals the gold sticker's label; "
+              "R@k and MRR count only the gold sticker.", "",
+              f"- Label rule: {report['label_rule']}.", f"- Tie rule: {report['tie_rule']}."]
+    for key, rule in (ds.get("rules") or {}).items():
+        lines.append(f"- Data rule ({key}): {rule}.")
+    if ds.get("split_rule"):
+        lines.append(f"- Splits: {ds['split_rule']}.")
+    lines += ["", f"Command: `{report['command']}`", ""]
+    return "\n".join(lines)
+
+
+def plot_pr(report: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for name, curve in report["pr_curves"].items():
+        ax.plot(curve["recall"], curve["precision"], marker="o", markersize=3, label=name)
+    ax.set_xlabel("recall (label match)")
+    ax.set_ylabel("interpolated precision")
+    title = f"{report['dataset'].get('name')} / {report['split']}"
+    ax.set_title(title + (" (SYNTHETIC)" if report["dataset"].get("synthetic") else ""))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    tmp.replace(path)

@@ -1,0 +1,105 @@
+"""A dataset turned into model inputs: sticker pixels and attribute texts, conversation batches."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from sdk.dataset import Conversation, Dataset
+from sdk.imageprep import ImageSettings, load_pixels
+from sdk.labels import ATTRIBUTES, LABEL_INDEX, LABELS
+from sdk.textprep import ContextTokenizer
+
+
+@dataclass
+class StickerInputs:
+    pixels: torch.Tensor  # (S, 3, H, W)
+    attribute_texts: list[list[str]]  # (S, A), "" where masked
+    attribute_mask: torch.Tensor  # (S, A) float
+
+
+def sticker_inputs(ds: Dataset, settings: ImageSettings) -> StickerInputs:
+    pixels = np.stack([load_pixels(ds.image_path(s), settings) for s in ds.stickers])
+    texts = [[s.attributes.get(a, "") for a in ATTRIBUTES] for s in ds.stickers]
+    mask = torch.tensor([[1.0 if t.strip() else 0.0 for t in row] for row in texts])
+    return StickerInputs(torch.from_numpy(pixels), texts, mask)
+
+
+def sticker_labels(ds: Dataset, split: str = "train") -> tuple[list[int], str]:
+    """Each sticker's intention label id (-1 unknown) and the rule that gave it.
+
+    A sticker's catalog label wins; otherwise its most frequent intention as gold sticker in the
+    training split (ties: the label that comes first in GoEmotions order).
+    """
+    counts: dict[str, Counter] = {}
+    for c in ds.splits.get(split, ()):
+        counts.setdefault(c.sticker_id, Counter())[c.label] += 1
+    out = []
+    for s in ds.stickers:
+        if s.label is not None:
+            out.append(LABEL_INDEX[s.label])
+        elif s.id in counts:
+            best = max(counts[s.id].items(), key=lambda kv: (kv[1], -LABEL_INDEX[kv[0]]))[0]
+            out.append(LABEL_INDEX[best])
+        else:
+            out.append(-1)
+    rule = ("a sticker's label is its catalog label when it has one, else its most frequent intention as the gold "
+            "sticker in the training split (ties: first in GoEmotions order); stickers with neither only count "
+            "as correct when they are the gold sticker")
+    return out, rule
+
+
+def encode_attribute_table(model, tokenizer: ContextTokenizer, texts: list[list[str]], batch: int = 256) -> torch.Tensor:
+    """H^A for every (sticker, attribute): (S, A, h) with zeros where masked; no gradient."""
+    flat = [(i, j, t) for i, row in enumerate(texts) for j, t in enumerate(row) if t.strip()]
+    out = torch.zeros(len(texts), len(ATTRIBUTES), model.label_table.shape[1])
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        for k in range(0, len(flat), batch):
+            chunk = flat[k:k + batch]
+            ids, mask = tokenizer.encode_texts([t for _, _, t in chunk])
+            h = model.encode_text(torch.from_numpy(ids), torch.from_numpy(mask))
+            for (i, j, _), v in zip(chunk, h):
+                out[i, j] = v
+    model.train(was_training)
+    return out
+
+
+def refresh_label_table(model, tokenizer: ContextTokenizer) -> None:
+    was_training = model.training
+    model.eval()
+    ids, mask = tokenizer.encode_texts(list(LABELS))
+    model.refresh_label_table(torch.from_numpy(ids), torch.from_numpy(mask))
+    model.train(was_training)
+
+
+def context_batch(convs: Sequence[Conversation], tokenizer: ContextTokenizer, use_knowledge: bool,
+                  knowledge_dropout: float = 0.0, rng: random.Random | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids and mask for conversations; knowledge dropped with probability `knowledge_dropout`."""
+    knowledge = []
+    for c in convs:
+        keep = use_knowledge and c.knowledge and not (rng is not None and rng.random() < knowledge_dropout)
+        knowledge.append(c.knowledge if keep else None)
+    ids, mask = tokenizer.encode_contexts([[t.text for t in c.context] for c in convs], knowledge)
+    return torch.from_numpy(ids), torch.from_numpy(mask)
+
+
+def all_texts(ds: Dataset) -> list[str]:
+    """The texts a tokenizer is fitted on: training contexts and knowledge, descriptions, labels.
+
+    Validation and test texts are left out, so their [UNK] rate is an honest measurement.
+    """
+    texts = list(LABELS)
+    for name in ("train", "extra_intention"):
+        for c in ds.splits.get(name, ()):
+            texts.extend(t.text for t in c.context)
+            if c.knowledge:
+                texts.extend(v for vs in c.knowledge.values() for v in vs)
+    texts.extend(v for s in ds.stickers for v in s.attributes.values())
+    return texts

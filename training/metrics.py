@@ -1,0 +1,100 @@
+"""Retrieval and classification metrics (numpy only), as the paper defines them plus strict ones.
+
+Relevance follows the paper: a retrieved sticker is correct when its intention label equals the
+gold sticker's label (the gold sticker itself is always relevant, even when it has no label).
+Ties in scores are broken pessimistically: among equal scores, irrelevant stickers rank first,
+so a constant scorer earns no credit from the order of the catalog.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+RECALL_POINTS = np.linspace(0.0, 1.0, 11)
+
+
+def pessimistic_order(scores: np.ndarray, relevant: np.ndarray) -> np.ndarray:
+    """Indices of `scores` (one query) from best to worst, relevant items last within ties."""
+    return np.lexsort((relevant.astype(np.int8), -scores))
+
+
+def relevance_matrix(sticker_labels: Sequence[int], gold: np.ndarray) -> np.ndarray:
+    """(Q, S) bool: sticker s is relevant to query q. Labels are ints, -1 for unknown."""
+    labels = np.asarray(sticker_labels)
+    gold_labels = labels[gold]
+    rel = (labels[None, :] == gold_labels[:, None]) & (gold_labels[:, None] >= 0)
+    rel[np.arange(len(gold)), gold] = True
+    return rel
+
+
+def ranked_relevance(scores: np.ndarray, relevant: np.ndarray) -> np.ndarray:
+    """(Q, S) bool relevance in ranked order."""
+    out = np.empty_like(relevant)
+    for q in range(scores.shape[0]):
+        out[q] = relevant[q, pessimistic_order(scores[q], relevant[q])]
+    return out
+
+
+def precision_at(ranked: np.ndarray, k: int) -> float:
+    return float(ranked[:, :k].mean()) if len(ranked) else 0.0
+
+
+def average_precision(ranked_row: np.ndarray) -> float:
+    hits = np.flatnonzero(ranked_row)
+    if len(hits) == 0:
+        return 0.0
+    return float(np.mean(np.arange(1, len(hits) + 1) / (hits + 1)))
+
+
+def mean_average_precision(ranked: np.ndarray) -> float:
+    return float(np.mean([average_precision(r) for r in ranked])) if len(ranked) else 0.0
+
+
+def gold_ranks(scores: np.ndarray, gold: np.ndarray) -> np.ndarray:
+    """1-based rank of the gold sticker per query, ties counted against it."""
+    g = scores[np.arange(len(gold)), gold]
+    return (scores >= g[:, None]).sum(1)
+
+
+def pr_curve(ranked: np.ndarray) -> dict[str, list[float]]:
+    """11-point interpolated precision-recall curve, averaged over queries."""
+    curves = []
+    for row in ranked:
+        total = row.sum()
+        if total == 0:
+            continue
+        tp = np.cumsum(row)
+        precision, recall = tp / np.arange(1, len(row) + 1), tp / total
+        interp = [precision[recall >= r].max() if (recall >= r).any() else 0.0 for r in RECALL_POINTS]
+        curves.append(interp)
+    mean = np.mean(curves, axis=0) if curves else np.zeros_like(RECALL_POINTS)
+    return {"recall": RECALL_POINTS.round(2).tolist(), "precision": [float(x) for x in mean]}
+
+
+def retrieval_metrics(scores: np.ndarray, gold: np.ndarray, sticker_labels: Sequence[int]) -> dict[str, float]:
+    """P@1/3/5 and mAP (label match), R@1/5/10 and MRR (gold sticker)."""
+    rel = relevance_matrix(sticker_labels, gold)
+    ranked = ranked_relevance(scores, rel)
+    ranks = gold_ranks(scores, gold)
+    return {
+        "P@1": precision_at(ranked, 1), "P@3": precision_at(ranked, 3), "P@5": precision_at(ranked, 5),
+        "mAP": mean_average_precision(ranked),
+        "R@1": float((ranks <= 1).mean()), "R@5": float((ranks <= 5).mean()), "R@10": float((ranks <= 10).mean()),
+        "MRR": float((1.0 / ranks).mean()),
+    }
+
+
+def classification_metrics(pred: np.ndarray, gold: np.ndarray, n_labels: int) -> dict[str, float]:
+    """Accuracy and macro-F1 over the labels that occur in gold or predictions."""
+    pred, gold = np.asarray(pred), np.asarray(gold)
+    f1s = []
+    for c in range(n_labels):
+        tp = np.sum((pred == c) & (gold == c))
+        fp = np.sum((pred == c) & (gold != c))
+        fn = np.sum((pred != c) & (gold == c))
+        if tp + fp + fn == 0:
+            continue
+        f1s.append(2 * tp / (2 * tp + fp + fn))
+    return {"accuracy": float(np.mean(pred == gold)) if len(gold) else 0.0, "macro_f1": float(np.mean(f1s)) if f1s else 0.0}

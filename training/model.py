@@ -1,0 +1,115 @@
+"""Int-RA in PyTorch: knowledge-enhanced intention predictor, attribute-aware sticker side, selector.
+
+Text side: H^T = pooled TextEncoder(context [SEP] knowledge); logits = W H^T + b; the label table
+H^Y = TextEncoder(label names) is recomputed whenever the text encoder may have changed. The query
+is, by mode: `paper` f_txt(H^Y[argmax]) (the gold label while training: teacher forcing),
+`soft` sum_k p_k f_txt(H^Y_k), `fused` soft + f_ctx(H^T). Without intention (ablation, and the
+dual encoder) the query is f_ctx(H^T). Sticker side: h^I = f_vis(ViT regions), h^A = f_des(H^A);
+the selector pools h^I into H^R. Score = cos(query, H^R).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sdk.labels import ATTRIBUTES, LABELS
+
+from .config import TrainConfig
+from .encoders import hidden_size, pooled_text, region_features
+from .selector import RelationSelector
+
+
+class IntRA(nn.Module):
+    def __init__(self, cfg: TrainConfig, text: nn.Module, text_config: dict[str, Any], vision: nn.Module, vision_config: dict[str, Any]) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.text = text
+        self.vision = vision
+        h_t, h_v, d = hidden_size(text_config), hidden_size(vision_config), cfg.dim
+        self.intention = cfg.use_intention and not cfg.dual_encoder
+        if self.intention:
+            self.head = nn.Linear(h_t, len(LABELS))
+            self.label_proj = nn.Linear(h_t, d)
+        if not self.intention or cfg.mode == "fused":
+            self.ctx_proj = nn.Linear(h_t, d)
+        self.vis_proj = nn.Linear(h_v, d)
+        self.attributes = cfg.use_attributes and not cfg.dual_encoder
+        if self.attributes:
+            self.des_proj = nn.Linear(h_t, d)
+        self.selector = RelationSelector(d, cfg.key_dim, use_attributes=self.attributes)
+        self.register_buffer("label_table", torch.zeros(len(LABELS), h_t), persistent=True)
+
+    # ------------------------------------------------------------------ text side
+    def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return pooled_text(self.text, input_ids, attention_mask, self.cfg.pooling)
+
+    @torch.no_grad()
+    def refresh_label_table(self, ids: torch.Tensor, mask: torch.Tensor) -> None:
+        """Recompute H^Y from the label names with the current text encoder."""
+        self.label_table.copy_(self.encode_text(ids, mask))
+
+    def query(self, h_t: torch.Tensor, mode: str | None = None, gold: torch.Tensor | None = None) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """(intention logits or None, L2-normalised query (B, d))."""
+        mode = mode or self.cfg.mode
+        if not self.intention:
+            return None, F.normalize(self.ctx_proj(h_t), dim=-1)
+        logits = self.head(h_t)
+        labels = self.label_proj(self.label_table)  # (L, d)
+        if mode == "paper":
+            idx = gold if gold is not None else logits.argmax(-1)
+            q = labels[idx]
+        else:
+            q = torch.softmax(logits, -1) @ labels
+            if mode == "fused":
+                if not hasattr(self, "ctx_proj"):
+                    raise ValueError("mode 'fused' needs a run trained with --mode fused")
+                q = q + self.ctx_proj(h_t)
+        return logits, F.normalize(q, dim=-1)
+
+    # ------------------------------------------------------------------ sticker side
+    def sticker_vectors(self, pixel_values: torch.Tensor, attr_emb: torch.Tensor | None, attr_mask: torch.Tensor | None) -> torch.Tensor:
+        """L2-normalised H^R (S, d) from pixels (S, 3, H, W) and attribute embeddings H^A (S, A, h_t)."""
+        regions = self.vis_proj(region_features(self.vision, pixel_values))
+        s = regions.shape[0]
+        if self.attributes:
+            attrs, mask = self.des_proj(attr_emb), attr_mask
+        else:
+            attrs = regions.new_zeros(s, len(ATTRIBUTES), regions.shape[-1])
+            mask = regions.new_zeros(s, len(ATTRIBUTES))
+        return F.normalize(self.selector(regions, attrs, mask), dim=-1)
+
+    # ------------------------------------------------------------------ training
+    def forward(self, ids: torch.Tensor | None, mask: torch.Tensor | None, gold_label: torch.Tensor, pixels: torch.Tensor,
+                attr_emb: torch.Tensor | None, attr_mask: torch.Tensor, positive: torch.Tensor, negative_mask: torch.Tensor,
+                extra_ids: torch.Tensor | None = None, extra_mask: torch.Tensor | None = None,
+                extra_labels: torch.Tensor | None = None, pooled: torch.Tensor | None = None,
+                extra_pooled: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+        """L = l1 L_ret + l2 L_int on one batch; returns the loss and its parts (floats).
+
+        `pooled` / `extra_pooled` replace the text encoder when it is frozen and its outputs cached.
+        """
+        from .losses import hinge_retrieval, info_nce
+
+        h_t = pooled if pooled is not None else self.encode_text(ids, mask)
+        logits, q = self.query(h_t, gold=gold_label if self.cfg.mode == "paper" else None)
+        scores = q @ self.sticker_vectors(pixels, attr_emb, attr_mask).T
+        if self.cfg.dual_encoder:
+            l_ret = info_nce(scores, positive, negative_mask, self.cfg.temperature)
+        else:
+            l_ret = hinge_retrieval(scores, positive, negative_mask, self.cfg.margin)
+        total = self.cfg.lambda_ret * l_ret
+        parts = {"ret": float(l_ret.detach())}
+        if logits is not None:
+            all_logits, all_gold = logits, gold_label
+            if extra_pooled is not None or extra_ids is not None:
+                h_extra = extra_pooled if extra_pooled is not None else self.encode_text(extra_ids, extra_mask)
+                all_logits = torch.cat([logits, self.head(h_extra)])
+                all_gold = torch.cat([gold_label, extra_labels])
+            l_int = F.cross_entropy(all_logits, all_gold)
+            total = total + self.cfg.lambda_int * l_int
+            parts["int"] = float(l_int.detach())
+        return total, parts

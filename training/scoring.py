@@ -1,0 +1,50 @@
+"""Score conversations against every sticker of a catalog with a trained model (no gradient)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from sdk.dataset import Conversation
+from sdk.textprep import ContextTokenizer
+
+from .features import StickerInputs, context_batch, encode_attribute_table, refresh_label_table
+from .model import IntRA
+
+
+@torch.no_grad()
+def sticker_matrix(model: IntRA, tokenizer: ContextTokenizer, stickers: StickerInputs, batch: int = 64) -> torch.Tensor:
+    """(S, d) normalised sticker vectors H^R."""
+    model.eval()
+    table = encode_attribute_table(model, tokenizer, stickers.attribute_texts) if model.attributes else None
+    out = []
+    for k in range(0, len(stickers.pixels), batch):
+        sl = slice(k, k + batch)
+        out.append(model.sticker_vectors(stickers.pixels[sl], table[sl] if table is not None else None, stickers.attribute_mask[sl]))
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def query_matrix(model: IntRA, tokenizer: ContextTokenizer, convs: Sequence[Conversation], mode: str | None = None,
+                 batch: int = 64) -> tuple[np.ndarray | None, torch.Tensor]:
+    """(intention logits (Q, L) or None, normalised queries (Q, d))."""
+    model.eval()
+    logits, queries = [], []
+    for k in range(0, len(convs), batch):
+        ids, mask = context_batch(convs[k:k + batch], tokenizer, model.cfg.use_knowledge)
+        lg, q = model.query(model.encode_text(ids, mask), mode)
+        queries.append(q)
+        if lg is not None:
+            logits.append(lg)
+    return (torch.cat(logits).numpy() if logits else None), torch.cat(queries)
+
+
+def score_conversations(model: IntRA, tokenizer: ContextTokenizer, stickers: StickerInputs, convs: Sequence[Conversation],
+                        mode: str | None = None, sticker_vectors: torch.Tensor | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """(Q, S) cosine scores and the intention logits (None without an intention head)."""
+    refresh_label_table(model, tokenizer)
+    vectors = sticker_vectors if sticker_vectors is not None else sticker_matrix(model, tokenizer, stickers)
+    logits, queries = query_matrix(model, tokenizer, convs, mode)
+    return (queries @ vectors.T).numpy(), logits
