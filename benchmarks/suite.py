@@ -162,7 +162,6 @@ def pack_scaling(dim: int, cfg: BenchConfig) -> list[dict[str, Any]]:
             except ImportError as e:
                 row["ann_note"] = str(e)
         rows.append(row)
-        del vectors
     return rows
 
 
@@ -188,12 +187,15 @@ print(json.dumps({{"import_s": t1 - t0, "load_s": t2 - t1, "first_rank_s": t3 - 
 
 
 def ranking_rss(model: Path, pack: Path, precision: str) -> float:
+    """Peak RSS (VmHWM) of a fresh process that only ranks. ru_maxrss would be wrong here: Linux
+    carries the parent's peak into a forked child, and this benchmark's parent holds large arrays."""
     code = f"""
-import json, resource, sdk
+import json, sdk
 r = sdk.Ranker({str(model)!r}, {str(pack)!r}, precision={precision!r}, providers="cpu")
 for i in range(100):
     r.rank(["how are you", "I am so happy today, thanks " * (i % 5 + 1)])
-print(json.dumps({{"rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+hwm = [line for line in open("/proc/self/status") if line.startswith("VmHWM:")][0].split()[1]
+print(json.dumps({{"rss_mb": int(hwm) / 1024}}))
 """
     return float(_subprocess_json(code)["rss_mb"])
 
@@ -254,14 +256,14 @@ def run_benchmark(model: Path | str, pack_dir: Path | str, run: Path | str | Non
         log("latency: fp16 on CUDA")
         latency["fp16/cuda"] = sdk_latency(model, pack, "fp16", "cuda", 1, cfg)
     if run is not None:
-        try:
-            import torch  # noqa: F401
+        import importlib.util
 
+        if importlib.util.find_spec("torch") is None:
+            results["torch_note"] = "PyTorch is not installed (the 'train' extra): no eager rows"
+        else:
             for threads in cfg.threads:
                 log(f"latency: PyTorch eager fp32, {threads} thread(s)")
                 latency[f"torch-fp32/t{threads}"] = torch_latency(Path(run), pack, threads, cfg)
-        except ImportError:
-            results["torch_note"] = "PyTorch is not installed (the 'train' extra): no eager rows"
     results["latency"] = latency
 
     def b1(key: str) -> float | None:

@@ -238,22 +238,31 @@ def _reduced_figures(bundle: Bundle, ref: Reference, fp32_scores: np.ndarray, fp
 def _export_int8(tmp: Path, raw: Path, ref: Reference, fp32_scores, fp32_metrics, place, manifest, notes, steps) -> dict[str, Any]:
     """Quantize, then keep the most-quantized variant that meets the gate.
 
-    Candidates, from most to least quantized: every MatMul/Gemm of every graph; the small graphs
-    (vision encoder, selector, head) left in fp32; also the text encoder's attention projections
-    in fp32; only the text encoder's feed-forward layers quantized. The first that meets the gate
-    is kept; when none does, the best by top-5 agreement is kept and reported.
+    Candidates, from most to least quantized (the word embeddings are int8 per row in all):
+    every MatMul/Gemm of every graph; the small graphs (vision encoder, selector, head) in fp32;
+    then, in the text encoder, also the output projections (attention output and feed-forward
+    output, whose inputs carry the largest outliers), then the value projections, then the
+    feed-forward input kept fp32. The first that meets the gate is kept; when none does, the best
+    by top-5 agreement is kept and reported. Measured on the demo model (MiniLM): top-5
+    agreement 0.912, 0.912, 0.949, 0.954, 0.971 at 24, 24, 37, 40, 48 MB (fp32: 91 MB).
     """
     text_nodes = matmul_nodes(raw / "text_encoder.onnx")
-    attention = [n for n in text_nodes if "attention" in n.lower() or any(k in n.lower() for k in ("query", "key", "value"))]
-    ffn = [n for n in text_nodes if n not in attention and any(k in n.lower() for k in ("intermediate", "output"))]
+
+    def having(*keys: str) -> list[str]:
+        return [n for n in text_nodes if any(k in n.lower() for k in keys)]
+
+    outputs = having("output/dense", "attention/output")
+    values = having("value")
+    intermediate = having("intermediate")
     small = ["intention_head", "vision_encoder", "selector"]
     candidates = [("all MatMul/Gemm, per-channel", [], []),
                   ("text encoder int8; vision encoder, selector and head fp32", [], small),
-                  ("text encoder int8 except attention projections; other graphs fp32", attention, small),
-                  ("only the text encoder's feed-forward layers int8", [n for n in text_nodes if n not in ffn], small)]
+                  ("text encoder int8 except output projections", outputs, small),
+                  ("text encoder int8 except output and value projections", outputs + values, small),
+                  ("text encoder: only query and key projections int8", outputs + values + intermediate, small)]
 
     def write(exclude: list[str], keep_fp32: list[str]) -> None:
-        quantize_int8(raw / "text_encoder.onnx", tmp / "int8" / "text_encoder.onnx", exclude)
+        quantize_int8(raw / "text_encoder.onnx", tmp / "int8" / "text_encoder.onnx", exclude, embeddings=True)
         for g in GRAPHS:
             if g == "text_encoder":
                 continue

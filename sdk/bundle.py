@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from .errors import IntraError
+from .jsonfile import check_version, read_json_object
 from .imageprep import ImageSettings
 from .labels import ATTRIBUTES, LABELS
 from .providers import ProviderChoice, choose_providers, make_session
@@ -53,14 +54,8 @@ def sha256_file(path: Path) -> str:
 
 def read_manifest(root: Path) -> dict[str, Any]:
     path = root / MANIFEST
-    if not path.is_file():
-        raise BundleError(f"{path}: not found; is {root} a model bundle made by intra-export?")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise BundleError(f"{path}: unreadable ({e})") from None
-    if manifest.get("format_version") != BUNDLE_FORMAT_VERSION:
-        raise BundleError(f"{path}: format_version {manifest.get('format_version')!r}; this intra reads {BUNDLE_FORMAT_VERSION}")
+    manifest = read_json_object(path, BundleError, f"is {root} a model bundle made by intra-export?")
+    check_version(manifest, path, BUNDLE_FORMAT_VERSION, BundleError)
     return manifest
 
 
@@ -99,6 +94,12 @@ class Bundle:
         if not available:
             raise BundleError(f"{self.root / MANIFEST}: no precision has all four graphs")
         wanted = precision or self.choice.default_precision
+        failed = {f.split(" ", 1)[0] for f in self.manifest.get("parity", {}).get("gate", {}).get("failures", [])}
+        if precision is None and wanted in failed:
+            # an export kept with --allow-degraded: do not pick a precision that failed its gate unasked
+            log.warning("%s graphs of %s failed the parity gate at export; using fp32 (ask for %s explicitly to use them)",
+                        wanted, self.root, wanted)
+            wanted = "fp32"
         if wanted not in PRECISIONS:
             raise BundleError(f"unknown precision {wanted!r}; expected one of {', '.join(PRECISIONS)}")
         if wanted not in available:

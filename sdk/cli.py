@@ -331,7 +331,6 @@ def demo(
         ds = load_dataset(data_dir, splits=["test"])
         convs = ds.split("test")
         ranker = Ranker(workdir / "model", workdir / "pack", precision="int8", providers="cpu")
-        gold_label = {s.id: s.label for s in ds.stickers}
         for conv in convs[:5]:
             res = ranker.rank([turn.text for turn in conv.context], top_k=3)
             typer.echo(f"    ...{conv.context[-1].text!r}  (gold {conv.sticker_id}, {conv.label})")

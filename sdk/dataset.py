@@ -27,6 +27,7 @@ from typing import Any
 
 from . import atomic
 from .errors import DatasetError
+from .jsonfile import check_version, read_json_object
 from .labels import ATTRIBUTES, KNOWLEDGE_RELATIONS, LABEL_INDEX
 
 DATASET_FORMAT_VERSION = 1
@@ -252,17 +253,8 @@ def load_dataset(root: Path | str, splits: Iterable[str] | None = None) -> Datas
     if not root.is_dir():
         raise DatasetError(f"{root}: not a dataset directory (it does not exist or is not a directory)")
     info_path = root / INFO_FILE
-    if not info_path.is_file():
-        raise DatasetError(f"{info_path}: file not found; is {root} a dataset directory?")
-    try:
-        info = json.loads(info_path.read_bytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise DatasetError(f"{info_path}: unreadable ({e})") from None
-    if not isinstance(info, dict):
-        raise DatasetError(f"{info_path}: expected a JSON object")
-    version = info.get("format_version")
-    if version != DATASET_FORMAT_VERSION:
-        raise DatasetError(f"{info_path}: field 'format_version' is {version!r}; this intra reads version {DATASET_FORMAT_VERSION}")
+    info = read_json_object(info_path, DatasetError, f"is {root} a dataset directory?")
+    check_version(info, info_path, DATASET_FORMAT_VERSION, DatasetError)
     stickers = load_catalog(root)
     index = {s.id: i for i, s in enumerate(stickers)}
     wanted = list(splits) if splits is not None else [*RETRIEVAL_SPLITS, EXTRA_INTENTION_SPLIT]

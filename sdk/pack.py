@@ -15,7 +15,6 @@ Every file is checked against its sha256 on load; paths must stay inside the pac
 from __future__ import annotations
 
 import io
-import json
 import shutil
 import time
 from collections.abc import Sequence
@@ -28,6 +27,7 @@ import numpy as np
 from . import atomic
 from .bundle import sha256_file
 from .errors import IntraError
+from .jsonfile import check_version, read_json_object
 
 PACK_FORMAT_VERSION = 1
 PACK_FILE = "pack.json"
@@ -90,14 +90,8 @@ def load_pack(root: Path | str, verify: bool = True) -> Pack:
     """Load and check a pack directory; `verify` hashes every file against pack.json."""
     root = Path(root)
     meta_path = root / PACK_FILE
-    if not meta_path.is_file():
-        raise PackError(f"{meta_path}: not found; is {root} a pack made by `intra pack build`?")
-    try:
-        meta = json.loads(meta_path.read_bytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise PackError(f"{meta_path}: unreadable ({e})") from None
-    if not isinstance(meta, dict) or meta.get("format_version") != PACK_FORMAT_VERSION:
-        raise PackError(f"{meta_path}: format_version {meta.get('format_version') if isinstance(meta, dict) else None!r}; this intra reads {PACK_FORMAT_VERSION}")
+    meta = read_json_object(meta_path, PackError, f"is {root} a pack made by `intra pack build`?")
+    check_version(meta, meta_path, PACK_FORMAT_VERSION, PackError)
     for key in ("fingerprint", "count", "dim", "embeddings", "stickers"):
         if key not in meta:
             raise PackError(f"{meta_path}: field {key!r} is missing")

@@ -14,7 +14,6 @@ packs built in pieces and merged with :func:`sdk.pack.merge_packs`.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from .bundle import Bundle, sha256_file
 from .dataset import CATALOG_FILE, INFO_FILE, load_catalog
 from .errors import DatasetError, IntraError, MissingExtraError
 from .imageprep import load_image, to_pixels
+from .jsonfile import read_json_object
 from .labels import ATTRIBUTES, LABEL_INDEX
 from .pack import Pack, PackError, PackSticker, load_pack, write_pack
 
@@ -46,13 +46,7 @@ def _sidecar(folder: Path) -> dict[str, dict[str, Any]]:
     js, jl = folder / "descriptions.json", folder / "descriptions.jsonl"
     out: dict[str, dict[str, Any]] = {}
     if js.is_file():
-        try:
-            data = json.loads(js.read_bytes().decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise DatasetError(f"{js}: unreadable ({e})") from None
-        if not isinstance(data, dict):
-            raise DatasetError(f"{js}: expected an object mapping file names to descriptions")
-        out.update(data)
+        out.update(read_json_object(js, DatasetError))
     if jl.is_file():
         from .dataset import read_jsonl
 

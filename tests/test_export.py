@@ -63,8 +63,8 @@ def test_gate_fails_on_a_broken_graph_and_keeps_nothing(tiny_run_dir, synthetic_
 
     real = exporter.quantize_int8
 
-    def broken(src, dst, exclude=None, per_channel=True):
-        real(src, dst, exclude, per_channel)
+    def broken(src, dst, exclude=None, **kw):
+        real(src, dst, exclude, **kw)
         model = onnx.load(str(dst))
         rng = np.random.default_rng(0)
         for init in model.graph.initializer:  # random weights at 50x their scale: a broken quantizer

@@ -1,0 +1,28 @@
+"""The benchmark's --quick mode end to end on the tiny bundle (numbers are reported, never asserted on)."""
+
+import json
+
+from typer.testing import CliRunner
+
+from sdk.cli import app
+
+KEYS = ("speedup_int8_vs_torch_b1", "speedup_fp32_vs_torch_b1", "top5_agreement_int8", "map_delta_int8",
+        "overhead_fraction_10k", "topk_100k_ms", "cold_start_s", "rss_mb_int8", "gemm_peak_fraction", "machine")
+
+
+def test_quick_benchmark_writes_results(tiny_bundle, tiny_pack, tiny_run_dir, tmp_path):
+    out = tmp_path / "bench"
+    result = CliRunner().invoke(app, ["bench", "--model", str(tiny_bundle), "--pack", str(tiny_pack), "--run", str(tiny_run_dir),
+                                      "--out", str(out), "--quick"])
+    assert result.exit_code == 0, result.output
+    r = json.loads((out / "results.json").read_text())
+    assert set(KEYS) <= set(r)
+    assert r["machine"]["cores"] >= 1 and "CPUExecutionProvider" in r["machine"]["providers"]
+    assert r["speedup_int8_vs_torch_b1"] > 0 and r["cold_start_s"] > 0 and r["rss_mb_int8"] > 10
+    assert {"fp32/cpu/t1", "int8/cpu/t1", "torch-fp32/t1"} <= set(r["latency"])
+    assert [row["stickers"] for row in r["pack_scaling"]] == [100, 1000]
+    assert 0.0 <= r["pack_scaling"][1]["ann_recall@10"] <= 1.0
+    assert r["top5_agreement_int8"] >= 0.95  # from the manifest's parity figures
+    md = (out / "results.md").read_text()
+    assert "| target | value | goal | result |" in md and ("pass" in md or "MISS" in md)
+    assert (out / "latency.png").stat().st_size > 1000 and (out / "pack_scaling.png").stat().st_size > 1000
