@@ -42,6 +42,7 @@ def main(
     epochs: Optional[int] = typer.Option(None, help="Epochs for every variant. [default: the preset's]"),
     extra_intention: bool = typer.Option(False, help="Train intention heads on extra_intention.jsonl too."),
     only: list[str] = typer.Option([], help="Train only these variants (names as in the table); others must exist."),
+    variants: list[str] = typer.Option([], help="Put only these variants in the table (always with int-ra). [default: all]"),
     seed: int = typer.Option(0, help="Seed of every run."),
 ) -> None:
     """Train all variants and write the comparison table."""
@@ -49,8 +50,12 @@ def main(
     from training.evaluate import evaluate, markdown, write_report
     from training.trainer import train
 
+    unknown = [v for v in [*only, *variants] if v not in VARIANTS]
+    if unknown:
+        raise typer.BadParameter(f"unknown variant(s) {unknown}; choose from {list(VARIANTS)}")
+    chosen = {k: v for k, v in VARIANTS.items() if not variants or k in variants or k == MAIN}
     runs = {}
-    for name, flags in VARIANTS.items():
+    for name, flags in chosen.items():
         run = out / "runs" / run_name(name)
         runs[name] = run
         if only and name not in only:

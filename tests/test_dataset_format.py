@@ -83,7 +83,7 @@ def test_missing_or_foreign_directory(tmp_path):
     with pytest.raises(DatasetError, match="not a dataset directory"):
         load_dataset(tmp_path / "nope")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(DatasetError, match="dataset.json: file not found"):
+    with pytest.raises(DatasetError, match="dataset.json: not found"):
         load_dataset(tmp_path / "empty")
     root = _tiny(tmp_path / "d")
     (root / "dataset.json").write_text(json.dumps({"format_version": 99}))
