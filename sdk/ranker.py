@@ -94,8 +94,14 @@ class Ranker:
         if self.mode not in self.bundle.modes:
             raise BundleError(f"query mode {self.mode!r} not in this bundle (has {', '.join(self.bundle.modes)})")
         self.use_knowledge = "knowledge" in self.bundle.manifest.get("inputs", [])
-        use_ann = ann if ann is not None else len(self.pack) > ann_threshold
-        self._ann = AnnIndex(self.pack.embeddings) if use_ann else None
+        self._ann = None
+        if ann or (ann is None and len(self.pack) > ann_threshold):
+            try:
+                self._ann = AnnIndex(self.pack.embeddings)
+            except MissingExtraError:
+                if ann:  # asked for explicitly: say what is missing
+                    raise
+                log.warning("pack of %d stickers: exact search (install the 'ann' extra for an ANN index)", len(self.pack))
         self._labels = self.bundle.labels
 
     def _rows(self, contexts: Sequence[Context], knowledge: Sequence[Knowledge | None] | None) -> tuple[list[list[str]], list]:
