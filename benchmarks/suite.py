@@ -292,6 +292,7 @@ def run_benchmark(model: Path | str, pack_dir: Path | str, run: Path | str | Non
 
     parity = manifest.get("parity", {})
     results["top5_agreement_int8"] = parity.get("int8", {}).get("top5_agreement")
+    results["int8_scheme"] = parity.get("int8", {}).get("scheme")
     results["map_delta_int8"] = parity.get("int8", {}).get("map_delta")
     results["top5_agreement_fp16"] = parity.get("fp16", {}).get("top5_agreement")
     results["map_delta_fp16"] = parity.get("fp16", {}).get("map_delta")
