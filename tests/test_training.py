@@ -229,3 +229,22 @@ def test_eval_command_writes_the_report(tiny_run, synthetic_dir, tmp_path):
     assert {"accuracy", "macro_f1"} <= set(report["intention"])
     assert (tmp_path / "rep" / "pr_curve.png").stat().st_size > 1000
     assert "SYNTHETIC" in (tmp_path / "rep" / "report.md").read_text()
+
+
+def test_extra_intention_data_trains_the_head(synthetic_dir, tmp_path):
+    import shutil
+
+    from sdk.dataset import conversation_record, load_dataset
+
+    data = tmp_path / "data"
+    shutil.copytree(synthetic_dir, data)
+    ds = load_dataset(data)
+    extra = [conversation_record(c) for c in ds.split("train")[:60]]
+    for rec in extra:
+        rec.pop("sticker_id")
+        rec["id"] = "extra-" + rec["id"]
+    (data / "extra_intention.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in extra))
+    result = train(preset("tiny", epochs=2, extra_intention=True, text_epochs=1), data, tmp_path / "r", progress=False)
+    log = result["history"]
+    assert [r["epoch"] for r in log] == [1, 2] and all(np.isfinite(r["train_int"]) for r in log)
+    assert load_run(tmp_path / "r")[3]["train"]["extra_intention"] is True
