@@ -20,7 +20,8 @@ import numpy as np
 from .bundle import Bundle, BundleError
 from .context import Context, ContextError, parse_context
 from .errors import MissingExtraError
-from .pack import Pack, PackError, load_pack
+from .jsonfile import read_json_object
+from .pack import PACK_FILE, Pack, PackError, load_pack
 from .textprep import Knowledge
 
 log = logging.getLogger("intra")
@@ -169,9 +170,7 @@ _CACHE_LOCK = threading.Lock()
 def _model_for(pack_dir: Path, model: Any) -> Any:
     if model is not None:
         return model
-    import json
-
-    meta = json.loads((pack_dir / "pack.json").read_text(encoding="utf-8")) if (pack_dir / "pack.json").is_file() else {}
+    meta = read_json_object(pack_dir / PACK_FILE, PackError, f"is {pack_dir} a pack made by `intra pack build`?")
     hint = meta.get("model_path")
     if not hint:
         raise BundleError(f"{pack_dir}: the pack does not say which model built it; pass model=BUNDLE_DIR")

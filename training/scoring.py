@@ -42,9 +42,9 @@ def query_matrix(model: IntRA, tokenizer: ContextTokenizer, convs: Sequence[Conv
 
 
 def score_conversations(model: IntRA, tokenizer: ContextTokenizer, stickers: StickerInputs, convs: Sequence[Conversation],
-                        mode: str | None = None, sticker_vectors: torch.Tensor | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+                        mode: str | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """(Q, S) cosine scores and the intention logits (None without an intention head)."""
     refresh_label_table(model, tokenizer)
-    vectors = sticker_vectors if sticker_vectors is not None else sticker_matrix(model, tokenizer, stickers)
+    vectors = sticker_matrix(model, tokenizer, stickers)
     logits, queries = query_matrix(model, tokenizer, convs, mode)
     return (queries @ vectors.T).numpy(), logits
