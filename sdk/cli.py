@@ -106,6 +106,7 @@ def train_cmd(
     no_intention: bool = typer.Option(False, "--no-intention", help="Ablation: the query is the projected context, no intention head."),
     dual_encoder: bool = typer.Option(False, "--dual-encoder", help="Baseline: CLIP-style dual encoder (context vs image, InfoNCE), no intention."),
     extra_intention: bool = typer.Option(False, "--extra-intention", help="Also train the intention head on extra_intention.jsonl."),
+    extra_intention_max: int = typer.Option(8192, help="With --extra-intention: use at most this many extra comments (a fixed random subset per seed)."),
     epochs: Optional[int] = typer.Option(None, help="Epochs. [default: the preset's]"),
     seed: int = typer.Option(0, help="Seed; the same seed and flags give the same run."),
     fresh: bool = typer.Option(False, "--fresh", help="Start over instead of resuming a run found in --out."),
@@ -118,7 +119,8 @@ def train_cmd(
 
         cfg = make_preset(preset, text_model=text_model, vision_model=vision_model, mode=mode, epochs=epochs, seed=seed,
                           use_knowledge=not no_knowledge, use_attributes=not no_attributes, use_intention=not no_intention,
-                          dual_encoder=dual_encoder, extra_intention=extra_intention)
+                          dual_encoder=dual_encoder, extra_intention=extra_intention,
+                          extra_intention_max=extra_intention_max)
         result = train(cfg, data, out, progress=True, resume=not fresh)
     except (IntraError, ValueError) as e:
         _fail(e)

@@ -146,6 +146,22 @@ def test_checkpoint_round_trip_gives_the_saved_validation_metrics(tiny_run, synt
         assert val[key] == pytest.approx(saved[key], abs=1e-6)
 
 
+def test_cached_epochs_validate_like_a_fresh_evaluation(synthetic_dir, tmp_path):
+    """Once the text encoder is frozen, validation reuses H^Y and H^A; the figures must not move."""
+    from sdk.dataset import load_dataset
+    from training.features import sticker_inputs, sticker_labels
+    from training.run_dir import LAST
+    from training.trainer import evaluate_split
+
+    result = train(preset("tiny", epochs=3, text_epochs=1), synthetic_dir, tmp_path / "r", progress=False)
+    last = result["history"][-1]
+    model, tok, image_settings, _ = load_run(tmp_path / "r", LAST)
+    ds = load_dataset(synthetic_dir)
+    val = evaluate_split(model, tok, sticker_inputs(ds, image_settings), ds, "validation", sticker_labels(ds)[0])
+    for key in ("mAP", "P@1", "MRR", "intention_accuracy"):
+        assert val[key] == pytest.approx(last[f"val_{key}"], abs=1e-4)
+
+
 @pytest.mark.parametrize("flags", [dict(use_knowledge=False), dict(use_attributes=False), dict(use_intention=False),
                                    dict(dual_encoder=True), dict(mode="paper"), dict(mode="soft")])
 def test_ablations_and_modes_train(synthetic_dir, tmp_path, flags):
@@ -248,3 +264,15 @@ def test_extra_intention_data_trains_the_head(synthetic_dir, tmp_path):
     log = result["history"]
     assert [r["epoch"] for r in log] == [1, 2] and all(np.isfinite(r["train_int"]) for r in log)
     assert load_run(tmp_path / "r")[3]["train"]["extra_intention"] is True
+
+    from training.trainer import extra_subset
+
+    ds = load_dataset(data)
+    capped = preset("tiny", extra_intention=True, extra_intention_max=20)
+    subset = extra_subset(ds, capped)
+    assert len(subset) == 20 and [c.id for c in subset] == [c.id for c in extra_subset(ds, capped)]
+    assert len({c.id for c in subset}) == 20 and {c.id for c in subset} <= {r["id"] for r in extra}
+    assert [c.id for c in extra_subset(ds, preset("tiny", extra_intention_max=20, seed=1))] != [c.id for c in subset]
+    assert len(extra_subset(ds, preset("tiny", extra_intention_max=100))) == 60
+    with pytest.raises(ValueError, match="extra_intention_max"):
+        preset("tiny", extra_intention_max=0)

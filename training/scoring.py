@@ -15,10 +15,13 @@ from .model import IntRA
 
 
 @torch.no_grad()
-def sticker_matrix(model: IntRA, tokenizer: ContextTokenizer, stickers: StickerInputs, batch: int = 64) -> torch.Tensor:
-    """(S, d) normalised sticker vectors H^R."""
+def sticker_matrix(model: IntRA, tokenizer: ContextTokenizer, stickers: StickerInputs, batch: int = 64,
+                   attr_table: torch.Tensor | None = None) -> torch.Tensor:
+    """(S, d) normalised sticker vectors H^R; `attr_table` reuses H^A computed by a frozen encoder."""
     model.eval()
-    table = encode_attribute_table(model, tokenizer, stickers.attribute_texts) if model.attributes else None
+    table = attr_table
+    if table is None and model.attributes:
+        table = encode_attribute_table(model, tokenizer, stickers.attribute_texts)
     out = []
     for k in range(0, len(stickers.pixels), batch):
         sl = slice(k, k + batch)
@@ -42,9 +45,15 @@ def query_matrix(model: IntRA, tokenizer: ContextTokenizer, convs: Sequence[Conv
 
 
 def score_conversations(model: IntRA, tokenizer: ContextTokenizer, stickers: StickerInputs, convs: Sequence[Conversation],
-                        mode: str | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-    """(Q, S) cosine scores and the intention logits (None without an intention head)."""
-    refresh_label_table(model, tokenizer)
-    vectors = sticker_matrix(model, tokenizer, stickers)
+                        mode: str | None = None, attr_table: torch.Tensor | None = None,
+                        text_frozen: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    """(Q, S) cosine scores and the intention logits (None without an intention head).
+
+    With `text_frozen` the label table is current already and `attr_table` is H^A from the frozen
+    encoder: neither is recomputed (they dominate the cost of validating a cached epoch).
+    """
+    if not text_frozen:
+        refresh_label_table(model, tokenizer)
+    vectors = sticker_matrix(model, tokenizer, stickers, attr_table=attr_table)
     logits, queries = query_matrix(model, tokenizer, convs, mode)
     return (queries @ vectors.T).numpy(), logits

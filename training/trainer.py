@@ -88,10 +88,11 @@ def _param_groups(model: IntRA, cfg: TrainConfig) -> list[dict[str, Any]]:
 
 
 def evaluate_split(model: IntRA, tokenizer: ContextTokenizer, stickers, ds, split: str, labels: list[int],
-                   mode: str | None = None) -> dict[str, float]:
+                   mode: str | None = None, attr_table: torch.Tensor | None = None,
+                   text_frozen: bool = False) -> dict[str, float]:
     """Retrieval metrics (and intention accuracy / macro-F1 when the model has a head)."""
     convs = ds.split(split)
-    scores, logits = score_conversations(model, tokenizer, stickers, convs, mode)
+    scores, logits = score_conversations(model, tokenizer, stickers, convs, mode, attr_table, text_frozen)
     index = ds.sticker_index()
     gold = np.array([index[c.sticker_id] for c in convs])
     out = retrieval_metrics(scores, gold, labels)
@@ -108,6 +109,16 @@ def lr_scale(cfg: TrainConfig, epoch: int, step: int, steps: int) -> float:
         return 1.0
     progress = (epoch * steps + step) / max(1, cfg.epochs * steps)
     return 0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def extra_subset(ds, cfg: TrainConfig) -> list:
+    """The extra intention-only comments used by a run: all of them, or a fixed random subset of
+    `extra_intention_max` drawn from the seed (the same on every process and on resume)."""
+    extra = list(ds.splits.get("extra_intention", ()))
+    if len(extra) <= cfg.extra_intention_max:
+        return extra
+    keep = sorted(random.Random(f"{cfg.seed}-extra").sample(range(len(extra)), cfg.extra_intention_max))
+    return [extra[i] for i in keep]
 
 
 class TextCache:
@@ -188,7 +199,7 @@ def train(cfg: TrainConfig, data: Path | str, out: Path | str, progress: bool = 
     stickers = sticker_inputs(ds, image_settings)
     index = ds.sticker_index()
     train_convs = ds.split("train")
-    extra = list(ds.splits.get("extra_intention", ())) if cfg.extra_intention and model.intention else []
+    extra = extra_subset(ds, cfg) if cfg.extra_intention and model.intention else []
     ddp = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True) if world > 1 else model
     n_stickers = len(ds.stickers)
     step_size = cfg.batch_size * world
@@ -204,6 +215,8 @@ def train(cfg: TrainConfig, data: Path | str, out: Path | str, progress: bool = 
             tqdm.write(f"vision warm-up: InfoNCE {warmup[0]:.3f} -> {warmup[-1]:.3f}")
 
     cache: TextCache | None = None
+    attr_table: torch.Tensor | None = None
+    frozen_tables = False
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.perf_counter()
         if cache is None and 0 <= cfg.text_epochs <= epoch:
@@ -212,8 +225,11 @@ def train(cfg: TrainConfig, data: Path | str, out: Path | str, progress: bool = 
         order_rng = random.Random(f"{cfg.seed}-{epoch}")
         local_rng = random.Random(f"{cfg.seed}-{epoch}-{rank}")
         order = order_rng.sample(range(len(train_convs)), len(train_convs))
-        refresh_label_table(model, ctx_tok)
-        attr_table = encode_attribute_table(model, ctx_tok, stickers.attribute_texts) if model.attributes else None
+        if not frozen_tables:
+            # once the text encoder is frozen, H^Y and H^A no longer change: compute them once
+            refresh_label_table(model, ctx_tok)
+            attr_table = encode_attribute_table(model, ctx_tok, stickers.attribute_texts) if model.attributes else None
+            frozen_tables = cache is not None
         model.train()
         sums: dict[str, float] = {}
         bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress or rank != 0, unit="step")
@@ -255,7 +271,8 @@ def train(cfg: TrainConfig, data: Path | str, out: Path | str, progress: bool = 
             for k, v in {"loss": float(loss.detach()), **parts}.items():
                 sums[k] = sums.get(k, 0.0) + v
             bar.set_postfix({k: f"{v / (step + 1):.3f}" for k, v in sums.items()})
-        val = evaluate_split(model, ctx_tok, stickers, ds, "validation", labels)
+        val = evaluate_split(model, ctx_tok, stickers, ds, "validation", labels,
+                             attr_table=attr_table if frozen_tables else None, text_frozen=frozen_tables)
         record = {"epoch": epoch + 1, "seconds": round(time.perf_counter() - t0, 1),
                   **{f"train_{k}": round(v / steps, 4) for k, v in sums.items()},
                   **{f"val_{k}": round(v, 4) for k, v in val.items()}}
