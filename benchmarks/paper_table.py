@@ -3,7 +3,8 @@
     python -m benchmarks.paper_table --data DIR --out DIR [--preset small] [--split test]
 
 Trains Int-RA in the three query modes (paper, soft, fused), the three ablations (without
-knowledge, attributes, intention; in fused mode) and the CLIP-style dual encoder, each into
+knowledge, attributes, intention; in fused mode), the CLIP-style dual encoder and, where the
+dataset has extra_intention.jsonl, Int-RA with its intention head also trained on it, each into
 OUT/runs/NAME (an unfinished run is resumed), then writes OUT/report.{json,md} and
 OUT/pr_curve.png with the random, popular and intention-only baselines beside them.
 """
@@ -23,6 +24,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "-attributes": dict(mode="fused", use_attributes=False),
     "-intention": dict(mode="fused", use_intention=False),
     "dual-encoder (CLIP-style)": dict(dual_encoder=True),
+    # only where the dataset has extra intention-only examples (GoEmoji's comments without emoji)
+    "int-ra +extra-intention": dict(mode="fused", extra_intention=True),
 }
 MAIN = "int-ra"  # the report's main row: Int-RA in fused mode
 
@@ -46,6 +49,7 @@ def main(
     seed: int = typer.Option(0, help="Seed of every run."),
 ) -> None:
     """Train all variants and write the comparison table."""
+    from sdk.dataset import load_dataset
     from training.config import preset as make_preset
     from training.evaluate import evaluate, markdown, write_report
     from training.trainer import train
@@ -54,6 +58,8 @@ def main(
     if unknown:
         raise typer.BadParameter(f"unknown variant(s) {unknown}; choose from {list(VARIANTS)}")
     chosen = {k: v for k, v in VARIANTS.items() if not variants or k in variants or k == MAIN}
+    if not load_dataset(data).splits.get("extra_intention"):
+        chosen = {k: v for k, v in chosen.items() if not v.get("extra_intention")}
     runs = {}
     for name, flags in chosen.items():
         run = out / "runs" / run_name(name)
@@ -61,7 +67,7 @@ def main(
         if only and name not in only:
             continue
         typer.secho(f"== training {name}", bold=True)
-        train(make_preset(preset, epochs=epochs, seed=seed, extra_intention=extra_intention or None, **flags), data, run)
+        train(make_preset(preset, epochs=epochs, seed=seed, **{"extra_intention": extra_intention or None, **flags}), data, run)
     report = evaluate(runs[MAIN], data, split, {k: v for k, v in runs.items() if k != MAIN}, seed=seed)
     report["preset"] = preset
     write_report(report, out)

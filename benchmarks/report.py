@@ -122,7 +122,8 @@ def explain(r: dict[str, Any]) -> dict[str, str]:
         scheme = r.get("int8_scheme") or "the int8 scheme that passed the parity gate"
         out["speedup"] = (f"{s:.1f}x, short by {6 / s:.1f}x. At batch 1 the text encoder takes {b['text_encoder_ms']:.2f} ms of "
                           f"{b['total_ms']:.2f} ms, so the runtime around it is not the limit; the int8 graph is "
-                          f"'{scheme}', and the layers it keeps fp32 to pass the gate cost the speed.")
+                          f"'{scheme}': the export keeps the fastest scheme that passes the parity gate, and the faster ones "
+                          f"(dynamic int8) lose the ranking (see the manifest's precision_notes).")
     o = r.get("overhead_fraction_10k")
     if o is not None and o > 0.10:
         out["overhead"] = (f"{100 * o:.0f}% of rank() is outside the text encoder: with a small encoder, tokenization "

@@ -35,7 +35,7 @@ from training.scoring import query_matrix, sticker_matrix
 
 from .graphs import IntentionHeadGraph, graph_specs, export_graph, supported_modes
 from .parity import gate_fp32, gate_reduced, row_cosine, topk_agreement
-from .precision import convert_fp16, matmul_nodes, optimize_text_encoder, quantize_int8
+from .precision import INT8_SCHEMES, Int8Scheme, convert_fp16, optimize_text_encoder, quantize_int8
 
 log = logging.getLogger("intra.export")
 DEFAULT_OPSET = 17
@@ -236,58 +236,40 @@ def _reduced_figures(bundle: Bundle, ref: Reference, fp32_scores: np.ndarray, fp
 
 
 def _export_int8(tmp: Path, raw: Path, ref: Reference, fp32_scores, fp32_metrics, place, manifest, notes, steps) -> dict[str, Any]:
-    """Quantize, then keep the most-quantized variant that meets the gate.
+    """Quantize with each scheme of INT8_SCHEMES in turn and keep the first that meets the gate;
+    when none does, the best by top-5 agreement is kept and reported."""
+    small = [g for g in GRAPHS if g != "text_encoder"]
 
-    Candidates, from most to least quantized (the word embeddings are int8 per row in all):
-    every MatMul/Gemm of every graph; the small graphs (vision encoder, selector, head) in fp32;
-    then, in the text encoder, also the output projections (attention output and feed-forward
-    output, whose inputs carry the largest outliers), then the value projections, then the
-    feed-forward input kept fp32. The first that meets the gate is kept; when none does, the best
-    by top-5 agreement is kept and reported. Measured on the demo model (MiniLM, small graphs
-    fp32): top-5 agreement 0.912 (every text MatMul int8), 0.949, 0.954, 0.971 for the last three,
-    at 24, 37, 40, 48 MB of text encoder (fp32: 91 MB).
-    """
-    text_nodes = matmul_nodes(raw / "text_encoder.onnx")
-
-    def having(*keys: str) -> list[str]:
-        return [n for n in text_nodes if any(k in n.lower() for k in keys)]
-
-    outputs = having("output/dense", "attention/output")
-    values = having("value")
-    intermediate = having("intermediate")
-    small = ["intention_head", "vision_encoder", "selector"]
-    candidates = [("all MatMul/Gemm, per-channel", [], []),
-                  ("text encoder int8; vision encoder, selector and head fp32", [], small),
-                  ("text encoder int8 except output projections", outputs, small),
-                  ("text encoder int8 except output and value projections", outputs + values, small),
-                  ("text encoder: only query and key projections int8", outputs + values + intermediate, small)]
-
-    def write(exclude: list[str], keep_fp32: list[str]) -> None:
-        quantize_int8(raw / "text_encoder.onnx", tmp / "int8" / "text_encoder.onnx", exclude, embeddings=True)
-        for g in GRAPHS:
-            if g == "text_encoder":
-                continue
-            if g in keep_fp32:
-                shutil.copyfile(raw / f"{g}.onnx", tmp / "int8" / f"{g}.onnx")
-            else:
+    def write(scheme: Int8Scheme) -> None:
+        quantize_int8(raw / "text_encoder.onnx", tmp / "int8" / "text_encoder.onnx", embeddings=True,
+                      block_size=scheme.block_size, int8_compute=scheme.int8_compute)
+        for g in small:
+            if scheme.small_graphs_int8:
                 quantize_int8(raw / f"{g}.onnx", tmp / "int8" / f"{g}.onnx")
+            else:
+                shutil.copyfile(raw / f"{g}.onnx", tmp / "int8" / f"{g}.onnx")
         for g in GRAPHS:
             place("int8", g, tmp / "int8" / f"{g}.onnx")
 
-    best = None
-    for label, exclude, keep_fp32 in candidates:
-        write(exclude, keep_fp32)
+    best: tuple[dict[str, Any], Int8Scheme] | None = None
+    tried = []
+    for scheme in INT8_SCHEMES:
+        write(scheme)
         _write_manifest(tmp, manifest({}))
         figures = _reduced_figures(Bundle(tmp, precision="int8", providers="cpu"), ref, fp32_scores, fp32_metrics)
-        figures.update(scheme=label, text_nodes_kept_fp32=len(exclude), graphs_kept_fp32=keep_fp32)
-        if best is None or figures["top5_agreement"] > best[0]["top5_agreement"]:
-            best = (figures, exclude, keep_fp32)
-        if gate_reduced(figures["top5_agreement"], figures["map_delta"]).passed:
-            best = (figures, exclude, keep_fp32)
+        figures.update(scheme=scheme.label, text_encoder_bytes=(tmp / "int8" / "text_encoder.onnx").stat().st_size)
+        tried.append({k: figures[k] for k in ("scheme", "top5_agreement", "map_delta", "text_encoder_bytes")})
+        passed = gate_reduced(figures["top5_agreement"], figures["map_delta"]).passed
+        if passed or best is None or figures["top5_agreement"] > best[0]["top5_agreement"]:
+            best = (figures, scheme)
+        if passed:
             break
-    figures, exclude, keep_fp32 = best
-    write(exclude, keep_fp32)  # the loop may have ended on another variant: write the chosen one
-    notes["int8"] = {"scheme": figures["scheme"], "text_nodes_kept_fp32": len(exclude), "text_matmuls": len(text_nodes),
-                     "graphs_kept_fp32": keep_fp32}
+    figures, scheme = best
+    if scheme != INT8_SCHEMES[len(tried) - 1]:
+        write(scheme)  # the loop ended on another scheme: write the chosen one
+    notes["int8"] = {"scheme": scheme.label, "graphs_kept_fp32": [] if scheme.small_graphs_int8 else small,
+                     "text_encoder": "dynamic" if scheme.block_size is None else
+                     f"weight-only, blocks of {scheme.block_size}, {'int8' if scheme.int8_compute else 'fp32'} compute",
+                     "tried": tried}
     steps.update()
     return figures

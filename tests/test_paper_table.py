@@ -1,0 +1,35 @@
+"""The one command that reproduces the paper-style table, on tiny models."""
+
+import json
+import shutil
+
+from typer.testing import CliRunner
+
+from benchmarks.paper_table import app
+
+
+def test_paper_table_trains_variants_and_writes_one_report(synthetic_dir, tmp_path):
+    from sdk.dataset import conversation_record, load_dataset
+
+    data = tmp_path / "data"
+    shutil.copytree(synthetic_dir, data)
+    args = ["--preset", "tiny", "--epochs", "1", "--variants", "-knowledge", "--variants", "int-ra +extra-intention"]
+    # without extra_intention.jsonl the +extra-intention variant is left out
+    result = CliRunner().invoke(app, ["--data", str(data), "--out", str(tmp_path / "a"), *args])
+    assert result.exit_code == 0, result.output
+    models = json.loads((tmp_path / "a" / "report.json").read_text())["models"]
+    assert {"int-ra", "-knowledge", "random", "popular", "intention-only"} <= set(models)
+    assert "int-ra +extra-intention" not in models
+
+    extra = [conversation_record(c) for c in load_dataset(data).split("train")[:40]]
+    for rec in extra:
+        rec.pop("sticker_id")
+        rec["id"] = "extra-" + rec["id"]
+    (data / "extra_intention.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in extra))
+    result = CliRunner().invoke(app, ["--data", str(data), "--out", str(tmp_path / "b"), *args])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "b" / "report.json").read_text())
+    assert "int-ra +extra-intention" in report["models"]
+    config = json.loads((tmp_path / "b" / "runs" / "int-ra-extra-intention" / "config.json").read_text())
+    assert config["train"]["extra_intention"] is True
+    assert "int-ra +extra-intention" in (tmp_path / "b" / "report.md").read_text()
