@@ -108,7 +108,7 @@ class Bundle:
             log.info("precision %s not in bundle %s; using %s", wanted, self.root, available[0])
             wanted = "fp32" if "fp32" in available else available[0]
         if wanted == "int8" and self.choice.device == "cuda":
-            log.warning("int8 (dynamically quantized) graphs run on the CPU only; CUDA will not be used for them")
+            log.warning("int8 graphs are made for the CPU (onnxruntime's int8 kernels); on CUDA ask for fp16")
         self.precision = wanted
         self.threads = threads
         self._paths: dict[str, Path] = {}

@@ -40,6 +40,21 @@ def _row(scores: np.ndarray, gold: np.ndarray, labels: list[int]) -> tuple[dict[
     return metrics, curve
 
 
+def command_line(argv: list[str]) -> str:
+    """The command as a user would retype it: `python -m pkg.mod` for a module run, the script's
+    name for an installed command (not the absolute paths that sys.argv holds)."""
+    import shlex
+
+    first = Path(argv[0])
+    root = Path(__file__).resolve().parent.parent
+    if first.suffix == ".py" and first.resolve().is_relative_to(root):
+        module = ".".join(first.resolve().relative_to(root).with_suffix("").parts)
+        head = ["python", "-m", module.removesuffix(".__main__")]
+    else:
+        head = [first.name]
+    return " ".join(shlex.quote(a) for a in head + list(argv[1:]))
+
+
 def evaluate(run: Path | str, data: Path | str, split: str = "test", compare: Mapping[str, Path | str] | None = None,
              seed: int = 0) -> dict[str, Any]:
     """Metrics of the run, the named comparison runs and the baselines on `split` of `data`."""
@@ -84,7 +99,7 @@ def evaluate(run: Path | str, data: Path | str, split: str = "test", compare: Ma
         "models": models, "variants": variants,
         "intention": intention.get("int-ra", {}), "intention_by_model": intention,
         "pr_curves": curves, "random_median_gold_rank": float(np.median(ranks)),
-        "command": " ".join(sys.argv),
+        "command": command_line(sys.argv),
     }
 
 
