@@ -15,6 +15,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,14 +84,31 @@ def quantize_int8(src: Path, dst: Path, exclude: list[str] | None = None, per_ch
     if block_size is None:
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
-        quantize_dynamic(str(src), str(dst), op_types_to_quantize=["MatMul", "Gemm"], per_channel=per_channel,
-                         weight_type=QuantType.QInt8, nodes_to_exclude=list(exclude or []),
-                         extra_options={"MatMulConstBOnly": True})
+        with _without_preprocess_hint():
+            quantize_dynamic(str(src), str(dst), op_types_to_quantize=["MatMul", "Gemm"], per_channel=per_channel,
+                             weight_type=QuantType.QInt8, nodes_to_exclude=list(exclude or []),
+                             extra_options={"MatMulConstBOnly": True})
     else:
         _weight_only_int8(src, dst, block_size, int8_compute, list(exclude or []))
     if embeddings:
         quantize_embedding_rows(dst)
     onnx.checker.check_model(str(dst))
+
+
+@contextmanager
+def _without_preprocess_hint() -> Iterator[None]:
+    """quantize_dynamic logs 'consider pre-processing' on the root logger for every graph; its
+    pre-processing fails on BERT graphs (STACK-NOTES.md), so the hint is only noise here."""
+
+    def keep(record: logging.LogRecord) -> bool:
+        return "pre-processing before quantization" not in record.getMessage()
+
+    root = logging.getLogger()
+    root.addFilter(keep)
+    try:
+        yield
+    finally:
+        root.removeFilter(keep)
 
 
 def _weight_only_int8(src: Path, dst: Path, block_size: int, int8_compute: bool, exclude: list[str]) -> None:
