@@ -15,6 +15,7 @@ import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -35,7 +36,8 @@ from training.scoring import query_matrix, sticker_matrix
 
 from .graphs import IntentionHeadGraph, graph_specs, export_graph, supported_modes
 from .parity import gate_fp32, gate_reduced, row_cosine, topk_agreement
-from .precision import INT8_SCHEMES, Int8Scheme, convert_fp16, optimize_text_encoder, quantize_int8
+from .int8 import INT8_SCHEMES, Int8Scheme, describe, quantize_int8, quantize_text_encoder
+from .precision import convert_fp16, optimize_text_encoder
 
 log = logging.getLogger("intra.export")
 DEFAULT_OPSET = 17
@@ -82,6 +84,33 @@ class Reference:
             self.scores = queries.numpy() @ self.vectors.T
         self.stickers = stickers
         self.labels = labels
+
+
+def calibration_batches(ds, tokenizer, use_knowledge: bool, n: int = 256, batch: int = 16,
+                        seed: int = 0) -> list[dict[str, np.ndarray]]:
+    """Text-encoder inputs for static int8: `n` training contexts drawn with `seed` and the
+    stickers' attribute texts (the encoder sees both), every batch padded to the max length."""
+    rng = np.random.default_rng(seed)
+    train = ds.split("train")
+    picked = [train[i] for i in rng.choice(len(train), min(n, len(train)), replace=False)]
+    texts = [t for s in ds.stickers for t in s.attributes.values() if t.strip()]
+    texts = [texts[i] for i in rng.choice(len(texts), min(n, len(texts)), replace=False)] if texts else []
+    length = tokenizer.settings.max_length
+    out = []
+    for k in range(0, len(picked), batch):
+        ids, mask = (t.numpy() for t in context_batch(picked[k:k + batch], tokenizer, use_knowledge))
+        out.append((ids, mask))
+    for k in range(0, len(texts), batch):
+        out.append(tokenizer.encode_texts(texts[k:k + batch]))
+    padded = []
+    for ids, mask in out:
+        full_ids = np.full((batch, length), tokenizer.pad_id, np.int64)
+        full_mask = np.zeros((batch, length), np.int64)
+        full_ids[: len(ids), : ids.shape[1]] = ids[:, :length]
+        full_mask[: len(ids), : ids.shape[1]] = mask[:, :length]
+        full_mask[:, 0] = 1  # padding rows attend to one token, so no row is all-masked
+        padded.append({"input_ids": full_ids, "attention_mask": full_mask})
+    return padded
 
 
 def graph_cosines(bundle: Bundle, ref: Reference, model, tokenizer) -> dict[str, float]:
@@ -201,7 +230,8 @@ def export_run(run: Path | str, out: Path | str, precisions: tuple[str, ...] = P
                 continue
             (tmp / precision).mkdir()
             if precision == "int8":
-                figures = _export_int8(tmp, raw, ref, fp32_scores, fp32_metrics, place, manifest, notes, steps)
+                figures = _export_int8(tmp, raw, ref, fp32_scores, fp32_metrics, place, manifest, notes, steps,
+                                       lambda: calibration_batches(ds, tokenizer, model.cfg.use_knowledge))
             else:
                 for g in GRAPHS:
                     src = tmp / "fp32" / f"{g}.onnx"
@@ -235,14 +265,17 @@ def _reduced_figures(bundle: Bundle, ref: Reference, fp32_scores: np.ndarray, fp
             "query_cosine_min": round(row_cosine(scores, fp32_scores), 6)}
 
 
-def _export_int8(tmp: Path, raw: Path, ref: Reference, fp32_scores, fp32_metrics, place, manifest, notes, steps) -> dict[str, Any]:
+def _export_int8(tmp: Path, raw: Path, ref: Reference, fp32_scores, fp32_metrics, place, manifest, notes, steps,
+                 calibration: Callable[[], list[dict[str, np.ndarray]]]) -> dict[str, Any]:
     """Quantize with each scheme of INT8_SCHEMES in turn and keep the first that meets the gate;
     when none does, the best by top-5 agreement is kept and reported."""
     small = [g for g in GRAPHS if g != "text_encoder"]
+    batches: list[dict[str, np.ndarray]] = []
 
     def write(scheme: Int8Scheme) -> None:
-        quantize_int8(raw / "text_encoder.onnx", tmp / "int8" / "text_encoder.onnx", embeddings=True,
-                      block_size=scheme.block_size, int8_compute=scheme.int8_compute)
+        if scheme.calibration and not batches:
+            batches.extend(calibration())
+        quantize_text_encoder(raw / "text_encoder.onnx", tmp / "int8" / "text_encoder.onnx", scheme, batches)
         for g in small:
             if scheme.small_graphs_int8:
                 quantize_int8(raw / f"{g}.onnx", tmp / "int8" / f"{g}.onnx")
@@ -268,8 +301,7 @@ def _export_int8(tmp: Path, raw: Path, ref: Reference, fp32_scores, fp32_metrics
     if scheme != INT8_SCHEMES[len(tried) - 1]:
         write(scheme)  # the loop ended on another scheme: write the chosen one
     notes["int8"] = {"scheme": scheme.label, "graphs_kept_fp32": [] if scheme.small_graphs_int8 else small,
-                     "text_encoder": "dynamic" if scheme.block_size is None else
-                     f"weight-only, blocks of {scheme.block_size}, {'int8' if scheme.int8_compute else 'fp32'} compute",
+                     "text_encoder": describe(scheme),
                      "tried": tried}
     steps.update()
     return figures

@@ -26,3 +26,21 @@ def test_quick_benchmark_writes_results(tiny_bundle, tiny_pack, tiny_run_dir, tm
     md = (out / "results.md").read_text()
     assert "| target | value | goal | result |" in md and ("pass" in md or "MISS" in md)
     assert (out / "latency.png").stat().st_size > 1000 and (out / "pack_scaling.png").stat().st_size > 1000
+
+
+def test_int8_schemes_benchmark_measures_every_scheme(tiny_run_dir, synthetic_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from benchmarks.int8_schemes import app, compared_schemes
+
+    result = CliRunner().invoke(app, ["--run", str(tiny_run_dir), "--data", str(synthetic_dir), "--out", str(tmp_path),
+                                      "--repeat", "3", "--tokens", "16"])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "int8_schemes.json").read_text())
+    rows = report["schemes"]
+    assert [r["scheme"] for r in rows[1:]] == [s.label for s in compared_schemes()]
+    assert {r["kind"] for r in rows} == {"fp32", "dynamic", "weight-only", "static"}
+    for r in rows:
+        assert 0.0 <= r["top5_agreement"] <= 1.0 and r["ms"] > 0 and r["text_encoder_mb"] > 0
+    assert rows[0]["top5_agreement"] == 1.0 and all(r["text_encoder_mb"] < rows[0]["text_encoder_mb"] for r in rows[1:])
+    assert "| scheme | top-5 agreement" in (tmp_path / "int8_schemes.md").read_text()

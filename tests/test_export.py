@@ -59,9 +59,9 @@ def test_tampered_graph_is_detected(tiny_bundle, tmp_path):
 
 def _break_dynamic_int8(monkeypatch):
     """A broken quantizer for the dynamic schemes: every weight it writes is replaced by noise."""
-    from export import exporter
+    from export import exporter, int8
 
-    real = exporter.quantize_int8
+    real = int8.quantize_int8
 
     def broken(src, dst, exclude=None, **kw):
         real(src, dst, exclude, **kw)
@@ -78,7 +78,8 @@ def _break_dynamic_int8(monkeypatch):
                 init.CopyFrom(onnx.numpy_helper.from_array(noise, init.name))
         onnx.save(model, str(dst))
 
-    monkeypatch.setattr(exporter, "quantize_int8", broken)
+    monkeypatch.setattr(int8, "quantize_int8", broken)  # the text encoder's path
+    monkeypatch.setattr(exporter, "quantize_int8", broken)  # the small graphs'
 
 
 def test_gate_fails_on_a_broken_graph_and_keeps_nothing(tiny_run_dir, synthetic_dir, tmp_path, monkeypatch):
@@ -103,10 +104,10 @@ def test_gate_fails_on_a_broken_graph_and_keeps_nothing(tiny_run_dir, synthetic_
 def test_int8_search_moves_past_a_scheme_that_fails_the_gate(tiny_run_dir, synthetic_dir, tmp_path, monkeypatch):
     from export import exporter
     from export.exporter import export_run
-    from export.precision import Int8Scheme
+    from export.int8 import Int8Scheme
 
     _break_dynamic_int8(monkeypatch)
-    weight_only = Int8Scheme("weight-only int8, blocks of 32, fp32 compute", False, 32, False)
+    weight_only = Int8Scheme("weight-only int8, blocks of 32, fp32 compute", block_size=32, int8_compute=False)
     monkeypatch.setattr(exporter, "INT8_SCHEMES", (exporter.INT8_SCHEMES[0], weight_only))
     manifest = export_run(tiny_run_dir, tmp_path / "m", precisions=("int8",), data=synthetic_dir, progress=False)
     notes = manifest["precision_notes"]["int8"]
@@ -174,7 +175,7 @@ def test_every_int8_scheme_keeps_minilm_close_at_under_a_third_of_its_bytes(tmp_
 
     from export.graphs import export_graph, graph_specs
     from export.parity import row_cosine
-    from export.precision import INT8_SCHEMES, quantize_int8
+    from export.int8 import INT8_SCHEMES, quantize_text_encoder
     from sdk.textprep import ContextTokenizer, TextSettings
     from training.config import preset
     from training.encoders import build_text_encoder, build_vision_encoder, default_text_model_dir, load_tokenizer
@@ -194,7 +195,7 @@ def test_every_int8_scheme_keeps_minilm_close_at_under_a_third_of_its_bytes(tmp_
     cosines = []
     for k, scheme in enumerate(INT8_SCHEMES):
         path = tmp_path / f"int8-{k}.onnx"
-        quantize_int8(fp32, path, embeddings=True, block_size=scheme.block_size, int8_compute=scheme.int8_compute)
+        quantize_text_encoder(fp32, path, scheme)
         assert path.stat().st_size < 0.3 * fp32.stat().st_size, scheme.label
         out = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, feed)[0]
         cosines.append(row_cosine(out, reference))
@@ -202,3 +203,31 @@ def test_every_int8_scheme_keeps_minilm_close_at_under_a_third_of_its_bytes(tmp_
     # fastest to the most faithful scheme
     assert all(b >= a - 1e-3 for a, b in zip(cosines, cosines[1:])), cosines
     assert cosines[0] > 0.95 and cosines[-1] > 0.999, cosines
+
+
+def test_static_int8_calibrates_on_training_contexts(tiny_run_dir, synthetic_dir, tmp_path, monkeypatch):
+    from export import exporter
+    from export.exporter import calibration_batches, export_run
+    from export.int8 import Int8Scheme
+    from sdk.dataset import load_dataset
+    from training.run_dir import load_run
+
+    model, tok, _, _ = load_run(tiny_run_dir)
+    batches = calibration_batches(load_dataset(synthetic_dir), tok, True, n=40, batch=16)
+    assert len(batches) == 3 + 3  # 40 contexts and 40 attribute texts, in batches of 16
+    assert {b["input_ids"].shape for b in batches} == {(16, tok.settings.max_length)}
+    assert all(b["attention_mask"].sum(1).min() >= 1 for b in batches)
+
+    static = Int8Scheme("static QDQ, minmax", calibration="minmax")
+    monkeypatch.setattr(exporter, "INT8_SCHEMES", (static,))
+    manifest = export_run(tiny_run_dir, tmp_path / "m", precisions=("int8",), data=synthetic_dir,
+                          allow_degraded=True, progress=False)
+    assert manifest["precision_notes"]["int8"]["text_encoder"] == "static QDQ, minmax calibration"
+    graph = onnx.load(str(tmp_path / "m" / "int8" / "text_encoder.onnx"))
+    assert {"QuantizeLinear", "DequantizeLinear"} <= {n.op_type for n in graph.graph.node}
+    assert 0.0 <= manifest["parity"]["int8"]["top5_agreement"] <= 1.0
+
+    from export.int8 import quantize_text_encoder
+
+    with pytest.raises(ValueError, match="needs calibration batches"):
+        quantize_text_encoder(tmp_path / "m" / "fp32" / "text_encoder.onnx", tmp_path / "x.onnx", static)

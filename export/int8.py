@@ -1,0 +1,207 @@
+"""int8 graphs with onnxruntime.quantization, and the schemes the export chooses from.
+
+Always on the unfused graph (quantizing a fused graph can fail, see STACK-NOTES.md). Three ways:
+- dynamic: per-channel int8 MatMul/Gemm weights, activations quantized per tensor at run time
+  (fastest; one scale per activation tensor is what costs MiniLM its ranking);
+- weight-only: MatMulNBits with 8-bit weights and one scale per block of weights; with
+  `int8_compute` onnxruntime also quantizes the activations per block (far finer than per
+  tensor), otherwise the product is computed in fp32;
+- static: QDQ with activation scales calibrated on inputs drawn from the training data.
+The word-embedding table is stored int8 with one scale per row in every scheme.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+
+
+@dataclass(frozen=True)
+class Int8Scheme:
+    """One way to quantize a bundle to int8; the word embeddings are int8 per row in all of them."""
+
+    label: str
+    small_graphs_int8: bool = False  # the vision encoder, selector and head too (dynamic), or fp32
+    block_size: int | None = None  # text encoder: weight-only int8 in blocks of this many weights
+    int8_compute: bool = True  # weight-only: int8 activations per block (else fp32 products)
+    keep_fp32: tuple[str, ...] = ()  # dynamic: text MatMuls whose names contain one of these stay fp32
+    calibration: str | None = None  # static QDQ, calibrated with this method (CALIBRATION_METHODS)
+
+    @property
+    def kind(self) -> str:
+        return "static" if self.calibration else "weight-only" if self.block_size else "dynamic"
+
+
+# From most to least aggressive; the export keeps the first that meets the parity gate. Measured
+# on the GoEmoji model (MiniLM, 126 validation queries, 641 stickers; text encoder fp32 91.7 MB):
+# top-5 agreement 0.870 (dynamic, 24.0 MB), 0.968 (blocks of 128, int8 compute, 24.2 MB), 0.975
+# (blocks of 32, int8 compute, 25.2 MB), 0.984 (blocks of 32, fp32 compute, 25.2 MB). Dynamic
+# int8 with the output and value projections kept fp32 reached only 0.892 at 39.9 MB.
+# Static QDQ is not in the search: calibrated on 256 training contexts it kept only 0.74-0.79
+# top-5 agreement on the GoEmoji model, below dynamic int8 (`python -m benchmarks.int8_schemes`).
+INT8_SCHEMES = (
+    Int8Scheme("dynamic int8, per-channel, every MatMul/Gemm of every graph", small_graphs_int8=True),
+    Int8Scheme("text encoder dynamic int8; vision encoder, selector and head fp32"),
+    Int8Scheme("text encoder weight-only int8, blocks of 128, int8 compute; small graphs fp32", block_size=128),
+    Int8Scheme("text encoder weight-only int8, blocks of 32, int8 compute; small graphs fp32", block_size=32),
+    Int8Scheme("text encoder weight-only int8, blocks of 32, fp32 compute; small graphs fp32", block_size=32,
+               int8_compute=False),
+)
+
+
+def describe(scheme: Int8Scheme) -> str:
+    """What a scheme does to the text encoder, in a few words (for the manifest)."""
+    if scheme.kind == "static":
+        return f"static QDQ, {scheme.calibration} calibration"
+    if scheme.kind == "weight-only":
+        return f"weight-only, blocks of {scheme.block_size}, {'int8' if scheme.int8_compute else 'fp32'} compute"
+    return "dynamic" + (f", MatMuls matching {', '.join(scheme.keep_fp32)} kept fp32" if scheme.keep_fp32 else "")
+
+
+def matmul_nodes(path: Path) -> list[str]:
+    """Names of the MatMul/Gemm nodes with a constant weight (what int8 quantizes)."""
+    model = onnx.load(str(path))
+    inits = {i.name for i in model.graph.initializer}
+    return [n.name for n in model.graph.node if n.op_type in ("MatMul", "Gemm") and any(x in inits for x in n.input[1:2])]
+
+
+def quantize_text_encoder(src: Path, dst: Path, scheme: Int8Scheme,
+                          calibration: Sequence[dict[str, np.ndarray]] | None = None) -> None:
+    """The text encoder in int8 by `scheme`; static schemes need `calibration` input batches."""
+    if scheme.calibration:
+        if not calibration:
+            raise ValueError(f"int8 scheme {scheme.label!r} is static and needs calibration batches")
+        quantize_int8_static(src, dst, calibration, scheme.calibration, embeddings=True)
+        return
+    exclude = [n for n in matmul_nodes(src) if any(k in n.lower() for k in scheme.keep_fp32)] if scheme.keep_fp32 else []
+    quantize_int8(src, dst, exclude, embeddings=True, block_size=scheme.block_size, int8_compute=scheme.int8_compute)
+
+
+def quantize_int8_static(src: Path, dst: Path, calibration: Sequence[dict[str, np.ndarray]], method: str = "minmax",
+                         embeddings: bool = True) -> None:
+    """Static QDQ int8 of the MatMuls (per-channel weights), activation ranges from `calibration`.
+
+    Every batch must have the same shape (the histogram methods stack them): pad to one length.
+    """
+    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+               "percentile": CalibrationMethod.Percentile}
+    if method not in methods:
+        raise ValueError(f"calibration method must be one of {', '.join(CALIBRATION_METHODS)}, got {method!r}")
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self._batches = iter(calibration)
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self._batches, None)
+
+    with _without_preprocess_hint():
+        quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"],
+                        calibrate_method=methods[method], extra_options={"MatMulConstBOnly": True})
+    if embeddings:
+        quantize_embedding_rows(dst)
+    onnx.checker.check_model(str(dst))
+
+
+def quantize_int8(src: Path, dst: Path, exclude: list[str] | None = None, per_channel: bool = True,
+                  embeddings: bool = False, block_size: int | None = None, int8_compute: bool = True) -> None:
+    """int8 weights: dynamic quantization, or weight-only blockwise when `block_size` is given.
+
+    Dynamic: weights int8 per channel, activations quantized per tensor at run time; nodes in
+    `exclude` stay fp32. Weight-only (`block_size`): every MatMul with a constant weight becomes
+    MatMulNBits with 8-bit weights and a scale per block of `block_size` along the input axis;
+    `int8_compute` lets onnxruntime quantize the activations per block too (accuracy level 4),
+    which is much finer than dynamic quantization's one scale per tensor. With `embeddings`, the
+    word-embedding table is stored int8 with a scale per row: in a small encoder it is most of the bytes.
+    """
+    if block_size is None:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        with _without_preprocess_hint():
+            quantize_dynamic(str(src), str(dst), op_types_to_quantize=["MatMul", "Gemm"], per_channel=per_channel,
+                             weight_type=QuantType.QInt8, nodes_to_exclude=list(exclude or []),
+                             extra_options={"MatMulConstBOnly": True})
+    else:
+        _weight_only_int8(src, dst, block_size, int8_compute, list(exclude or []))
+    if embeddings:
+        quantize_embedding_rows(dst)
+    onnx.checker.check_model(str(dst))
+
+
+@contextmanager
+def _without_preprocess_hint() -> Iterator[None]:
+    """quantize_dynamic logs 'consider pre-processing' on the root logger for every graph; its
+    pre-processing fails on BERT graphs (STACK-NOTES.md), so the hint is only noise here."""
+
+    def keep(record: logging.LogRecord) -> bool:
+        return "pre-processing before quantization" not in record.getMessage()
+
+    root = logging.getLogger()
+    root.addFilter(keep)
+    try:
+        yield
+    finally:
+        root.removeFilter(keep)
+
+
+def _weight_only_int8(src: Path, dst: Path, block_size: int, int8_compute: bool, exclude: list[str]) -> None:
+    from onnxruntime.quantization.matmul_nbits_quantizer import DefaultWeightOnlyQuantConfig, MatMulNBitsQuantizer
+
+    logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer").setLevel(logging.WARNING)  # logs every node at INFO
+    level = 4 if int8_compute else 0  # MatMulNBits accuracy_level: 4 = int8 activations, 0 = fp32
+    config = DefaultWeightOnlyQuantConfig(block_size=block_size, is_symmetric=True, accuracy_level=level, bits=8)
+    quantizer = MatMulNBitsQuantizer(onnx.load(str(src)), bits=8, block_size=block_size, is_symmetric=True,
+                                     accuracy_level=level, nodes_to_exclude=exclude, algo_config=config)
+    quantizer.process()
+    quantizer.model.save_model_to_file(str(dst), use_external_data_format=False)
+
+
+def quantize_embedding_rows(path: Path, min_rows: int = 1000) -> int:
+    """Store large Gather tables (the word embeddings) as int8 with one scale per row.
+
+    onnxruntime's dynamic Gather quantization uses one scale for the whole table, which costs
+    MiniLM's ranking several points of top-5 agreement; a scale per row keeps each token's vector
+    to within 0.4% at a quarter of the bytes. The graph gathers the int8 rows and their scales
+    and multiplies: Gather(q, ids) -> Cast -> Mul(Gather(scale, ids)). Returns tables converted.
+    """
+    from onnx import TensorProto, helper, numpy_helper
+
+    model = onnx.load(str(path))
+    inits = {i.name: i for i in model.graph.initializer}
+    converted = 0
+    for node in list(model.graph.node):
+        if node.op_type != "Gather" or node.input[0] not in inits:
+            continue
+        table = numpy_helper.to_array(inits[node.input[0]])
+        if table.ndim != 2 or table.shape[0] < min_rows or table.dtype != np.float32:
+            continue
+        scale = np.abs(table).max(axis=1, keepdims=True) / 127.0
+        scale[scale == 0] = 1.0
+        q = np.clip(np.round(table / scale), -127, 127).astype(np.int8)
+        base = node.input[0]
+        model.graph.initializer.remove(inits[base])
+        model.graph.initializer.extend([numpy_helper.from_array(q, f"{base}_int8_rows"),
+                                        numpy_helper.from_array(scale.astype(np.float32), f"{base}_row_scale")])
+        ids, out = node.input[1], node.output[0]
+        index = list(model.graph.node).index(node)
+        model.graph.node.remove(node)
+        new = [helper.make_node("Gather", [f"{base}_int8_rows", ids], [f"{out}_q"], name=f"{node.name}_q"),
+               helper.make_node("Gather", [f"{base}_row_scale", ids], [f"{out}_s"], name=f"{node.name}_s"),
+               helper.make_node("Cast", [f"{out}_q"], [f"{out}_f"], to=TensorProto.FLOAT, name=f"{node.name}_cast"),
+               helper.make_node("Mul", [f"{out}_f", f"{out}_s"], [out], name=f"{node.name}_dequant")]
+        for k, n in enumerate(new):
+            model.graph.node.insert(index + k, n)
+        converted += 1
+    onnx.save(model, str(path))
+    return converted
