@@ -88,29 +88,27 @@ class Reference:
 
 def calibration_batches(ds, tokenizer, use_knowledge: bool, n: int = 256, batch: int = 16,
                         seed: int = 0) -> list[dict[str, np.ndarray]]:
-    """Text-encoder inputs for static int8: `n` training contexts drawn with `seed` and the
-    stickers' attribute texts (the encoder sees both), every batch padded to the max length."""
+    """Text-encoder inputs for static int8, drawn with `seed` from the training data: `n` training
+    contexts and `n` attribute texts (the encoder sees both), tokenized, joined into one stream and
+    cut into full windows of the max length. Windows need no padding (padded positions would
+    widen the calibrated ranges with activations the model never uses) and share one shape (the
+    histogram calibrators stack batches)."""
     rng = np.random.default_rng(seed)
     train = ds.split("train")
     picked = [train[i] for i in rng.choice(len(train), min(n, len(train)), replace=False)]
     texts = [t for s in ds.stickers for t in s.attributes.values() if t.strip()]
     texts = [texts[i] for i in rng.choice(len(texts), min(n, len(texts)), replace=False)] if texts else []
+    stream: list[int] = []
+    for k in range(0, len(picked), 64):
+        ids, mask = context_batch(picked[k:k + 64], tokenizer, use_knowledge)
+        stream += [int(t) for row, m in zip(ids.numpy(), mask.numpy()) for t in row[m > 0]]
+    for k in range(0, len(texts), 64):
+        ids, mask = tokenizer.encode_texts(texts[k:k + 64])
+        stream += [int(t) for row, m in zip(ids, mask) for t in row[m > 0]]
     length = tokenizer.settings.max_length
-    out = []
-    for k in range(0, len(picked), batch):
-        ids, mask = (t.numpy() for t in context_batch(picked[k:k + batch], tokenizer, use_knowledge))
-        out.append((ids, mask))
-    for k in range(0, len(texts), batch):
-        out.append(tokenizer.encode_texts(texts[k:k + batch]))
-    padded = []
-    for ids, mask in out:
-        full_ids = np.full((batch, length), tokenizer.pad_id, np.int64)
-        full_mask = np.zeros((batch, length), np.int64)
-        full_ids[: len(ids), : ids.shape[1]] = ids[:, :length]
-        full_mask[: len(ids), : ids.shape[1]] = mask[:, :length]
-        full_mask[:, 0] = 1  # padding rows attend to one token, so no row is all-masked
-        padded.append({"input_ids": full_ids, "attention_mask": full_mask})
-    return padded
+    windows = np.array(stream[: len(stream) // length * length], np.int64).reshape(-1, length)
+    return [{"input_ids": windows[k:k + batch], "attention_mask": np.ones_like(windows[k:k + batch])}
+            for k in range(0, len(windows) - batch + 1, batch)]
 
 
 def graph_cosines(bundle: Bundle, ref: Reference, model, tokenizer) -> dict[str, float]:

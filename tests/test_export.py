@@ -213,10 +213,10 @@ def test_static_int8_calibrates_on_training_contexts(tiny_run_dir, synthetic_dir
     from training.run_dir import load_run
 
     model, tok, _, _ = load_run(tiny_run_dir)
-    batches = calibration_batches(load_dataset(synthetic_dir), tok, True, n=40, batch=16)
-    assert len(batches) == 3 + 3  # 40 contexts and 40 attribute texts, in batches of 16
-    assert {b["input_ids"].shape for b in batches} == {(16, tok.settings.max_length)}
-    assert all(b["attention_mask"].sum(1).min() >= 1 for b in batches)
+    batches = calibration_batches(load_dataset(synthetic_dir), tok, True, n=40, batch=4)
+    assert len(batches) >= 2 and {b["input_ids"].shape for b in batches} == {(4, tok.settings.max_length)}
+    assert all(b["attention_mask"].min() == 1 for b in batches)  # full windows: no padding to calibrate on
+    assert sum(int((b["input_ids"] == tok.pad_id).sum()) for b in batches) == 0
 
     static = Int8Scheme("static QDQ, minmax", calibration="minmax")
     monkeypatch.setattr(exporter, "INT8_SCHEMES", (static,))
