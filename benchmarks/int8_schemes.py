@@ -11,7 +11,6 @@ and DIR/int8_schemes.md.
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -58,7 +57,7 @@ def measure(run: Path, data: Path | None, threads: int, tokens: int, repeat: int
 
     from export.exporter import Reference, calibration_batches, end_to_end, export_run
     from export.graphs import export_graph, graph_specs
-    from export.int8 import describe, quantize_int8, quantize_text_encoder
+    from export.int8 import describe, write_int8_graphs
     from export.parity import gate_reduced, topk_agreement
     from sdk.bundle import Bundle
     from sdk.dataset import load_dataset
@@ -94,12 +93,8 @@ def measure(run: Path, data: Path | None, threads: int, tokens: int, repeat: int
             variant = tmp / "variant"
             shutil.rmtree(variant, ignore_errors=True)
             shutil.copytree(tmp / "fp32", variant)
+            write_int8_graphs(raw, variant / "fp32", list(specs), scheme, calibration)
             text = variant / "fp32" / "text_encoder.onnx"
-            quantize_text_encoder(raw / "text_encoder.onnx", text, scheme, calibration)
-            if scheme.small_graphs_int8:
-                for g in specs:
-                    if g != "text_encoder":
-                        quantize_int8(raw / f"{g}.onnx", variant / "fp32" / f"{g}.onnx")
             scores, metrics = end_to_end(Bundle(variant, precision="fp32", providers="cpu", verify=False), ref)
             top5 = topk_agreement(scores, fp32_scores)
             delta = 100 * (metrics["mAP"] - fp32_metrics["mAP"])

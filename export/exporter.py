@@ -36,7 +36,7 @@ from training.scoring import query_matrix, sticker_matrix
 
 from .graphs import IntentionHeadGraph, graph_specs, export_graph, supported_modes
 from .parity import gate_fp32, gate_reduced, row_cosine, topk_agreement
-from .int8 import INT8_SCHEMES, Int8Scheme, describe, quantize_int8, quantize_text_encoder
+from .int8 import INT8_SCHEMES, Int8Scheme, describe, write_int8_graphs
 from .precision import convert_fp16, optimize_text_encoder
 
 log = logging.getLogger("intra.export")
@@ -267,18 +267,12 @@ def _export_int8(tmp: Path, raw: Path, ref: Reference, fp32_scores, fp32_metrics
                  calibration: Callable[[], list[dict[str, np.ndarray]]]) -> dict[str, Any]:
     """Quantize with each scheme of INT8_SCHEMES in turn and keep the first that meets the gate;
     when none does, the best by top-5 agreement is kept and reported."""
-    small = [g for g in GRAPHS if g != "text_encoder"]
     batches: list[dict[str, np.ndarray]] = []
 
     def write(scheme: Int8Scheme) -> None:
         if scheme.calibration and not batches:
             batches.extend(calibration())
-        quantize_text_encoder(raw / "text_encoder.onnx", tmp / "int8" / "text_encoder.onnx", scheme, batches)
-        for g in small:
-            if scheme.small_graphs_int8:
-                quantize_int8(raw / f"{g}.onnx", tmp / "int8" / f"{g}.onnx")
-            else:
-                shutil.copyfile(raw / f"{g}.onnx", tmp / "int8" / f"{g}.onnx")
+        write_int8_graphs(raw, tmp / "int8", GRAPHS, scheme, batches)
         for g in GRAPHS:
             place("int8", g, tmp / "int8" / f"{g}.onnx")
 
@@ -298,8 +292,7 @@ def _export_int8(tmp: Path, raw: Path, ref: Reference, fp32_scores, fp32_metrics
     figures, scheme = best
     if scheme != INT8_SCHEMES[len(tried) - 1]:
         write(scheme)  # the loop ended on another scheme: write the chosen one
-    notes["int8"] = {"scheme": scheme.label, "graphs_kept_fp32": [] if scheme.small_graphs_int8 else small,
-                     "text_encoder": describe(scheme),
-                     "tried": tried}
+    kept_fp32 = [] if scheme.small_graphs_int8 else [g for g in GRAPHS if g != "text_encoder"]
+    notes["int8"] = {"scheme": scheme.label, "graphs_kept_fp32": kept_fp32, "text_encoder": describe(scheme), "tried": tried}
     steps.update()
     return figures

@@ -13,6 +13,7 @@ The word-embedding table is stored int8 with one scale per row in every scheme.
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -83,11 +84,26 @@ def quantize_text_encoder(src: Path, dst: Path, scheme: Int8Scheme,
     quantize_int8(src, dst, exclude, embeddings=True, block_size=scheme.block_size, int8_compute=scheme.int8_compute)
 
 
+def write_int8_graphs(raw: Path, out: Path, graphs: Sequence[str], scheme: Int8Scheme,
+                      calibration: Sequence[dict[str, np.ndarray]] | None = None) -> None:
+    """raw/NAME.onnx -> out/NAME.onnx for every graph, in int8 by `scheme` (graphs the scheme
+    leaves in fp32 are copied)."""
+    for g in graphs:
+        src, dst = raw / f"{g}.onnx", out / f"{g}.onnx"
+        if g == "text_encoder":
+            quantize_text_encoder(src, dst, scheme, calibration)
+        elif scheme.small_graphs_int8:
+            quantize_int8(src, dst)
+        else:
+            shutil.copyfile(src, dst)
+
+
 def quantize_int8_static(src: Path, dst: Path, calibration: Sequence[dict[str, np.ndarray]], method: str = "minmax",
                          embeddings: bool = True) -> None:
     """Static QDQ int8 of the MatMuls (per-channel weights), activation ranges from `calibration`.
 
-    Every batch must have the same shape (the histogram methods stack them): pad to one length.
+    Every batch must have the same shape (the histogram methods stack them); the export's
+    `calibration_batches` cuts full windows of the max length, without padding.
     """
     from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
 
@@ -139,8 +155,8 @@ def quantize_int8(src: Path, dst: Path, exclude: list[str] | None = None, per_ch
 
 @contextmanager
 def _without_preprocess_hint() -> Iterator[None]:
-    """quantize_dynamic logs 'consider pre-processing' on the root logger for every graph; its
-    pre-processing fails on BERT graphs (STACK-NOTES.md), so the hint is only noise here."""
+    """onnxruntime's quantizers log 'consider pre-processing' on the root logger for every graph;
+    that pre-processing fails on BERT graphs (STACK-NOTES.md), so the hint is only noise here."""
 
     def keep(record: logging.LogRecord) -> bool:
         return "pre-processing before quantization" not in record.getMessage()
