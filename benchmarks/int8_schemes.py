@@ -55,7 +55,7 @@ def measure(run: Path, data: Path | None, threads: int, tokens: int, repeat: int
     """Figures of every scheme; the fp32 bundle and the variants live in a temporary directory."""
     from tqdm import tqdm
 
-    from export.exporter import Reference, calibration_batches, end_to_end, export_run
+    from export.exporter import DEFAULT_OPSET, Reference, calibration_batches, end_to_end, export_run
     from export.graphs import export_graph, graph_specs
     from export.int8 import describe, write_int8_graphs
     from export.parity import gate_reduced, topk_agreement
@@ -82,7 +82,7 @@ def measure(run: Path, data: Path | None, threads: int, tokens: int, repeat: int
         raw = tmp / "raw"
         raw.mkdir()
         for name, spec in specs.items():
-            export_graph(spec, raw / f"{name}.onnx", 17)
+            export_graph(spec, raw / f"{name}.onnx", DEFAULT_OPSET)
         fp32_scores, fp32_metrics = end_to_end(Bundle(tmp / "fp32", precision="fp32", providers="cpu"), ref)
         fp32_text = tmp / "fp32" / "fp32" / "text_encoder.onnx"
         rows.append({"scheme": "fp32, fused (the reference)", "kind": "fp32", "top5_agreement": 1.0, "map_delta": 0.0,

@@ -172,6 +172,7 @@ def test_every_int8_scheme_keeps_minilm_close_at_under_a_third_of_its_bytes(tmp_
     well under half of fp32 and keeps the pooled output of real sentences close."""
     import onnxruntime as ort
 
+    from export.exporter import DEFAULT_OPSET
     from export.graphs import export_graph, graph_specs
     from export.parity import row_cosine
     from export.int8 import INT8_SCHEMES, quantize_text_encoder
@@ -186,7 +187,7 @@ def test_every_int8_scheme_keeps_minilm_close_at_under_a_third_of_its_bytes(tmp_
     vision, vision_conf, image_settings = build_vision_encoder(cfg)
     model = IntRA(cfg, text, text_conf, vision, vision_conf).eval()
     fp32 = tmp_path / "fp32.onnx"
-    export_graph(graph_specs(model, image_settings.image_size, text_conf["hidden_size"])["text_encoder"], fp32, 17)
+    export_graph(graph_specs(model, image_settings.image_size, text_conf["hidden_size"])["text_encoder"], fp32, DEFAULT_OPSET)
     ids, mask = ContextTokenizer(tok, TextSettings()).encode_texts(
         ["I can't believe you did that, amazing!", "so sorry for your loss", "lol what", "thanks a lot for the help"])
     feed = {"input_ids": ids, "attention_mask": mask}
