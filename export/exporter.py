@@ -32,6 +32,7 @@ from training.encoders import region_features
 from training.features import context_batch, refresh_label_table, sticker_inputs, sticker_labels
 from training.metrics import retrieval_metrics
 from training.run_dir import load_run
+from training.score_weights import read_weights
 from training.scoring import query_matrix, sticker_matrix
 
 from .graphs import IntentionHeadGraph, graph_specs, export_graph, supported_modes
@@ -202,6 +203,8 @@ def export_run(run: Path | str, out: Path | str, precisions: tuple[str, ...] = P
                 "versions": _versions(), "training": conf["train"], "dataset": conf["dataset"],
                 "metrics": json.loads((run / "metrics.json").read_text()) if (run / "metrics.json").is_file() else {},
                 "parity": parity, "precision_notes": notes,
+                # the usage prior and label term the SDK adds to the cosine, chosen on validation
+                "scoring": read_weights(run).to_json(),
             }
 
         # fp32: fused text encoder, the rest as exported

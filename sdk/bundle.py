@@ -27,6 +27,7 @@ from .jsonfile import check_version, read_json_object
 from .imageprep import ImageSettings
 from .labels import ATTRIBUTES, LABELS
 from .providers import ProviderChoice, choose_providers, make_session
+from .scoring import ScoreWeights
 from .textprep import ContextTokenizer, Knowledge, TextSettings
 
 log = logging.getLogger("intra")
@@ -132,6 +133,8 @@ class Bundle:
         self.fingerprint: str = self.manifest["fingerprint"]
         self.modes: tuple[str, ...] = tuple(self.manifest["modes"])
         self.main_mode: str = self.manifest["main_mode"]
+        # weights of the usage prior and label term, chosen on validation at training time
+        self.score_weights = ScoreWeights.from_json(self.manifest.get("scoring"), str(self.root / MANIFEST), BundleError)
         self.has_intention: bool = "paper" in self.modes
         self.text_hidden: int = int(self.manifest["dims"]["text_hidden"])
         self._sessions: dict[str, Any] = {}

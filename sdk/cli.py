@@ -108,6 +108,9 @@ def train_cmd(
     extra_intention: bool = typer.Option(False, "--extra-intention", help="Also train the intention head on extra_intention.jsonl."),
     extra_intention_max: int = typer.Option(8192, help="With --extra-intention: use at most this many extra comments (a fixed random subset per seed)."),
     epochs: Optional[int] = typer.Option(None, help="Epochs. [default: the preset's]"),
+    loss: Optional[str] = typer.Option(None, "--loss", help="Retrieval loss: hinge or infonce. [default: the preset's]"),
+    negatives: Optional[int] = typer.Option(None, "--negatives", help="Sampled negatives per batch; -1: the whole catalog. [default: the preset's]"),
+    select_on: Optional[str] = typer.Option(None, "--select-on", help="Best checkpoint by validation 'mAP' or 'mean' (of MRR, R@10, mAP). [default: the preset's]"),
     seed: int = typer.Option(0, help="Seed; the same seed and flags give the same run."),
     fresh: bool = typer.Option(False, "--fresh", help="Start over instead of resuming a run found in --out."),
 ) -> None:
@@ -120,7 +123,8 @@ def train_cmd(
         cfg = make_preset(preset, text_model=text_model, vision_model=vision_model, mode=mode, epochs=epochs, seed=seed,
                           use_knowledge=not no_knowledge, use_attributes=not no_attributes, use_intention=not no_intention,
                           dual_encoder=dual_encoder, extra_intention=extra_intention,
-                          extra_intention_max=extra_intention_max)
+                          extra_intention_max=extra_intention_max, retrieval_loss=loss, sampled_negatives=negatives,
+                          select_on=select_on)
         result = train(cfg, data, out, progress=True, resume=not fresh)
     except (IntraError, ValueError) as e:
         _fail(e)
@@ -134,6 +138,9 @@ def eval_cmd(
     split: str = typer.Option("test", help="Split to evaluate."),
     out: Path = typer.Option(..., "--out", help="Report directory (report.json, report.md, pr_curve.png)."),
     compare: list[str] = typer.Option([], "--compare", help="NAME=RUN_DIR: another trained run to put in the table (ablation, dual encoder, other mode). Repeatable."),
+    probes: bool = typer.Option(False, "--probes", help="Add the probe-emoji and probe-intention baselines (frozen all-MiniLM-L6-v2 features; cached in OUT/cache)."),
+    model: Optional[Path] = typer.Option(None, "--model", help="Also rank through this exported bundle with the SDK (a pack is built from --data)."),
+    precision: Optional[str] = typer.Option(None, help="With --model: bundle precision. [default: the SDK's choice]"),
 ) -> None:
     """Evaluate a run against the baselines (random, popular, intention-only) and any --compare runs."""
     try:
@@ -146,7 +153,7 @@ def eval_cmd(
                 raise ValueError(f"--compare {item!r}: expected NAME=RUN_DIR")
             name, path = item.split("=", 1)
             others[name] = Path(path)
-        report = evaluate(run, data, split, others)
+        report = evaluate(run, data, split, others, probes=probes, cache_dir=out / "cache", bundle=model, precision=precision)
         write_report(report, out)
     except (IntraError, ValueError) as e:
         _fail(e)
@@ -167,6 +174,7 @@ def pack_build(
     dtype: str = typer.Option("float16", help="Storage type of embeddings.npy: float16 or float32."),
     ocr: bool = typer.Option(False, "--ocr", help="Read captions drawn on stickers into the 'verbal' attribute (the 'ocr' extra)."),
     shard: Optional[str] = typer.Option(None, help="I/N: build only shard I of N (merge shards with `intra pack merge`)."),
+    usage: Optional[Path] = typer.Option(None, "--usage", help="JSON file {sticker id: count}: usage counts for the usage prior. [default: a dataset's training-split counts; none for a folder]"),
 ) -> None:
     """Embed stickers with a bundle and write a pack (pack.json, embeddings.npy, images)."""
     from .pack_build import build_pack
@@ -177,11 +185,12 @@ def pack_build(
             i, n = shard.split("/")
             shard_t = (int(i), int(n))
         pack = build_pack(source, model, out, batch_size=batch_size, dtype=dtype, ocr=ocr, shard=shard_t,
-                          providers=providers, precision=precision)
+                          providers=providers, precision=precision, usage=usage)
     except (IntraError, ValueError) as e:
         _fail(e)
+    counts = "no usage counts" if pack.usage is None else f"usage counts for {sum(1 for v in pack.usage.values() if v)} stickers"
     typer.echo(f"wrote pack {out}: {len(pack)} stickers, dim {pack.meta['dim']}, {pack.meta['embeddings']['dtype']}, "
-               f"model {pack.fingerprint} ({pack.meta['precision']})")
+               f"model {pack.fingerprint} ({pack.meta['precision']}), {counts}")
 
 
 @pack_app.command("info")
@@ -198,7 +207,9 @@ def pack_info(pack: Path = typer.Argument(..., help="Pack directory.")) -> None:
     labels = Counter(s.label or "(none)" for s in p.stickers)
     typer.echo(json.dumps({"path": str(p.root), "stickers": len(p), "dim": p.meta["dim"], "dtype": p.meta["embeddings"]["dtype"],
                            "fingerprint": p.fingerprint, "precision": p.meta.get("precision"), "model_path": p.meta.get("model_path"),
-                           "created": p.meta.get("created"), "labels": dict(labels.most_common(10))}, indent=2, ensure_ascii=False))
+                           "created": p.meta.get("created"), "labels": dict(labels.most_common(10)),
+                           "usage": None if p.usage is None else {"stickers": len(p.usage), "total": sum(p.usage.values())}},
+                          indent=2, ensure_ascii=False))
 
 
 @pack_app.command("merge")

@@ -20,6 +20,7 @@ the file, line and field at fault; nothing is half-loaded.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,9 @@ INFO_FILE = "dataset.json"
 CATALOG_FILE = "stickers.jsonl"
 RETRIEVAL_SPLITS: tuple[str, ...] = ("train", "validation", "test")
 EXTRA_INTENTION_SPLIT = "extra_intention"
+LABEL_RULE = ("a sticker's label is its catalog label when it has one, else its most frequent intention as the gold "
+              "sticker in the training split (ties: first in GoEmotions order); stickers with neither only count "
+              "as correct when they are the gold sticker")
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,31 @@ class Dataset:
 
     def image_path(self, sticker: Sticker) -> Path:
         return self.root / sticker.image
+
+    def usage_counts(self, split: str = "train") -> dict[str, int]:
+        """How often each sticker is the gold sticker in `split`: the dataset's usage counts, which a
+        pack built from it carries for the usage prior (only the training split, never test)."""
+        return dict(Counter(c.sticker_id for c in self.splits.get(split, ()) if c.sticker_id is not None))
+
+    def sticker_labels(self, split: str = "train") -> tuple[list[int], str]:
+        """Each sticker's intention label id (-1 unknown) and the rule that gave it.
+
+        A sticker's catalog label wins; otherwise its most frequent intention as gold sticker in
+        `split` (ties: the label that comes first in GoEmotions order).
+        """
+        counts: dict[str, Counter] = {}
+        for c in self.splits.get(split, ()):
+            counts.setdefault(c.sticker_id, Counter())[c.label] += 1
+        out = []
+        for s in self.stickers:
+            if s.label is not None:
+                out.append(LABEL_INDEX[s.label])
+            elif s.id in counts:
+                best = max(counts[s.id].items(), key=lambda kv: (kv[1], -LABEL_INDEX[kv[0]]))[0]
+                out.append(LABEL_INDEX[best])
+            else:
+                out.append(-1)
+        return out, LABEL_RULE
 
     def split(self, name: str) -> tuple[Conversation, ...]:
         if name not in self.splits:

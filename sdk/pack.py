@@ -5,7 +5,12 @@
     {"format_version": 1, "fingerprint": <bundle fingerprint>, "precision": "int8", "model_path": ...,
      "created": ..., "count": N, "dim": d,
      "embeddings": {"file": "embeddings.npy", "dtype": "float16", "sha256": ...},
-     "stickers": [{"id", "file", "sha256", "label", "attributes", "notes"?}, ...]}
+     "stickers": [{"id", "file", "sha256", "label", "attributes", "notes"?}, ...],
+     "usage"?: {sticker id: count}}
+
+``usage`` (optional) holds how often each sticker was used: the training split's counts for a pack
+built from a dataset, or an app's own counts (``intra pack build --usage FILE``). When present, the
+ranker adds the usage prior of :mod:`sdk.scoring`; a sticker missing from it counts 0.
 
 ``embeddings.npy`` holds the L2-normalised sticker vectors H^R (row i = sticker i), float16 by
 default, loaded without pickle and upcast once to float32 (numpy has no fast float16 product).
@@ -28,6 +33,8 @@ from . import atomic
 from .bundle import sha256_file
 from .errors import IntraError
 from .jsonfile import check_version, read_json_object
+from .labels import LABEL_INDEX
+from .scoring import usage_vector, validate_usage
 
 PACK_FORMAT_VERSION = 1
 PACK_FILE = "pack.json"
@@ -75,6 +82,19 @@ class Pack:
     def __len__(self) -> int:
         return len(self.stickers)
 
+    @property
+    def usage(self) -> dict[str, float] | None:
+        """Usage counts by sticker id, or None when the pack carries none (prior off)."""
+        return self.meta.get("usage")
+
+    def usage_counts(self) -> "np.ndarray | None":
+        """Usage counts aligned with the stickers (0 where missing); None without counts."""
+        return usage_vector(self.usage, self.ids)
+
+    def label_ids(self) -> list[int]:
+        """Each sticker's label index, -1 where it has none."""
+        return [LABEL_INDEX[s.label] if s.label is not None else -1 for s in self.stickers]
+
     def path_of(self, i: int) -> Path:
         return self.root / self.stickers[i].file
 
@@ -120,8 +140,13 @@ def load_pack(root: Path | str, verify: bool = True) -> Pack:
             raise PackError(f"{where}: file {rec['file']!r} is missing")
         if verify and sha256_file(path) != rec["sha256"]:
             raise PackError(f"{where}: file {rec['file']!r} does not match its sha256 (changed or damaged)")
-        stickers.append(PackSticker(rec["id"], rec["file"], rec["sha256"], rec.get("label"), dict(rec.get("attributes") or {}),
+        label = rec.get("label")
+        if label is not None and label not in LABEL_INDEX:
+            raise PackError(f"{where}: field 'label': unknown label {label!r}")
+        stickers.append(PackSticker(rec["id"], rec["file"], rec["sha256"], label, dict(rec.get("attributes") or {}),
                                     tuple(rec.get("notes") or ())))
+    if meta.get("usage") is not None:
+        meta["usage"] = validate_usage(meta["usage"], [s.id for s in stickers], f"{meta_path}: field 'usage'", PackError)
     emb_meta = meta["embeddings"]
     emb_path = _inside(root, emb_meta["file"], f"{meta_path}: embeddings")
     if not emb_path.is_file():
@@ -151,6 +176,8 @@ def write_pack(out: Path | str, stickers: Sequence[PackSticker], embeddings: np.
     if dtype not in DTYPES:
         raise PackError(f"dtype must be one of {DTYPES}, got {dtype!r}")
     out = Path(out)
+    if extra and extra.get("usage") is not None:
+        extra = {**extra, "usage": validate_usage(extra["usage"], [s.id for s in stickers], f"{out}: usage", PackError)}
     vectors = normalise(np.asarray(embeddings, dtype=np.float32)).astype(dtype)
     with atomic.atomic_dir(out) as tmp:
         for i, sticker in enumerate(stickers):
@@ -191,5 +218,8 @@ def merge_packs(shards: Sequence[Path | str], out: Path | str, dtype: str | None
         raise PackError("merge: two shards use the same file name; build shards with distinct file names")
     extra = {k: v for k, v in packs[0].meta.items() if k in ("precision", "model_path", "source_kind")}
     extra["merged_from"] = [str(p.root) for p in packs]
+    if any(p.usage is not None for p in packs):
+        # a shard without counts contributes zeros: its stickers are simply unused so far
+        extra["usage"] = {k: v for p in packs for k, v in (p.usage or {}).items()}
     return write_pack(out, stickers, np.concatenate([p.embeddings for p in packs]), sources, packs[0].fingerprint, extra,
                       dtype or packs[0].meta["embeddings"]["dtype"])

@@ -7,6 +7,11 @@ Sources:
   ``descriptions.json`` ({file name: {"id"?, "label"?, "attributes": {...}}}) or
   ``descriptions.jsonl`` (one {"file", "id"?, "label"?, "attributes"} per line).
 
+Usage counts (how often each sticker was sent) go into ``pack.json`` for the usage prior of
+:mod:`sdk.scoring`: a dataset directory gives its training split's counts, and `usage` (a mapping or
+a JSON file {sticker id: count}, e.g. an app's own counts) overrides them. A dataset's stickers
+without a catalog label take their most frequent intention in its training split.
+
 Optional OCR (the `ocr` extra, PP-OCRv4 through rapidocr-onnxruntime) fills the "verbal"
 attribute of stickers that have none. `shard=(i, n)` builds every n-th sticker starting at i, for
 packs built in pieces and merged with :func:`sdk.pack.merge_packs`.
@@ -15,7 +20,7 @@ packs built in pieces and merged with :func:`sdk.pack.merge_packs`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,12 +28,13 @@ from typing import Any
 import numpy as np
 
 from .bundle import Bundle, sha256_file
-from .dataset import CATALOG_FILE, INFO_FILE, load_catalog
+from .dataset import CATALOG_FILE, INFO_FILE, RETRIEVAL_SPLITS, load_catalog, load_dataset
 from .errors import DatasetError, IntraError, MissingExtraError
 from .imageprep import load_image, to_pixels
 from .jsonfile import read_json_object
-from .labels import ATTRIBUTES, LABEL_INDEX
+from .labels import ATTRIBUTES, LABEL_INDEX, LABELS
 from .pack import Pack, PackError, PackSticker, load_pack, write_pack
+from .scoring import validate_usage
 
 log = logging.getLogger("intra")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp")
@@ -57,11 +63,26 @@ def _sidecar(folder: Path) -> dict[str, dict[str, Any]]:
     return out
 
 
-def collect(source: Path) -> tuple[list[SourceSticker], str]:
-    """The stickers of a dataset directory or an image folder, and which kind it was."""
+def _dataset_stickers(source: Path) -> tuple[list[SourceSticker], dict[str, int] | None]:
+    """A dataset's catalog with labels filled from its training split, and that split's usage
+    counts (None when the dataset has no training split)."""
+    has_train = (source / f"{RETRIEVAL_SPLITS[0]}.jsonl").is_file()
+    if not has_train:
+        return [SourceSticker(s.id, source / s.image, s.label, dict(s.attributes)) for s in load_catalog(source)], None
+    ds = load_dataset(source)
+    label_ids, _ = ds.sticker_labels()
+    stickers = [SourceSticker(s.id, source / s.image, LABELS[lab] if lab >= 0 else None, dict(s.attributes))
+                for s, lab in zip(ds.stickers, label_ids)]
+    return stickers, ds.usage_counts()
+
+
+def collect(source: Path) -> tuple[list[SourceSticker], str, dict[str, int] | None]:
+    """The stickers of a dataset directory or an image folder, which kind it was, and the usage
+    counts it implies (a dataset's training split; None for a folder)."""
     source = Path(source)
     if (source / INFO_FILE).is_file() and (source / CATALOG_FILE).is_file():
-        return [SourceSticker(s.id, source / s.image, s.label, dict(s.attributes)) for s in load_catalog(source)], "dataset"
+        stickers, counts = _dataset_stickers(source)
+        return stickers, "dataset", counts
     if not source.is_dir():
         raise DatasetError(f"{source}: not a directory of images or a dataset directory")
     side = _sidecar(source)
@@ -87,7 +108,7 @@ def collect(source: Path) -> tuple[list[SourceSticker], str]:
     ids = [s.id for s in out]
     if len(set(ids)) != len(ids):
         raise DatasetError(f"{source}: sticker ids are not unique")
-    return out, "folder"
+    return out, "folder", None
 
 
 def _safe(name: str) -> str:
@@ -109,12 +130,29 @@ class OcrReader:
         return " ".join(r[1] for r in (result or []) if r[1].strip())
 
 
+def read_usage(usage: Mapping[str, Any] | Path | str, ids: Sequence[str]) -> dict[str, float]:
+    """Usage counts from a mapping or a JSON file {sticker id: count}, checked against `ids`."""
+    if isinstance(usage, (str, Path)):
+        path = Path(usage)
+        return validate_usage(read_json_object(path, PackError, "--usage takes a JSON file {sticker id: count}"),
+                              ids, str(path), PackError)
+    return validate_usage(usage, ids, "usage", PackError)
+
+
 def build_pack(source: Path | str, model: Bundle | Path | str, out: Path | str, batch_size: int = 32, dtype: str = "float16",
                ocr: bool | OcrReader = False, shard: tuple[int, int] | None = None, progress: bool = True,
-               providers: str | Sequence[str] = "auto", precision: str | None = None) -> Pack:
-    """Embed every sticker of `source` with `model` and write the pack `out` (atomically)."""
+               providers: str | Sequence[str] = "auto", precision: str | None = None,
+               usage: Mapping[str, Any] | Path | str | None = None) -> Pack:
+    """Embed every sticker of `source` with `model` and write the pack `out` (atomically).
+
+    `usage`: per-sticker usage counts for the usage prior (a mapping or a JSON file); default:
+    a dataset's training-split counts, none for a folder of images.
+    """
+    source = Path(source)
+    found, kind, counts = collect(source)
+    if usage is not None:
+        counts = read_usage(usage, [s.id for s in found])
     bundle = model if isinstance(model, Bundle) else Bundle(model, precision=precision, providers=providers)
-    found, kind = collect(Path(source))
     # File names carry the position in the whole source, so shards never collide when merged.
     names = [f"images/{i:06d}-{_safe(s.id)}{s.path.suffix.lower()}" for i, s in enumerate(found)]
     stickers = found
@@ -151,6 +189,9 @@ def build_pack(source: Path | str, model: Bundle | Path | str, out: Path | str, 
     bar.close()
     extra = {"precision": bundle.precision, "model_path": str(bundle.root.resolve()), "source_kind": kind,
              "shard": list(shard) if shard else None}
+    if counts is not None:
+        kept = {r.id for r in records}
+        extra["usage"] = {k: v for k, v in counts.items() if k in kept}
     try:
         write_pack(out, records, np.concatenate(vectors), [s.path for s in stickers], bundle.fingerprint, extra, dtype)
     except OSError as e:

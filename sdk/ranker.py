@@ -4,6 +4,9 @@
 `rank` / `rank_many` from any number of threads: onnxruntime sessions are safe to share and the
 ranking itself only reads shared state. Exact top-k uses argpartition; above `ann_threshold`
 stickers (or when asked) an ANN index from the `ann` extra (FAISS HNSW) is used instead.
+Scores are the cosine plus the usage prior and label term of :mod:`sdk.scoring`, with the weights
+the bundle carries (`weights` overrides them); an ANN index is built over the augmented vectors,
+so it ranks by the same score.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from .context import Context, ContextError, parse_context
 from .errors import MissingExtraError
 from .jsonfile import read_json_object
 from .pack import PACK_FILE, Pack, PackError, load_pack
+from .scoring import ScoreTerms, ScoreWeights
 from .textprep import Knowledge
 
 log = logging.getLogger("intra")
@@ -85,7 +89,8 @@ class Ranker:
 
     def __init__(self, model: Bundle | Path | str, pack: Pack | Path | str, precision: str | None = None,
                  providers: str | Sequence[str] = "auto", threads: int | None = None, mode: str | None = None,
-                 ann: bool | None = None, ann_threshold: int = ANN_THRESHOLD, verify: bool = True) -> None:
+                 ann: bool | None = None, ann_threshold: int = ANN_THRESHOLD, verify: bool = True,
+                 weights: ScoreWeights | None = None) -> None:
         self.bundle = model if isinstance(model, Bundle) else Bundle(model, precision=precision, providers=providers, threads=threads, verify=verify)
         self.pack = pack if isinstance(pack, Pack) else load_pack(pack, verify=verify)
         if self.pack.fingerprint != self.bundle.fingerprint:
@@ -95,10 +100,15 @@ class Ranker:
         if self.mode not in self.bundle.modes:
             raise BundleError(f"query mode {self.mode!r} not in this bundle (has {', '.join(self.bundle.modes)})")
         self.use_knowledge = "knowledge" in self.bundle.manifest.get("inputs", [])
+        self.terms = ScoreTerms(weights if weights is not None else self.bundle.score_weights, self.pack.label_ids(),
+                                self.pack.usage_counts(), self.bundle.has_intention)
         self._ann = None
         if ann or (ann is None and len(self.pack) > ann_threshold):
             try:
-                self._ann = AnnIndex(self.pack.embeddings)
+                vectors = self.pack.embeddings
+                if self.terms.active:
+                    vectors = np.hstack([vectors, self.terms.sticker_extra()])
+                self._ann = AnnIndex(vectors)
             except MissingExtraError:
                 if ann:  # asked for explicitly: say what is missing
                     raise
@@ -124,10 +134,29 @@ class Ranker:
         parsed, know = self._rows(contexts, knowledge)
         return self.bundle.head(self.bundle.encode_contexts(parsed, know), self.mode)
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def scores(self, queries: np.ndarray, logits: np.ndarray | None) -> np.ndarray:
+        """(Q, S) final scores of every sticker: cosine plus the prior and label terms."""
+        return self.terms.scores(queries @ self.pack.embeddings.T, logits)
+
+    def score_matrix(self, contexts: Sequence[Context], knowledge: Sequence[Knowledge | None] | None = None,
+                     batch_size: int = 32) -> tuple[np.ndarray | None, np.ndarray]:
+        """(intention logits or None, (Q, S) scores of every sticker) exactly as `rank_many` ranks them."""
+        logits, scores = [], []
+        for start in range(0, len(contexts), batch_size):
+            kn = knowledge[start:start + batch_size] if knowledge is not None else None
+            lg, q = self.query(contexts[start:start + batch_size], kn)
+            scores.append(self.scores(q, lg))
+            if lg is not None:
+                logits.append(lg)
+        return (np.concatenate(logits) if logits else None), np.concatenate(scores)
+
+    def search(self, queries: np.ndarray, k: int, logits: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(indices, scores) of the k best stickers per query."""
         if self._ann is not None:
+            if self.terms.active:
+                queries = np.hstack([queries, self.terms.query_extra(logits, len(queries))])
             return self._ann.search(queries, k)
-        return top_k(queries @ self.pack.embeddings.T, k)
+        return top_k(self.scores(queries, logits), k)
 
     def rank_many(self, contexts: Sequence[Context], top_k: int = 5, knowledge: Sequence[Knowledge | None] | None = None,
                   batch_size: int = 32) -> list[RankResult]:
@@ -141,7 +170,7 @@ class Ranker:
             chunk = contexts[start:start + batch_size]
             kn = knowledge[start:start + batch_size] if knowledge is not None else None
             logits, queries = self.query(chunk, kn)
-            idx, scores = self.search(queries, top_k)
+            idx, scores = self.search(queries, top_k, logits)
             probs = None
             if logits is not None:
                 e = np.exp(logits - logits.max(1, keepdims=True))

@@ -13,11 +13,11 @@ def test_paper_table_trains_variants_and_writes_one_report(synthetic_dir, tmp_pa
 
     data = tmp_path / "data"
     shutil.copytree(synthetic_dir, data)
-    args = ["--preset", "tiny", "--epochs", "1", "--variants", "-knowledge", "--variants", "int-ra +extra-intention"]
+    args = ["--preset", "tiny", "--epochs", "1", "--variants", "-knowledge", "--variants", "int-ra +extra-intention", "--no-probes"]
     # without extra_intention.jsonl the +extra-intention variant is left out
     result = CliRunner().invoke(app, ["--data", str(data), "--out", str(tmp_path / "a"), *args])
     assert result.exit_code == 0, result.output
-    models = json.loads((tmp_path / "a" / "report.json").read_text())["models"]
+    models = json.loads((tmp_path / "a" / "report.json").read_text())["aggregate"]
     assert {"int-ra", "-knowledge", "random", "popular", "intention-only"} <= set(models)
     assert "int-ra +extra-intention" not in models
 
@@ -29,7 +29,24 @@ def test_paper_table_trains_variants_and_writes_one_report(synthetic_dir, tmp_pa
     result = CliRunner().invoke(app, ["--data", str(data), "--out", str(tmp_path / "b"), *args])
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "b" / "report.json").read_text())
-    assert "int-ra +extra-intention" in report["models"]
+    assert "int-ra +extra-intention" in report["aggregate"]
     config = json.loads((tmp_path / "b" / "runs" / "int-ra-extra-intention" / "config.json").read_text())
     assert config["train"]["extra_intention"] is True
     assert "int-ra +extra-intention" in (tmp_path / "b" / "report.md").read_text()
+
+
+def test_paper_table_over_seeds_reports_mean_std_and_the_sdk_row(synthetic_dir, tmp_path):
+    out = tmp_path / "t"
+    args = ["--data", str(synthetic_dir), "--out", str(out), "--preset", "tiny", "--epochs", "1", "--variants", "-attributes",
+            "--seeds", "0,1", "--sdk"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "report.json").read_text())
+    assert summary["seeds"] == [0, 1] and len(summary["main_interval95"]) == 2
+    per_seed = [json.loads((out / f"seed-{s}" / "report.json").read_text()) for s in (0, 1)]
+    row = summary["aggregate"]["int-ra"]["MRR"]
+    values = [r["models"]["int-ra"]["MRR"] for r in per_seed]
+    assert row["mean"] == sum(values) / 2 and row["std"] >= 0
+    assert {"int-ra (sdk int8)", "probe-emoji", "probe-intention", "-attributes", "popular"} <= set(summary["aggregate"])
+    assert (out / "runs" / "int-ra-s1" / "scoring.json").is_file() and (out / "bundles" / "int-ra-s1" / "manifest.json").is_file()
+    assert "±" in (out / "report.md").read_text()

@@ -58,7 +58,9 @@ def test_fp32_bundle_ranks_like_pytorch_and_int8_within_the_gate(tiny_run_dir, t
     assert np.abs(fp32_scores - torch_scores).max() < 5e-3
     assert topk_agreement(int8_scores, fp32_scores) >= 0.95
     results = fp32.rank_many(contexts, top_k=5, knowledge=know)
-    assert [r.matches[0].sticker_id for r in results] == [pack.ids[i] for i in fp32_scores.argmax(1)]
+    logits = fp32.query(contexts, know)[0]
+    final = fp32.terms.scores(fp32_scores, logits)  # cosine plus the bundle's prior and label term
+    assert [r.matches[0].sticker_id for r in results] == [pack.ids[i] for i in final.argmax(1)]
 
 
 def test_rank_many_matches_rank_and_is_thread_safe(tiny_bundle, tiny_pack):

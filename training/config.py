@@ -61,7 +61,11 @@ class TrainConfig:
     key_dim: int = 16
     epochs: int = 4
     batch_size: int = 32
-    sampled_negatives: int = 16
+    sampled_negatives: int = 16  # random negatives per batch besides the in-batch ones; -1: the whole catalog
+    retrieval_loss: str = "hinge"  # "hinge" (the paper's) or "infonce" (cross-entropy over the candidates)
+    # The checkpoint kept as best: "mAP" (validation mAP) or "mean" (mean of MRR, R@10 and mAP, the
+    # objective the scoring weights are chosen for)
+    select_on: str = "mAP"
     margin: float = 0.2
     temperature: float = 0.05
     lr: float = 1e-4
@@ -100,6 +104,10 @@ class TrainConfig:
             raise ValueError(f"--mode must be one of {', '.join(MODES)}, got {self.mode!r}")
         if self.extra_intention_max < 1:
             raise ValueError(f"extra_intention_max must be >= 1, got {self.extra_intention_max}")
+        if self.retrieval_loss not in ("hinge", "infonce"):
+            raise ValueError(f"retrieval_loss must be 'hinge' or 'infonce', got {self.retrieval_loss!r}")
+        if self.select_on not in ("mAP", "mean"):
+            raise ValueError(f"select_on must be 'mAP' or 'mean', got {self.select_on!r}")
         if self.epochs < 1 or self.batch_size < 2:
             raise ValueError("epochs must be >= 1 and batch size >= 2")
 

@@ -1,16 +1,18 @@
 """`intra eval`: score a trained run and the baselines on one split; write report.json/.md and a PR plot.
 
-Rows: ``int-ra`` (the run, in its own query mode), other trained runs given by name (ablations,
-the CLIP-style dual encoder, other modes), and three untrained baselines on the same split:
+Rows: ``int-ra`` (the run, in its own query mode, scored as the SDK ranks: cosine plus the usage
+prior and label term with the run's validation-chosen weights; ``int-ra (cosine only)`` and
+``int-ra (no prior)`` show the same run without them), other trained runs given by name
+(ablations, the CLIP-style dual encoder, other modes), three untrained baselines on the same split:
 ``random`` (seeded uniform scores), ``popular`` (how often each sticker is gold in train) and
 ``intention-only`` (the run's intention head alone: a sticker scores the predicted probability of
-its label, ties broken by popularity; no sticker side).
+its label, ties broken by popularity; no sticker side), optionally the two frozen-feature probes
+of :mod:`training.probes`, and the row of an exported bundle ranked through the SDK.
 """
 
 from __future__ import annotations
 
 import sys
-from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -20,17 +22,21 @@ import numpy as np
 from sdk import atomic
 from sdk.dataset import load_dataset
 from sdk.labels import LABEL_INDEX, LABELS
+from sdk.scoring import ScoreWeights
 
 from .features import sticker_inputs, sticker_labels
-from .metrics import classification_metrics, gold_ranks, pr_curve, ranked_relevance, relevance_matrix, retrieval_metrics
+from .metrics import (bootstrap_interval, classification_metrics, gold_ranks, per_query_metrics, pr_curve, ranked_relevance,
+                      relevance_matrix, retrieval_metrics)
 from .run_dir import load_run
+from .score_weights import read_weights, score_terms
 from .scoring import score_conversations
 
 METRIC_KEYS = ("P@1", "P@3", "P@5", "mAP", "R@1", "R@5", "R@10", "MRR")
+MAIN = "int-ra"  # the report's main row: the run being evaluated
 
 
 def popularity(ds) -> np.ndarray:
-    counts = Counter(c.sticker_id for c in ds.split("train"))
+    counts = ds.usage_counts()
     return np.array([counts.get(s.id, 0) for s in ds.stickers], dtype=np.float64)
 
 
@@ -55,49 +61,81 @@ def command_line(argv: list[str]) -> str:
     return " ".join(shlex.quote(a) for a in head + list(argv[1:]))
 
 
-def evaluate(run: Path | str, data: Path | str, split: str = "test", compare: Mapping[str, Path | str] | None = None,
-             seed: int = 0) -> dict[str, Any]:
-    """Metrics of the run, the named comparison runs and the baselines on `split` of `data`."""
-    ds = load_dataset(data)
-    convs = ds.split(split)
-    index = ds.sticker_index()
-    gold = np.array([index[c.sticker_id] for c in convs])
-    labels, label_rule = sticker_labels(ds)
-    pop = popularity(ds)
-    models: dict[str, dict[str, float]] = {}
-    curves: dict[str, dict[str, list[float]]] = {}
-    intention: dict[str, dict[str, float]] = {}
-    gold_labels = np.array([LABEL_INDEX[c.label] for c in convs])
-    runs = {"int-ra": run, **(compare or {})}
-    main_logits = None
-    variants = {}
+def _score_runs(runs: Mapping[str, Path | str], ds, convs) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Each run's final scores (cosine plus its own prior and label terms, as the SDK ranks), the
+    main run's cosine-only and no-prior scores, and per-run details (variant, weights, logits)."""
+    scores: dict[str, np.ndarray] = {}
+    details: dict[str, Any] = {"variants": {}, "weights": {}, "logits": {}}
     for name, path in runs.items():
         model, tokenizer, image_settings, conf = load_run(path)
-        variants[name] = conf["variant"]
-        scores, logits = score_conversations(model, tokenizer, sticker_inputs(ds, image_settings), convs)
-        models[name], curves[name] = _row(scores, gold, labels)
+        details["variants"][name] = conf["variant"]
+        cosines, logits = score_conversations(model, tokenizer, sticker_inputs(ds, image_settings), convs)
+        weights = read_weights(path)
+        details["weights"][name] = weights.to_json()
+        scores[name] = score_terms(ds, weights, logits is not None).scores(cosines, logits)
         if logits is not None:
-            intention[name] = classification_metrics(logits.argmax(1), gold_labels, len(LABELS))
-            if name == "int-ra":
-                main_logits = logits
+            details["logits"][name] = logits
+        if name == MAIN and weights.active:
+            # the same run without its added terms: what the prior and label term bring
+            scores[f"{MAIN} (cosine only)"] = cosines
+            if weights.prior and weights.label:
+                no_prior = ScoreWeights(prior=0.0, label=weights.label, smoothing=weights.smoothing)
+                scores[f"{MAIN} (no prior)"] = score_terms(ds, no_prior, logits is not None).scores(cosines, logits)
+    return scores, details
+
+
+def _baselines(ds, convs, labels: list[int], main_logits: np.ndarray | None, seed: int) -> dict[str, np.ndarray]:
+    pop = popularity(ds)
     rng = np.random.default_rng(seed)
-    baselines = {"random": rng.random((len(convs), len(ds.stickers))), "popular": np.broadcast_to(pop, (len(convs), len(pop))).copy()}
+    out = {"random": rng.random((len(convs), len(ds.stickers))), "popular": np.broadcast_to(pop, (len(convs), len(pop))).copy()}
     if main_logits is not None:
         probs = np.exp(main_logits - main_logits.max(1, keepdims=True))
         probs /= probs.sum(1, keepdims=True)
         lab = np.asarray(labels)
         by_label = np.where(lab[None, :] >= 0, probs[:, np.clip(lab, 0, None)], 0.0)
-        baselines["intention-only"] = by_label + 1e-6 * pop[None, :] / max(pop.max(), 1.0)
-    for name, scores in baselines.items():
-        models[name], curves[name] = _row(scores, gold, labels)
-    ranks = gold_ranks(baselines["random"], gold)  # sanity anchor for the report: expected ~ S/2
+        out["intention-only"] = by_label + 1e-6 * pop[None, :] / max(pop.max(), 1.0)
+    return out
+
+
+def evaluate(run: Path | str, data: Path | str, split: str = "test", compare: Mapping[str, Path | str] | None = None,
+             seed: int = 0, probes: bool = False, cache_dir: Path | str | None = None,
+             bundle: Path | str | None = None, precision: str | None = None) -> dict[str, Any]:
+    """Metrics of the run, the named comparison runs and the baselines on `split` of `data`.
+
+    `probes`: add the two frozen-feature probes (features cached in `cache_dir`); `bundle`: add the
+    row of that exported bundle ranked through the SDK (`precision`, default the SDK's).
+    """
+    ds = load_dataset(data)
+    convs = ds.split(split)
+    index = ds.sticker_index()
+    gold = np.array([index[c.sticker_id] for c in convs])
+    labels, label_rule = sticker_labels(ds)
+    scores, details = _score_runs({MAIN: run, **(compare or {})}, ds, convs)
+    scores.update(_baselines(ds, convs, labels, details["logits"].get(MAIN), seed))
+    if probes:
+        from .probes import probe_scores
+
+        scores.update(probe_scores(ds, convs, Path(cache_dir) if cache_dir else None, seed=seed))
+    if bundle is not None:
+        from .bundle_eval import sdk_scores
+
+        name, scores[name] = sdk_scores(bundle, data, convs, precision)
+        details["variants"][name] = details["variants"][MAIN]
+    models, curves = {}, {}
+    for name, sc in scores.items():
+        models[name], curves[name] = _row(sc, gold, labels)
+    gold_labels = np.array([LABEL_INDEX[c.label] for c in convs])
+    intention = {name: classification_metrics(lg.argmax(1), gold_labels, len(LABELS)) for name, lg in details["logits"].items()}
+    per_query = per_query_metrics(scores[MAIN], gold, labels)
+    ranks = gold_ranks(scores["random"], gold)  # sanity anchor for the report: expected ~ S/2
     return {
         "split": split, "n": len(convs), "stickers": len(ds.stickers),
         "dataset": {k: ds.info.get(k) for k in ("name", "synthetic", "source", "split_rule", "rules")},
         "label_rule": label_rule,
         "tie_rule": "ties in scores are broken pessimistically (relevant stickers rank after irrelevant ones with the same score)",
-        "models": models, "variants": variants,
-        "intention": intention.get("int-ra", {}), "intention_by_model": intention,
+        "models": models, "variants": details["variants"], "scoring_weights": details["weights"],
+        "main_interval95": {k: bootstrap_interval(v, seed=seed) for k, v in per_query.items()},
+        "intention": intention.get(MAIN, {}), "intention_by_model": intention,
         "pr_curves": curves, "random_median_gold_rank": float(np.median(ranks)),
         "command": command_line(sys.argv),
     }

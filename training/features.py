@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -31,27 +30,9 @@ def sticker_inputs(ds: Dataset, settings: ImageSettings) -> StickerInputs:
 
 
 def sticker_labels(ds: Dataset, split: str = "train") -> tuple[list[int], str]:
-    """Each sticker's intention label id (-1 unknown) and the rule that gave it.
-
-    A sticker's catalog label wins; otherwise its most frequent intention as gold sticker in the
-    training split (ties: the label that comes first in GoEmotions order).
-    """
-    counts: dict[str, Counter] = {}
-    for c in ds.splits.get(split, ()):
-        counts.setdefault(c.sticker_id, Counter())[c.label] += 1
-    out = []
-    for s in ds.stickers:
-        if s.label is not None:
-            out.append(LABEL_INDEX[s.label])
-        elif s.id in counts:
-            best = max(counts[s.id].items(), key=lambda kv: (kv[1], -LABEL_INDEX[kv[0]]))[0]
-            out.append(LABEL_INDEX[best])
-        else:
-            out.append(-1)
-    rule = ("a sticker's label is its catalog label when it has one, else its most frequent intention as the gold "
-            "sticker in the training split (ties: first in GoEmotions order); stickers with neither only count "
-            "as correct when they are the gold sticker")
-    return out, rule
+    """Each sticker's intention label id (-1 unknown) and the rule that gave it (see
+    :meth:`sdk.dataset.Dataset.sticker_labels`, which packs built from a dataset use too)."""
+    return ds.sticker_labels(split)
 
 
 def encode_attribute_table(model, tokenizer: ContextTokenizer, texts: list[list[str]], batch: int = 256) -> torch.Tensor:

@@ -73,17 +73,31 @@ def pr_curve(ranked: np.ndarray) -> dict[str, list[float]]:
     return {"recall": RECALL_POINTS.round(2).tolist(), "precision": [float(x) for x in mean]}
 
 
-def retrieval_metrics(scores: np.ndarray, gold: np.ndarray, sticker_labels: Sequence[int]) -> dict[str, float]:
-    """P@1/3/5 and mAP (label match), R@1/5/10 and MRR (gold sticker)."""
+def per_query_metrics(scores: np.ndarray, gold: np.ndarray, sticker_labels: Sequence[int]) -> dict[str, np.ndarray]:
+    """Each query's P@1/3/5 and AP (label match), R@1/5/10 and reciprocal rank (gold sticker)."""
     rel = relevance_matrix(sticker_labels, gold)
     ranked = ranked_relevance(scores, rel)
     ranks = gold_ranks(scores, gold)
     return {
-        "P@1": precision_at(ranked, 1), "P@3": precision_at(ranked, 3), "P@5": precision_at(ranked, 5),
-        "mAP": mean_average_precision(ranked),
-        "R@1": float((ranks <= 1).mean()), "R@5": float((ranks <= 5).mean()), "R@10": float((ranks <= 10).mean()),
-        "MRR": float((1.0 / ranks).mean()),
+        "P@1": ranked[:, :1].mean(1), "P@3": ranked[:, :3].mean(1), "P@5": ranked[:, :5].mean(1),
+        "mAP": np.array([average_precision(r) for r in ranked]),
+        "R@1": (ranks <= 1).astype(float), "R@5": (ranks <= 5).astype(float), "R@10": (ranks <= 10).astype(float),
+        "MRR": 1.0 / ranks,
     }
+
+
+def retrieval_metrics(scores: np.ndarray, gold: np.ndarray, sticker_labels: Sequence[int]) -> dict[str, float]:
+    """P@1/3/5 and mAP (label match), R@1/5/10 and MRR (gold sticker)."""
+    return {k: float(v.mean()) if len(v) else 0.0 for k, v in per_query_metrics(scores, gold, sticker_labels).items()}
+
+
+def bootstrap_interval(values: np.ndarray, rounds: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of per-query `values` (queries resampled)."""
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(values), size=(rounds, len(values)))
+    means = values[idx].mean(1)
+    tail = (1.0 - level) / 2
+    return float(np.quantile(means, tail)), float(np.quantile(means, 1.0 - tail))
 
 
 def classification_metrics(pred: np.ndarray, gold: np.ndarray, n_labels: int) -> dict[str, float]:

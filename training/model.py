@@ -97,7 +97,7 @@ class IntRA(nn.Module):
         h_t = pooled if pooled is not None else self.encode_text(ids, mask)
         logits, q = self.query(h_t, gold=gold_label if self.cfg.mode == "paper" else None)
         scores = q @ self.sticker_vectors(pixels, attr_emb, attr_mask).T
-        if self.cfg.dual_encoder:
+        if self.cfg.dual_encoder or self.cfg.retrieval_loss == "infonce":
             l_ret = info_nce(scores, positive, negative_mask, self.cfg.temperature)
         else:
             l_ret = hinge_retrieval(scores, positive, negative_mask, self.cfg.margin)

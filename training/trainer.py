@@ -35,6 +35,7 @@ from .encoders import (build_text_encoder, build_vision_encoder, extend_cjk, fre
 from .features import all_texts, context_batch, encode_attribute_table, refresh_label_table, sticker_inputs, sticker_labels
 from .metrics import classification_metrics, retrieval_metrics
 from .model import IntRA
+from .score_weights import calibrate_run, objective
 from .scoring import score_conversations
 from .vision_pretrain import pretrain_vision
 
@@ -247,7 +248,8 @@ def train(cfg: TrainConfig, data: Path | str, out: Path | str, progress: bool = 
                 idx = order[begin:begin + cfg.batch_size] or [0]
                 text_args = {"ids": None, "mask": None, "pooled": cache.pooled(idx, cfg.knowledge_dropout, local_rng)}
             gold = [index[c.sticker_id] for c in convs]
-            sampled = local_rng.sample(range(n_stickers), min(cfg.sampled_negatives, n_stickers))
+            n_neg = n_stickers if cfg.sampled_negatives < 0 else min(cfg.sampled_negatives, n_stickers)
+            sampled = local_rng.sample(range(n_stickers), n_neg)
             cand = list(dict.fromkeys(gold + sampled))
             col = {s: i for i, s in enumerate(cand)}
             positive = torch.tensor([col[g] for g in gold])
@@ -277,8 +279,9 @@ def train(cfg: TrainConfig, data: Path | str, out: Path | str, progress: bool = 
                   **{f"train_{k}": round(v / steps, 4) for k, v in sums.items()},
                   **{f"val_{k}": round(v, 4) for k, v in val.items()}}
         history.append(record)
-        improved = val["mAP"] > best
-        best = max(best, val["mAP"])
+        chosen = val["mAP"] if cfg.select_on == "mAP" else objective(val)
+        improved = chosen > best
+        best = max(best, chosen)
         if rank == 0:
             if improved:
                 rd.save_weights(run / rd.BEST, model)
@@ -293,4 +296,5 @@ def train(cfg: TrainConfig, data: Path | str, out: Path | str, progress: bool = 
                            f"MRR {val['MRR']:.4f}" + (" (best, saved)" if improved else ""))
         if world > 1:
             dist.barrier()
-    return {"run": str(run), "best_val_mAP": best, "vision_warmup": warmup[:1] + warmup[-1:], "history": history, "tokenizer": tok_report, "image_settings": asdict(image_settings)}
+    scoring = calibrate_run(run, data).to_json() if rank == 0 else {}
+    return {"run": str(run), "best_val_mAP": best, "scoring": scoring, "vision_warmup": warmup[:1] + warmup[-1:], "history": history, "tokenizer": tok_report, "image_settings": asdict(image_settings)}

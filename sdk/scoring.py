@@ -1,0 +1,142 @@
+"""How a sticker's final score is made: the cosine, a usage prior and a label term.
+
+    score(s | ctx) = cos(query, H^R_s)
+                   + w_prior * log P_usage(s)                 (when the pack carries usage counts)
+                   + w_label * log P_head(label(s) | ctx)     (when the bundle has an intention head)
+
+``P_usage(s)`` is the pack's usage count of `s` plus `smoothing`, normalised over the pack; a sticker
+without a label gets ``log(1 / L)`` for the label term, the value of knowing nothing. The weights
+are chosen on validation when a model is trained and travel in the bundle's manifest (``scoring``).
+
+Both added terms are inner products (the label term is ``log P(ctx) . onehot(label(s))``, the prior
+is ``1 . w log P(s)``), so the whole score is one product of augmented vectors: exact top-k and an
+ANN index over inner products rank by the same number. Training, evaluation and the SDK all score
+through :class:`ScoreTerms`, so a report shows what apps get.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .errors import IntraError
+from .labels import LABELS
+
+DEFAULT_SMOOTHING = 0.5
+
+
+@dataclass(frozen=True)
+class ScoreWeights:
+    """Weights of the terms added to the cosine (0 turns a term off)."""
+
+    prior: float = 0.0
+    label: float = 0.0
+    smoothing: float = DEFAULT_SMOOTHING
+
+    @property
+    def active(self) -> bool:
+        return self.prior != 0.0 or self.label != 0.0
+
+    def to_json(self) -> dict[str, float]:
+        return {"prior_weight": self.prior, "label_weight": self.label, "prior_smoothing": self.smoothing}
+
+    @classmethod
+    def from_json(cls, obj: Any, where: str, error: type[IntraError]) -> "ScoreWeights":
+        """Parse the manifest's ``scoring`` object; `error` names `where` and the field at fault."""
+        if obj is None:
+            return cls()
+        if not isinstance(obj, Mapping):
+            raise error(f"{where}: field 'scoring' must be an object, got {type(obj).__name__}")
+        values = {}
+        for key, default in (("prior_weight", 0.0), ("label_weight", 0.0), ("prior_smoothing", DEFAULT_SMOOTHING)):
+            v = obj.get(key, default)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+                raise error(f"{where}: field 'scoring.{key}' must be a finite number >= 0, got {v!r}")
+            values[key] = float(v)
+        if values["prior_smoothing"] <= 0:
+            raise error(f"{where}: field 'scoring.prior_smoothing' must be > 0")
+        return cls(values["prior_weight"], values["label_weight"], values["prior_smoothing"])
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
+def log_prior(counts: np.ndarray, smoothing: float) -> np.ndarray:
+    """log of (count + smoothing) normalised over the pack."""
+    c = np.asarray(counts, dtype=np.float64) + smoothing
+    return np.log(c / c.sum())
+
+
+class ScoreTerms:
+    """The prior and label terms of one pack under one set of weights.
+
+    `label_ids[s]` is sticker s's label index (-1: none); `usage` its usage count (None: the pack
+    has no counts, so the prior is off); `has_head`: the model predicts intentions.
+    """
+
+    def __init__(self, weights: ScoreWeights, label_ids: Sequence[int], usage: np.ndarray | None, has_head: bool) -> None:
+        self.weights = weights
+        n = len(label_ids)
+        self.use_label = has_head and weights.label != 0.0
+        self.use_prior = usage is not None and weights.prior != 0.0
+        ids = np.asarray(label_ids, dtype=np.int64)
+        # one column per label and one for "no label"
+        self._onehot = np.zeros((n, len(LABELS) + 1), np.float32)
+        self._onehot[np.arange(n), np.where(ids >= 0, ids, len(LABELS))] = 1.0
+        self._prior = (weights.prior * log_prior(usage, weights.smoothing)).astype(np.float32) if self.use_prior else None
+
+    @property
+    def active(self) -> bool:
+        return self.use_label or self.use_prior
+
+    def query_extra(self, logits: np.ndarray | None, rows: int) -> np.ndarray:
+        """(Q, L + 2) query-side columns: w_label log P(l | ctx), w_label log(1/L), 1."""
+        out = np.zeros((rows, len(LABELS) + 2), np.float32)
+        if self.use_label and logits is not None:
+            out[:, :len(LABELS)] = self.weights.label * log_softmax(np.asarray(logits, np.float64))
+            out[:, len(LABELS)] = self.weights.label * math.log(1.0 / len(LABELS))
+        out[:, -1] = 1.0
+        return out
+
+    def sticker_extra(self) -> np.ndarray:
+        """(S, L + 2) sticker-side columns: one-hot label (or "none"), w_prior log P(s)."""
+        prior = self._prior if self._prior is not None else np.zeros(len(self._onehot), np.float32)
+        return np.hstack([self._onehot, prior[:, None]])
+
+    def bias(self, logits: np.ndarray | None, rows: int) -> np.ndarray:
+        """(Q, S) what the terms add to the cosines."""
+        return self.query_extra(logits, rows) @ self.sticker_extra().T
+
+    def scores(self, cosines: np.ndarray, logits: np.ndarray | None) -> np.ndarray:
+        """Final scores from (Q, S) cosines and the (Q, L) intention logits (None without a head)."""
+        if not self.active:
+            return cosines
+        return cosines + self.bias(logits, cosines.shape[0])
+
+
+def validate_usage(usage: Any, ids: Sequence[str], where: str, error: type[IntraError]) -> dict[str, float]:
+    """Usage counts as {sticker id: count >= 0}; unknown ids and bad values raise `error`."""
+    if not isinstance(usage, Mapping):
+        raise error(f"{where}: usage counts must be a JSON object mapping sticker id to count, got {type(usage).__name__}")
+    known = set(ids)
+    out: dict[str, float] = {}
+    for key, value in usage.items():
+        if not isinstance(key, str) or key not in known:
+            raise error(f"{where}: usage names sticker {key!r}, which is not in the pack")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            raise error(f"{where}: usage of {key!r} must be a finite count >= 0, got {value!r}")
+        out[key] = float(value)
+    return out
+
+
+def usage_vector(usage: Mapping[str, float] | None, ids: Sequence[str]) -> np.ndarray | None:
+    """Counts aligned with `ids` (0 for stickers without one); None when there are no counts."""
+    if usage is None:
+        return None
+    return np.array([float(usage.get(i, 0.0)) for i in ids], dtype=np.float64)

@@ -1,0 +1,94 @@
+"""Choose the weights of the usage prior and the label term on the validation split.
+
+After training, the best checkpoint scores the validation conversations; every pair of weights on
+a small grid is tried with :class:`sdk.scoring.ScoreTerms` (the SDK's own scoring) and the pair with
+the best mean of MRR, R@10 and mAP is kept in the run's ``scoring.json``. The export copies it into
+the bundle's manifest, so apps rank with it. The test split is never looked at.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sdk import atomic
+from sdk.dataset import Dataset
+from sdk.scoring import ScoreTerms, ScoreWeights
+
+from .metrics import retrieval_metrics
+
+SCORING_FILE = "scoring.json"
+PRIOR_GRID = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
+LABEL_GRID = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
+OBJECTIVE = ("MRR", "R@10", "mAP")
+
+
+def objective(metrics: dict[str, float]) -> float:
+    """What the weights are chosen for: the mean of MRR, R@10 and mAP."""
+    return float(np.mean([metrics[k] for k in OBJECTIVE]))
+
+
+def score_terms(ds: Dataset, weights: ScoreWeights, has_head: bool) -> ScoreTerms:
+    """The terms a pack built from `ds` gets: training-split usage counts and labels."""
+    labels, _ = ds.sticker_labels()
+    usage = ds.usage_counts()
+    counts = np.array([usage.get(s.id, 0) for s in ds.stickers], dtype=np.float64) if usage else None
+    return ScoreTerms(weights, labels, counts, has_head)
+
+
+def choose_weights(cosines: np.ndarray, logits: np.ndarray | None, ds: Dataset, gold: np.ndarray) -> tuple[ScoreWeights, list[dict[str, Any]]]:
+    """The grid point with the best objective on these (validation) scores, and every point tried.
+
+    Ties keep the smaller weights (the grid is walked from zero up)."""
+    labels, _ = ds.sticker_labels()
+    label_grid = LABEL_GRID if logits is not None else (0.0,)
+    prior_grid = PRIOR_GRID if ds.usage_counts() else (0.0,)
+    tried, best = [], None
+    for prior, label in itertools.product(prior_grid, label_grid):
+        w = ScoreWeights(prior=prior, label=label)
+        metrics = retrieval_metrics(score_terms(ds, w, logits is not None).scores(cosines, logits), gold, labels)
+        value = objective(metrics)
+        tried.append({"prior_weight": prior, "label_weight": label, "objective": round(value, 5),
+                      **{k: round(metrics[k], 5) for k in OBJECTIVE}})
+        if best is None or value > best[1] + 1e-12:
+            best = (w, value)
+    assert best is not None
+    return best[0], tried
+
+
+def write_weights(run: Path, weights: ScoreWeights, tried: list[dict[str, Any]], split: str) -> None:
+    atomic.write_json(run / SCORING_FILE, {**weights.to_json(), "chosen_on": split,
+                                           "objective": "mean of " + ", ".join(OBJECTIVE), "grid": tried})
+
+
+def read_weights(run: Path | str) -> ScoreWeights:
+    """The weights a run chose (no terms for a run trained before they existed)."""
+    path = Path(run) / SCORING_FILE
+    if not path.is_file():
+        return ScoreWeights()
+    from .run_dir import RunError
+
+    return ScoreWeights.from_json(json.loads(path.read_text(encoding="utf-8")), str(path), RunError)
+
+
+def calibrate_run(run: Path | str, data: Path | str, split: str = "validation") -> ScoreWeights:
+    """Choose the weights for the run's best checkpoint on `split` and write ``scoring.json``."""
+    from sdk.dataset import load_dataset
+
+    from .features import sticker_inputs
+    from .run_dir import load_run
+    from .scoring import score_conversations
+
+    ds = load_dataset(data)
+    model, tokenizer, image_settings, _ = load_run(run)
+    convs = ds.split(split)
+    cosines, logits = score_conversations(model, tokenizer, sticker_inputs(ds, image_settings), convs)
+    index = ds.sticker_index()
+    gold = np.array([index[c.sticker_id] for c in convs])
+    weights, tried = choose_weights(cosines, logits, ds, gold)
+    write_weights(Path(run), weights, tried, split)
+    return weights
