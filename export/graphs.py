@@ -87,7 +87,7 @@ class SelectorGraph(nn.Module):
     def __init__(self, model: IntRA) -> None:
         super().__init__()
         self.attributes = model.attributes
-        self.selector = model.selector
+        self.model = model
         if model.attributes:
             self.des_proj = model.des_proj
 
@@ -96,7 +96,7 @@ class SelectorGraph(nn.Module):
             attrs = self.des_proj(attributes)
         else:  # keep the inputs in the graph so every bundle has the same signature
             attrs = regions.new_zeros(regions.shape[0], attributes.shape[1], regions.shape[-1]) + 0.0 * attributes.sum()
-        return F.normalize(self.selector(regions, attrs, attribute_mask), dim=-1)
+        return F.normalize(self.model.pool_sticker(regions, attrs, attribute_mask), dim=-1)
 
 
 @dataclass

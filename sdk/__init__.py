@@ -18,11 +18,12 @@ from .pack import Pack, PackError, load_pack, merge_packs
 from .pack_build import build_pack
 from .providers import ProviderError, choose_providers
 from .ranker import Match, Ranker, RankResult, rank
+from .scoring import ScoreWeights
 
 __all__ = [
     "ATTRIBUTES", "KNOWLEDGE_RELATIONS", "LABELS",
     "Bundle", "BundleError", "ContextError", "Conversation", "Dataset", "DatasetError", "ImageError", "IntraError",
-    "Match", "MissingExtraError", "Pack", "PackError", "ProviderError", "RankResult", "Ranker", "Sticker", "Turn",
+    "Match", "MissingExtraError", "Pack", "PackError", "ProviderError", "RankResult", "Ranker", "ScoreWeights", "Sticker", "Turn",
     "build_pack", "choose_providers", "load_dataset", "load_pack", "merge_packs", "parse_context", "rank",
 ]
 __version__ = "0.1.0"

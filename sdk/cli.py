@@ -99,7 +99,7 @@ def train_cmd(
     out: Path = typer.Option(..., "--out", help="Run directory to write; an unfinished run there is resumed."),
     preset: str = typer.Option("small", help="tiny (tests, seconds), small (the demo, minutes on 2 cores) or base."),
     text_model: Optional[str] = typer.Option(None, help="Hugging Face encoder directory, 'minilm' (all-MiniLM-L6-v2 from its package) or 'tiny'. [default: the preset's]"),
-    vision_model: Optional[str] = typer.Option(None, help="Local CLIP vision / ViT directory, or 'vit-config' (a ViT built from a config). [default: the preset's]"),
+    vision_model: Optional[str] = typer.Option(None, help="Local CLIP vision / ViT directory, 'vit-config' (a ViT built from a config) or 'efficientnet-lite0' (ImageNet weights from its package, frozen; 4x4 regions). [default: the preset's]"),
     mode: str = typer.Option("fused", help="Query mode: paper (argmax label), soft (probability-weighted labels) or fused (+ projected context)."),
     no_knowledge: bool = typer.Option(False, "--no-knowledge", help="Ablation: never feed commonsense knowledge."),
     no_attributes: bool = typer.Option(False, "--no-attributes", help="Ablation: H^R is the mean of the region features."),
@@ -110,7 +110,7 @@ def train_cmd(
     epochs: Optional[int] = typer.Option(None, help="Epochs. [default: the preset's]"),
     loss: Optional[str] = typer.Option(None, "--loss", help="Retrieval loss: hinge or infonce. [default: the preset's]"),
     negatives: Optional[int] = typer.Option(None, "--negatives", help="Sampled negatives per batch; -1: the whole catalog. [default: the preset's]"),
-    select_on: Optional[str] = typer.Option(None, "--select-on", help="Best checkpoint by validation 'mAP' or 'mean' (of MRR, R@10, mAP). [default: the preset's]"),
+    select_on: Optional[str] = typer.Option(None, "--select-on", help="Best checkpoint by validation 'mAP' (of the cosine) or 'final' (mean of MRR, R@10, mAP of the final score). [default: the preset's]"),
     seed: int = typer.Option(0, help="Seed; the same seed and flags give the same run."),
     fresh: bool = typer.Option(False, "--fresh", help="Start over instead of resuming a run found in --out."),
 ) -> None:
@@ -128,7 +128,7 @@ def train_cmd(
         result = train(cfg, data, out, progress=True, resume=not fresh)
     except (IntraError, ValueError) as e:
         _fail(e)
-    typer.echo(f"run {result['run']}: best validation mAP {result['best_val_mAP']:.4f}")
+    typer.echo(f"run {result['run']}: best validation {result['select_on']} {result['best_val']:.4f}; scoring weights {result['scoring']}")
 
 
 @app.command("eval")
@@ -322,13 +322,13 @@ def demo(
             result = train(cfg, data_dir, workdir / "run")
         except RunError:  # a run with other settings is there: the demo starts it over
             result = train(cfg, data_dir, workdir / "run", resume=False)
-        typer.echo(f"    best validation mAP {result['best_val_mAP']:.4f}  ({time.perf_counter() - t:.1f}s)")
+        typer.echo(f"    best validation {result['select_on']} {result['best_val']:.4f}  ({time.perf_counter() - t:.1f}s)")
 
         t = stage(3, "evaluate on the test split against the baselines")
         report = evaluate(workdir / "run", data_dir, "test")
         write_report(report, workdir / "report")
         for name, m in report["models"].items():
-            typer.echo(f"    {name:<15} P@1 {100 * m['P@1']:5.1f}  mAP {100 * m['mAP']:5.1f}  R@5 {100 * m['R@5']:5.1f}  MRR {100 * m['MRR']:5.1f}")
+            typer.echo(f"    {name:<22} P@1 {100 * m['P@1']:5.1f}  mAP {100 * m['mAP']:5.1f}  R@5 {100 * m['R@5']:5.1f}  MRR {100 * m['MRR']:5.1f}")
         typer.echo(f"    intention accuracy {100 * report['intention'].get('accuracy', 0):.1f}%  ({time.perf_counter() - t:.1f}s)")
 
         t = stage(4, "export to ONNX (fp32, int8, fp16) with the parity gate")

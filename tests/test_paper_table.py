@@ -50,3 +50,20 @@ def test_paper_table_over_seeds_reports_mean_std_and_the_sdk_row(synthetic_dir, 
     assert {"int-ra (sdk int8)", "probe-emoji", "probe-intention", "-attributes", "popular"} <= set(summary["aggregate"])
     assert (out / "runs" / "int-ra-s1" / "scoring.json").is_file() and (out / "bundles" / "int-ra-s1" / "manifest.json").is_file()
     assert "±" in (out / "report.md").read_text()
+
+
+def test_levers_table_reads_validation_figures_of_each_lever(synthetic_dir, tmp_path):
+    from benchmarks.levers import app as levers_app
+
+    out = tmp_path / "levers"
+    args = ["--data", str(synthetic_dir), "--out", str(out), "--preset", "tiny", "--only", "base", "--only", "final", "--no-probes"]
+    result = CliRunner().invoke(levers_app, args)
+    assert result.exit_code == 0, result.output
+    rows = json.loads((out / "levers.json").read_text())["levers"]
+    assert set(rows) == {"base", "final"}
+    for slug, row in rows.items():
+        grid = json.loads((out / "runs" / slug / "scoring.json").read_text())["grid"]
+        assert row["objective"] >= max(g["objective"] for g in grid if g["prior_weight"] == 0 and g["label_weight"] == 0) - 1e-9
+    assert "final: best checkpoint by" in (out / "levers.md").read_text()
+    bad = CliRunner().invoke(levers_app, ["--data", str(synthetic_dir), "--out", str(out), "--only", "nope"])
+    assert bad.exit_code != 0 and "unknown lever" in bad.output

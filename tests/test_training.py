@@ -166,7 +166,7 @@ def test_cached_epochs_validate_like_a_fresh_evaluation(synthetic_dir, tmp_path)
                                    dict(dual_encoder=True), dict(mode="paper"), dict(mode="soft")])
 def test_ablations_and_modes_train(synthetic_dir, tmp_path, flags):
     result = train(preset("tiny", epochs=1, **flags), synthetic_dir, tmp_path / "r", progress=False)
-    assert 0.0 <= result["best_val_mAP"] <= 1.0
+    assert 0.0 <= result["best_val"] <= 1.0
     model, *_ = load_run(tmp_path / "r")
     assert hasattr(model, "head") == (flags.get("use_intention", True) and not flags.get("dual_encoder", False))
 
@@ -191,7 +191,7 @@ def test_local_clip_and_text_directories_load(synthetic_dir, tmp_path):
     assert conf["tokenizer"]["cjk_tokens_added"] > 0  # the Chinese turns of the world were [UNK] before
     assert conf["tokenizer"]["unk_rate_after"]["zh"] < conf["tokenizer"]["unk_rate_before"]["zh"]
     load_run(tmp_path / "r")
-    assert result["best_val_mAP"] >= 0
+    assert result["best_val"] >= 0
 
 
 def test_bad_encoder_directory_is_named(synthetic_dir, tmp_path):
@@ -287,3 +287,17 @@ def test_reports_name_the_command_as_a_user_would_retype_it():
     script = str(Path(benchmarks.paper_table.__file__).resolve())
     assert command_line([script, "--data", "my data"]) == "python -m benchmarks.paper_table --data 'my data'"
     assert command_line(["/somewhere/.venv/bin/intra", "eval", "--run", "r"]) == "intra eval --run r"
+
+
+def test_final_selection_and_the_losses_train(synthetic_dir, tmp_path):
+    from training.score_weights import read_weights
+
+    cfg = preset("tiny", epochs=2, select_on="final", retrieval_loss="infonce", sampled_negatives=-1)
+    result = train(cfg, synthetic_dir, tmp_path / "r", progress=False)
+    log = [json.loads(line) for line in (tmp_path / "r" / "log.jsonl").read_text().splitlines()]
+    # the checkpoint is chosen by the final score's objective, which the log records per epoch
+    assert result["best_val"] == pytest.approx(max(e["val_final_objective"] for e in log))
+    assert all(e["val_final_objective"] >= (e["val_MRR"] + e["val_R@10"] + e["val_mAP"]) / 3 - 1e-9 for e in log)
+    assert read_weights(tmp_path / "r").to_json() == {k: result["scoring"][k] for k in result["scoring"]}
+    with pytest.raises(ValueError, match="retrieval_loss"):
+        preset("tiny", retrieval_loss="triplet")

@@ -21,6 +21,7 @@ from sdk.errors import IntraError
 from sdk.imageprep import ImageSettings
 
 from .config import TEXT_DEFAULT, TEXT_TINY, VISION_DEFAULT, TrainConfig
+from .effnet_regions import EFFNET_IMAGE_SIZE, EFFNET_NAME, EffnetRegions, effnet_config
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -138,6 +139,8 @@ def build_vision_encoder(cfg: TrainConfig) -> tuple[nn.Module, dict[str, Any], I
     """The vision encoder, its HF config dict and the image settings it expects."""
     from transformers import AutoConfig, AutoModel, CLIPVisionModel, ViTConfig, ViTModel
 
+    if cfg.vision_model == EFFNET_NAME:
+        return EffnetRegions(), effnet_config(), ImageSettings(image_size=EFFNET_IMAGE_SIZE, mean=IMAGENET_MEAN, std=IMAGENET_STD)
     if cfg.vision_model == VISION_DEFAULT:
         v = cfg.vit
         config = ViTConfig(image_size=v.image_size, patch_size=v.patch_size, hidden_size=v.hidden_size,
@@ -170,6 +173,8 @@ def rebuild(config_dict: dict[str, Any]) -> nn.Module:
     """An encoder with random weights from a saved HF config dict (weights come from the run)."""
     from transformers import AutoConfig, AutoModel, ViTModel
 
+    if config_dict.get("model_type") == EFFNET_NAME:
+        return EffnetRegions(pretrained=False)
     d = dict(config_dict)
     config = AutoConfig.for_model(d.pop("model_type"), **d)
     if config.model_type == "vit":
@@ -206,7 +211,10 @@ def freeze_lower_layers(model: nn.Module, keep_top: int, trainable_rows: Sequenc
 
 
 def region_features(vision: nn.Module, pixel_values: torch.Tensor) -> torch.Tensor:
-    """(B, N, H) patch features: the encoder's last hidden state without its [CLS] token."""
+    """(B, N, H) region features: the ViT's last hidden state without its [CLS] token, or the
+    EfficientNet's last feature map as a grid."""
+    if isinstance(vision, EffnetRegions):
+        return vision(pixel_values)
     return vision(pixel_values=pixel_values).last_hidden_state[:, 1:, :]
 
 

@@ -20,6 +20,21 @@ class StickerInputs:
     pixels: torch.Tensor  # (S, 3, H, W)
     attribute_texts: list[list[str]]  # (S, A), "" where masked
     attribute_mask: torch.Tensor  # (S, A) float
+    # (S, R, C) region features of a frozen vision encoder, computed once (see `freeze_regions`)
+    raw_regions: torch.Tensor | None = None
+
+    def regions_of(self, rows) -> torch.Tensor | None:
+        return self.raw_regions[rows] if self.raw_regions is not None else None
+
+
+@torch.no_grad()
+def freeze_regions(stickers: StickerInputs, vision, batch: int = 64) -> None:
+    """Compute a frozen vision encoder's regions of every sticker once (pretrained EfficientNet:
+    seconds instead of a forward pass per training step)."""
+    from .encoders import region_features
+
+    stickers.raw_regions = torch.cat([region_features(vision, stickers.pixels[k:k + batch])
+                                      for k in range(0, len(stickers.pixels), batch)])
 
 
 def sticker_inputs(ds: Dataset, settings: ImageSettings) -> StickerInputs:

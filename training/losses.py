@@ -17,9 +17,14 @@ def hinge_retrieval(scores: torch.Tensor, positive: torch.Tensor, negative_mask:
     return hinge.sum(1).mean()
 
 
-def info_nce(scores: torch.Tensor, positive: torch.Tensor, negative_mask: torch.Tensor, temperature: float) -> torch.Tensor:
-    """Cross-entropy of the gold column against the negatives (CLIP-style), at `temperature`."""
+def info_nce(scores: torch.Tensor, positive: torch.Tensor, negative_mask: torch.Tensor, temperature: float,
+             bias: torch.Tensor | None = None) -> torch.Tensor:
+    """Cross-entropy of the gold column against the negatives (CLIP-style), at `temperature`;
+    `bias` (U,) is added to every row's logits (a log prior: logit adjustment)."""
     keep = negative_mask.clone()
     keep[torch.arange(len(positive)), positive] = True
-    logits = (scores / temperature).masked_fill(~keep, float("-inf"))
+    logits = scores / temperature
+    if bias is not None:
+        logits = logits + bias[None, :]
+    logits = logits.masked_fill(~keep, float("-inf"))
     return F.cross_entropy(logits, positive)

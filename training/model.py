@@ -38,6 +38,7 @@ class IntRA(nn.Module):
             self.ctx_proj = nn.Linear(h_t, d)
         self.vis_proj = nn.Linear(h_v, d)
         self.attributes = cfg.use_attributes and not cfg.dual_encoder
+        self.use_image = cfg.use_image or not self.attributes
         if self.attributes:
             self.des_proj = nn.Linear(h_t, d)
         self.selector = RelationSelector(d, cfg.key_dim, use_attributes=self.attributes)
@@ -71,34 +72,49 @@ class IntRA(nn.Module):
         return logits, F.normalize(q, dim=-1)
 
     # ------------------------------------------------------------------ sticker side
-    def sticker_vectors(self, pixel_values: torch.Tensor, attr_emb: torch.Tensor | None, attr_mask: torch.Tensor | None) -> torch.Tensor:
-        """L2-normalised H^R (S, d) from pixels (S, 3, H, W) and attribute embeddings H^A (S, A, h_t)."""
-        regions = self.vis_proj(region_features(self.vision, pixel_values))
+    def sticker_vectors(self, pixel_values: torch.Tensor, attr_emb: torch.Tensor | None, attr_mask: torch.Tensor | None,
+                        raw_regions: torch.Tensor | None = None) -> torch.Tensor:
+        """L2-normalised H^R (S, d) from pixels (S, 3, H, W) and attribute embeddings H^A (S, A, h_t);
+        `raw_regions` replaces the vision encoder's output when it is frozen and precomputed."""
+        raw = raw_regions if raw_regions is not None else region_features(self.vision, pixel_values)
+        regions = self.vis_proj(raw)
         s = regions.shape[0]
         if self.attributes:
             attrs, mask = self.des_proj(attr_emb), attr_mask
         else:
             attrs = regions.new_zeros(s, len(ATTRIBUTES), regions.shape[-1])
             mask = regions.new_zeros(s, len(ATTRIBUTES))
-        return F.normalize(self.selector(regions, attrs, mask), dim=-1)
+        return F.normalize(self.pool_sticker(regions, attrs, mask), dim=-1)
+
+    def pool_sticker(self, regions: torch.Tensor, attrs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """H^R (unnormalised) from projected regions and descriptions: the relation-aware selector,
+        or, for the descriptions-only ablation (`use_image` off), the mean of the present descriptions."""
+        if self.use_image:
+            return self.selector(regions, attrs, mask)
+        w = mask.unsqueeze(-1)
+        # the regions stay in the graph (times zero) so that every exported selector has one signature
+        return (attrs * w).sum(1) / w.sum(1).clamp(min=1.0) + 0.0 * regions.sum(dim=(1, 2))[:, None]
 
     # ------------------------------------------------------------------ training
     def forward(self, ids: torch.Tensor | None, mask: torch.Tensor | None, gold_label: torch.Tensor, pixels: torch.Tensor,
                 attr_emb: torch.Tensor | None, attr_mask: torch.Tensor, positive: torch.Tensor, negative_mask: torch.Tensor,
                 extra_ids: torch.Tensor | None = None, extra_mask: torch.Tensor | None = None,
                 extra_labels: torch.Tensor | None = None, pooled: torch.Tensor | None = None,
-                extra_pooled: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+                extra_pooled: torch.Tensor | None = None, log_prior: torch.Tensor | None = None,
+                raw_regions: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
         """L = l1 L_ret + l2 L_int on one batch; returns the loss and its parts (floats).
 
         `pooled` / `extra_pooled` replace the text encoder when it is frozen and its outputs cached.
+        `log_prior` (U,): the candidates' log usage prior, added to the InfoNCE logits (logit
+        adjustment) so that the cosine learns what the prior does not already say.
         """
         from .losses import hinge_retrieval, info_nce
 
         h_t = pooled if pooled is not None else self.encode_text(ids, mask)
         logits, q = self.query(h_t, gold=gold_label if self.cfg.mode == "paper" else None)
-        scores = q @ self.sticker_vectors(pixels, attr_emb, attr_mask).T
+        scores = q @ self.sticker_vectors(pixels, attr_emb, attr_mask, raw_regions).T
         if self.cfg.dual_encoder or self.cfg.retrieval_loss == "infonce":
-            l_ret = info_nce(scores, positive, negative_mask, self.cfg.temperature)
+            l_ret = info_nce(scores, positive, negative_mask, self.cfg.temperature, log_prior)
         else:
             l_ret = hinge_retrieval(scores, positive, negative_mask, self.cfg.margin)
         total = self.cfg.lambda_ret * l_ret

@@ -22,7 +22,7 @@ from sdk.scoring import ScoreTerms, ScoreWeights
 from .metrics import retrieval_metrics
 
 SCORING_FILE = "scoring.json"
-PRIOR_GRID = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
+PRIOR_GRID = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
 LABEL_GRID = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
 OBJECTIVE = ("MRR", "R@10", "mAP")
 

@@ -25,7 +25,8 @@ def sticker_matrix(model: IntRA, tokenizer: ContextTokenizer, stickers: StickerI
     out = []
     for k in range(0, len(stickers.pixels), batch):
         sl = slice(k, k + batch)
-        out.append(model.sticker_vectors(stickers.pixels[sl], table[sl] if table is not None else None, stickers.attribute_mask[sl]))
+        out.append(model.sticker_vectors(stickers.pixels[sl], table[sl] if table is not None else None, stickers.attribute_mask[sl],
+                                         stickers.regions_of(sl)))
     return torch.cat(out)
 
 
