@@ -296,6 +296,9 @@ def _export_int8(tmp: Path, raw: Path, ref: Reference, fp32_scores, fp32_metrics
     if scheme != INT8_SCHEMES[len(tried) - 1]:
         write(scheme)  # the loop ended on another scheme: write the chosen one
     kept_fp32 = [] if scheme.small_graphs_int8 else [g for g in GRAPHS if g != "text_encoder"]
-    notes["int8"] = {"scheme": scheme.label, "graphs_kept_fp32": kept_fp32, "text_encoder": describe(scheme), "tried": tried}
+    # "kind" tells the runtime whether activation scales are per tensor ("dynamic": computed over the
+    # whole batch, so the SDK runs such graphs one unpadded row at a time), per block or fixed
+    notes["int8"] = {"scheme": scheme.label, "kind": scheme.kind, "graphs_kept_fp32": kept_fp32,
+                     "text_encoder": describe(scheme), "tried": tried}
     steps.update()
     return figures

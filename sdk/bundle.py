@@ -112,6 +112,11 @@ class Bundle:
             log.warning("int8 graphs are made for the CPU (onnxruntime's int8 kernels); on CUDA ask for fp16")
         self.precision = wanted
         self.threads = threads
+        # dynamic int8 quantizes activations with one scale per tensor: a row's result would depend
+        # on the other rows of its batch and on padding, so such graphs run one row at a time
+        # (bundles from before "kind" was recorded are treated as dynamic)
+        int8_notes = self.manifest.get("precision_notes", {}).get("int8", {})
+        self.row_by_row = wanted == "int8" and int8_notes.get("kind", "dynamic") == "dynamic"
         self._paths: dict[str, Path] = {}
         for graph in GRAPHS:
             entry = self.manifest["graphs"][graph][wanted]
@@ -167,7 +172,22 @@ class Bundle:
 
     # ------------------------------------------------------------------ graph calls
     def pooled(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        return self.session("text_encoder").run(["pooled"], {"input_ids": ids, "attention_mask": mask})[0]
+        session = self.session("text_encoder")
+        if not self.row_by_row:
+            return session.run(["pooled"], {"input_ids": ids, "attention_mask": mask})[0]
+        # one scale per tensor would mix the rows of a batch and its padding into every result
+        lengths = np.maximum(mask.sum(1), 1)
+        return np.concatenate([session.run(["pooled"], {"input_ids": ids[i:i + 1, :n], "attention_mask": mask[i:i + 1, :n]})[0]
+                               for i, n in enumerate(lengths)])
+
+    def _rows(self, graph: str, outputs: list[str], inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """Run a graph on a batch, or row by row when its int8 activation scales are per tensor."""
+        session = self.session(graph)
+        if not self.row_by_row:
+            return session.run(outputs, inputs)
+        n = len(next(iter(inputs.values())))
+        rows = [session.run(outputs, {k: v[i:i + 1] for k, v in inputs.items()}) for i in range(n)]
+        return [np.concatenate([r[j] for r in rows]) for j in range(len(outputs))]
 
     def encode_contexts(self, contexts: Sequence[Sequence[str]], knowledge: Sequence[Knowledge | None] | None = None) -> np.ndarray:
         ids, mask = self.tokenizer.encode_contexts(contexts, knowledge)
@@ -183,14 +203,14 @@ class Bundle:
         if mode not in self.modes:
             raise BundleError(f"query mode {mode!r} not in this bundle (has {', '.join(self.modes)})")
         names = (["logits"] if self.has_intention else []) + [f"query_{mode}"]
-        out = self.session("intention_head").run(names, {"pooled": pooled})
+        out = self._rows("intention_head", names, {"pooled": pooled})
         return (out[0], out[1]) if self.has_intention else (None, out[0])
 
     def regions(self, pixels: np.ndarray) -> np.ndarray:
-        return self.session("vision_encoder").run(["regions"], {"pixel_values": pixels})[0]
+        return self._rows("vision_encoder", ["regions"], {"pixel_values": pixels})[0]
 
     def stickers(self, regions: np.ndarray, attributes: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        return self.session("selector").run(["sticker"], {"regions": regions, "attributes": attributes, "attribute_mask": mask})[0]
+        return self._rows("selector", ["sticker"], {"regions": regions, "attributes": attributes, "attribute_mask": mask})[0]
 
     def sticker_vectors(self, pixels: np.ndarray, descriptions: Sequence[Sequence[str]]) -> np.ndarray:
         """Normalised sticker vectors for pixels (S, 3, H, W) and per-sticker attribute texts (S, A)."""

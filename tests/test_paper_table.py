@@ -67,3 +67,21 @@ def test_levers_table_reads_validation_figures_of_each_lever(synthetic_dir, tmp_
     assert "final: best checkpoint by" in (out / "levers.md").read_text()
     bad = CliRunner().invoke(levers_app, ["--data", str(synthetic_dir), "--out", str(out), "--only", "nope"])
     assert bad.exit_code != 0 and "unknown lever" in bad.output
+
+
+def test_goemotions_head_scores_every_comment_of_a_split(tiny_run_dir, synthetic_dir, tmp_path):
+    from benchmarks.goemotions_head import app as head_app
+    from sdk.dataset import load_dataset
+    from sdk.labels import LABEL_INDEX
+
+    convs = load_dataset(synthetic_dir).split("test")[:40]
+    source = tmp_path / "source" / "goemotions"
+    source.mkdir(parents=True)
+    (source / "dev.tsv").write_text("".join(f"{c.context[-1].text}\t{LABEL_INDEX[c.label]}\tid{i}\n" for i, c in enumerate(convs)))
+    out = tmp_path / "head"
+    result = CliRunner().invoke(head_app, ["--run", str(tiny_run_dir), "--source", str(tmp_path / "source"), "--out", str(out),
+                                           "--data", str(synthetic_dir)])
+    assert result.exit_code == 0, result.output
+    head = json.loads((out / "head.json").read_text())
+    assert head["comments"] == 40 and 0 <= head["head"]["macro_f1"] <= 1 and 0 <= head["probe_intention"]["accuracy"] <= 1
+    assert "BERT-base" in (out / "head.md").read_text()

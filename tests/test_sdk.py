@@ -309,3 +309,17 @@ bad = [m for m in ("torch", "transformers", "optimum") if m in sys.modules]
 assert not bad, bad
 """
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8", "fp16"])
+def test_a_rows_result_does_not_depend_on_its_batch(tiny_bundle, precision):
+    from sdk.bundle import Bundle
+
+    bundle = Bundle(tiny_bundle, precision=precision, providers="cpu")
+    alone = bundle.encode_contexts([["so happy today"]])
+    batched = bundle.encode_contexts([["so happy today"], ["a much longer context that pads the first row " * 6], ["我好难过"]])
+    assert np.abs(alone[0] - batched[0]).max() < 1e-5
+    kind = json.loads((tiny_bundle / "manifest.json").read_text())["precision_notes"]["int8"]["kind"]
+    assert bundle.row_by_row == (precision == "int8" and kind == "dynamic")
+    pixels = np.random.default_rng(0).random((3, 3, 32, 32)).astype(np.float32)
+    assert np.abs(bundle.regions(pixels[:1])[0] - bundle.regions(pixels)[0]).max() < 1e-5

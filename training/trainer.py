@@ -131,6 +131,19 @@ def extra_subset(ds, cfg: TrainConfig) -> list:
     return [extra[i] for i in keep]
 
 
+def candidates(gold: list[int], n_stickers: int, cfg: TrainConfig, rng: random.Random, labels: list[int],
+               same_label: dict[int, list[int]]) -> list[int]:
+    """The stickers a batch is scored against: its gold stickers (in-batch negatives for each
+    other), `sampled_negatives` random ones (-1: the whole catalog) and `hard_negatives` that
+    share a gold sticker's label."""
+    n_neg = n_stickers if cfg.sampled_negatives < 0 else min(cfg.sampled_negatives, n_stickers)
+    sampled = rng.sample(range(n_stickers), n_neg)
+    if cfg.hard_negatives > 0:
+        pool = sorted({j for g in gold if labels[g] >= 0 for j in same_label[labels[g]] if j != g})
+        sampled += rng.sample(pool, min(cfg.hard_negatives, len(pool)))
+    return list(dict.fromkeys(gold + sampled))
+
+
 class TextCache:
     """Pooled text-encoder outputs of every training context, once the encoder is frozen.
 
@@ -217,7 +230,7 @@ def train(cfg: TrainConfig, data: Path | str, out: Path | str, progress: bool = 
     extra = extra_subset(ds, cfg) if cfg.extra_intention and model.intention else []
     ddp = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True) if world > 1 else model
     n_stickers = len(ds.stickers)
-    same_label: dict[int, list[int]] = {}
+    same_label: dict[int, list[int]] = {}  # label -> stickers with it, for hard negatives
     for j, lab in enumerate(labels):
         same_label.setdefault(lab, []).append(j)
     usage = ds.usage_counts()
@@ -268,12 +281,7 @@ def train(cfg: TrainConfig, data: Path | str, out: Path | str, progress: bool = 
                 idx = order[begin:begin + cfg.batch_size] or [0]
                 text_args = {"ids": None, "mask": None, "pooled": cache.pooled(idx, cfg.knowledge_dropout, local_rng)}
             gold = [index[c.sticker_id] for c in convs]
-            n_neg = n_stickers if cfg.sampled_negatives < 0 else min(cfg.sampled_negatives, n_stickers)
-            sampled = local_rng.sample(range(n_stickers), n_neg)
-            if cfg.hard_negatives > 0:
-                pool = sorted({j for g in gold if labels[g] >= 0 for j in same_label[labels[g]] if j != g})
-                sampled += local_rng.sample(pool, min(cfg.hard_negatives, len(pool)))
-            cand = list(dict.fromkeys(gold + sampled))
+            cand = candidates(gold, n_stickers, cfg, local_rng, labels, same_label)
             col = {s: i for i, s in enumerate(cand)}
             positive = torch.tensor([col[g] for g in gold])
             negative = torch.tensor([[s != g for s in cand] for g in gold])
