@@ -39,6 +39,8 @@ LEVERS: dict[str, tuple[str, dict[str, Any]]] = {
                        {"use_intention": False, "select_on": "final"}),
     "frozen-final": ("text encoder never tuned (pretrained MiniLM features cached from the start), best by final",
                      {"text_epochs": 0, "select_on": "final"}),
+    "text-43k-final": ("intention stage first: top 4 MiniLM layers + head trained 1 epoch on all 43k comments, best by final",
+                       {"intention_pretrain_epochs": 1, "select_on": "final"}),
     "extra-all-256-final": ("head also trained on all extra intention comments (cached features, 256 per batch), best by final",
                             {"extra_intention": True, "extra_intention_max": 50000, "extra_intention_cached_per_batch": 256,
                              "select_on": "final"}),

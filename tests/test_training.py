@@ -304,3 +304,12 @@ def test_final_selection_and_the_losses_train(synthetic_dir, tmp_path):
         preset("tiny", retrieval_loss="triplet")
     with pytest.raises(ValueError, match="prior_adjusted"):
         preset("tiny", prior_adjusted=True)
+
+
+def test_intention_stage_trains_the_top_layers_and_the_head_first(synthetic_dir, tmp_path):
+    cfg = preset("tiny", epochs=1, intention_pretrain_epochs=2, intention_pretrain_layers=1, intention_pretrain_batch=32)
+    result = train(cfg, synthetic_dir, tmp_path / "r", progress=False)
+    first, second = result["intention_stage"]
+    assert second < first  # the head and the top layer learn the labels
+    model, *_ = load_run(tmp_path / "r")
+    assert 0.0 <= result["best_val"] <= 1.0 and hasattr(model, "head")

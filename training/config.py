@@ -57,6 +57,11 @@ class TrainConfig:
     # A fixed random subset (per seed) of the extra comments: every one of them goes through the
     # frozen text encoder once for the cache, and GoEmotions has 42k of them (minutes on 2 cores).
     extra_intention_max: int = 8192
+    # An intention stage before retrieval (training/intention_pretrain.py): the top layers of the
+    # text encoder and the head trained on the training and extra intention-only comments
+    intention_pretrain_epochs: int = 0
+    intention_pretrain_layers: int = 4
+    intention_pretrain_batch: int = 64
     extend_cjk_vocab: bool = True
     pooling: str = "mean"
     max_length: int = 64

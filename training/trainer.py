@@ -35,6 +35,7 @@ from .encoders import (build_text_encoder, build_vision_encoder, extend_cjk, fre
                        load_tokenizer, text_model_dir, train_wordpiece)
 from .features import (all_texts, context_batch, encode_attribute_table, freeze_regions, refresh_label_table, sticker_inputs,
                        sticker_labels)
+from .intention_pretrain import pretrain_intention
 from .metrics import classification_metrics, retrieval_metrics
 from .model import IntRA
 from .score_weights import OBJECTIVE, calibrate_run, choose_weights
@@ -248,6 +249,15 @@ def train(cfg: TrainConfig, data: Path | str, out: Path | str, progress: bool = 
         if rank == 0 and progress:
             tqdm.write(f"vision warm-up: InfoNCE {warmup[0]:.3f} -> {warmup[-1]:.3f}")
 
+    intention_stage: list[float] = []
+    if start_epoch == 0 and cfg.intention_pretrain_epochs > 0 and model.intention:
+        if world > 1:
+            raise ValueError("the intention stage (intention_pretrain_epochs) runs in one process, not under torchrun")
+        labelled = list(train_convs) + list(ds.splits.get("extra_intention", ()))
+        intention_stage = pretrain_intention(model, ctx_tok, labelled, cfg, added_ids, progress and rank == 0)
+        if rank == 0 and progress:
+            tqdm.write(f"intention stage on {len(labelled)} comments: loss per epoch {[round(x, 3) for x in intention_stage]}")
+
     cache: TextCache | None = None
     attr_table: torch.Tensor | None = None
     frozen_tables = False
@@ -333,4 +343,4 @@ def train(cfg: TrainConfig, data: Path | str, out: Path | str, progress: bool = 
         if world > 1:
             dist.barrier()
     scoring = calibrate_run(run, data).to_json() if rank == 0 else {}
-    return {"run": str(run), "best_val": best, "select_on": cfg.select_on, "scoring": scoring, "vision_warmup": warmup[:1] + warmup[-1:], "history": history, "tokenizer": tok_report, "image_settings": asdict(image_settings)}
+    return {"run": str(run), "best_val": best, "select_on": cfg.select_on, "scoring": scoring, "intention_stage": intention_stage, "vision_warmup": warmup[:1] + warmup[-1:], "history": history, "tokenizer": tok_report, "image_settings": asdict(image_settings)}
