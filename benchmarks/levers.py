@@ -4,7 +4,8 @@
 
 Each lever is the preset with a few fields changed; it is trained into OUT/runs/SLUG (a finished
 run is reused), its weights for the usage prior and label term are chosen on validation as in
-every run, and OUT/levers.{json,md} list, per lever, the validation metrics of the cosine alone
+every run, and OUT/levers.{json,md} list, per lever (rows of levers not measured this time are kept
+from the last table of the same preset and seed), the validation metrics of the cosine alone
 and of the final score (what the SDK ranks by), the chosen weights and the training time, with
 the two frozen-feature probes on the same split for reference. The default is chosen from this
 table.
@@ -117,6 +118,12 @@ def main(
         labels, _ = ds.sticker_labels()
         for name, scores in probe_scores(ds, convs, out / "cache", seed=seed).items():
             probe_rows[name] = retrieval_metrics(scores, gold, labels)
+    previous = json.loads((out / "levers.json").read_text()) if (out / "levers.json").is_file() else {}
+    if previous.get("preset") == preset and previous.get("seed") == seed:
+        # rows not measured this time (--only, --no-probes) are kept from the last table
+        rows = {**{k: v for k, v in previous.get("levers", {}).items() if k in LEVERS}, **rows}
+        rows = {k: rows[k] for k in LEVERS if k in rows}
+        probe_rows = probe_rows or previous.get("probes", {})
     atomic.write_json(out / "levers.json", {"levers": rows, "probes": probe_rows, "preset": preset, "seed": seed})
     text = markdown(rows, probe_rows, str(data))
     atomic.write_text(out / "levers.md", text)
