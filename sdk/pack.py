@@ -87,7 +87,7 @@ class Pack:
         """Usage counts by sticker id, or None when the pack carries none (prior off)."""
         return self.meta.get("usage")
 
-    def usage_counts(self) -> "np.ndarray | None":
+    def usage_counts(self) -> np.ndarray | None:
         """Usage counts aligned with the stickers (0 where missing); None without counts."""
         return usage_vector(self.usage, self.ids)
 

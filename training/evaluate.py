@@ -22,7 +22,7 @@ import numpy as np
 from sdk import atomic
 from sdk.dataset import load_dataset
 from sdk.labels import LABEL_INDEX, LABELS
-from sdk.scoring import ScoreWeights
+from sdk.scoring import ScoreWeights, usage_vector
 
 from .features import sticker_inputs, sticker_labels
 from .metrics import (bootstrap_interval, classification_metrics, gold_ranks, per_query_metrics, pr_curve, ranked_relevance,
@@ -36,8 +36,8 @@ MAIN = "int-ra"  # the report's main row: the run being evaluated
 
 
 def popularity(ds) -> np.ndarray:
-    counts = ds.usage_counts()
-    return np.array([counts.get(s.id, 0) for s in ds.stickers], dtype=np.float64)
+    """How often each sticker is gold in the training split (the popular baseline's scores)."""
+    return usage_vector(ds.usage_counts(), ds.sticker_ids)
 
 
 def _row(scores: np.ndarray, gold: np.ndarray, labels: list[int]) -> tuple[dict[str, float], dict[str, list[float]]]:

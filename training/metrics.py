@@ -37,19 +37,11 @@ def ranked_relevance(scores: np.ndarray, relevant: np.ndarray) -> np.ndarray:
     return out
 
 
-def precision_at(ranked: np.ndarray, k: int) -> float:
-    return float(ranked[:, :k].mean()) if len(ranked) else 0.0
-
-
 def average_precision(ranked_row: np.ndarray) -> float:
     hits = np.flatnonzero(ranked_row)
     if len(hits) == 0:
         return 0.0
     return float(np.mean(np.arange(1, len(hits) + 1) / (hits + 1)))
-
-
-def mean_average_precision(ranked: np.ndarray) -> float:
-    return float(np.mean([average_precision(r) for r in ranked])) if len(ranked) else 0.0
 
 
 def gold_ranks(scores: np.ndarray, gold: np.ndarray) -> np.ndarray:

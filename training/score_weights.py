@@ -17,7 +17,7 @@ import numpy as np
 
 from sdk import atomic
 from sdk.dataset import Dataset
-from sdk.scoring import ScoreTerms, ScoreWeights
+from sdk.scoring import ScoreTerms, ScoreWeights, usage_vector
 
 from .metrics import retrieval_metrics
 
@@ -32,25 +32,29 @@ def objective(metrics: dict[str, float]) -> float:
     return float(np.mean([metrics[k] for k in OBJECTIVE]))
 
 
-def score_terms(ds: Dataset, weights: ScoreWeights, has_head: bool) -> ScoreTerms:
-    """The terms a pack built from `ds` gets: training-split usage counts and labels."""
+def dataset_terms(ds: Dataset) -> tuple[list[int], np.ndarray | None]:
+    """What a pack built from `ds` carries, aligned with its catalog: the stickers' labels and the
+    training split's usage counts (None when it has none)."""
     labels, _ = ds.sticker_labels()
-    usage = ds.usage_counts()
-    counts = np.array([usage.get(s.id, 0) for s in ds.stickers], dtype=np.float64) if usage else None
-    return ScoreTerms(weights, labels, counts, has_head)
+    return labels, usage_vector(ds.usage_counts() or None, ds.sticker_ids)
+
+
+def score_terms(ds: Dataset, weights: ScoreWeights, has_head: bool) -> ScoreTerms:
+    """The terms a pack built from `ds` gets under `weights`."""
+    return ScoreTerms(weights, *dataset_terms(ds), has_head)
 
 
 def choose_weights(cosines: np.ndarray, logits: np.ndarray | None, ds: Dataset, gold: np.ndarray) -> tuple[ScoreWeights, list[dict[str, Any]]]:
     """The grid point with the best objective on these (validation) scores, and every point tried.
 
     Ties keep the smaller weights (the grid is walked from zero up)."""
-    labels, _ = ds.sticker_labels()
+    labels, counts = dataset_terms(ds)  # once, not per grid point
     label_grid = LABEL_GRID if logits is not None else (0.0,)
-    prior_grid = PRIOR_GRID if ds.usage_counts() else (0.0,)
+    prior_grid = PRIOR_GRID if counts is not None else (0.0,)
     tried, best = [], None
     for prior, label in itertools.product(prior_grid, label_grid):
         w = ScoreWeights(prior=prior, label=label)
-        metrics = retrieval_metrics(score_terms(ds, w, logits is not None).scores(cosines, logits), gold, labels)
+        metrics = retrieval_metrics(ScoreTerms(w, labels, counts, logits is not None).scores(cosines, logits), gold, labels)
         value = objective(metrics)
         tried.append({"prior_weight": prior, "label_weight": label, "objective": round(value, 5),
                       **{k: round(metrics[k], 5) for k in OBJECTIVE}})

@@ -26,7 +26,7 @@ from tqdm import tqdm
 from sdk import atomic
 from sdk.dataset import load_dataset
 from sdk.labels import LABEL_INDEX, LABELS
-from sdk.scoring import DEFAULT_SMOOTHING, log_prior
+from sdk.scoring import DEFAULT_SMOOTHING, log_prior, usage_vector
 from sdk.textprep import ContextTokenizer, TextSettings
 
 from . import run_dir as rd
@@ -234,8 +234,7 @@ def train(cfg: TrainConfig, data: Path | str, out: Path | str, progress: bool = 
     same_label: dict[int, list[int]] = {}  # label -> stickers with it, for hard negatives
     for j, lab in enumerate(labels):
         same_label.setdefault(lab, []).append(j)
-    usage = ds.usage_counts()
-    train_log_prior = torch.from_numpy(log_prior(np.array([usage.get(s.id, 0) for s in ds.stickers], np.float64),
+    train_log_prior = torch.from_numpy(log_prior(usage_vector(ds.usage_counts(), ds.sticker_ids),
                                                  DEFAULT_SMOOTHING).astype(np.float32)) if cfg.prior_adjusted else None
     step_size = cfg.batch_size * world
     steps = max(1, len(train_convs) // step_size)
