@@ -8,16 +8,30 @@ from typing import Optional
 
 import typer
 
-app = typer.Typer(add_completion=False, pretty_exceptions_enable=False,
+from sdk.bundle import PRECISIONS
+from sdk.cli_guard import fail, run_guarded
+
+from .opset import DEFAULT_OPSET, OPSET_RANGE
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="Export a trained run to a model bundle: four ONNX graphs per precision, gated on parity.")
 
 
+def _precisions(value: str) -> str:
+    """--precision checked before any work."""
+    names = [p.strip() for p in value.split(",") if p.strip()]
+    bad = [p for p in names if p not in PRECISIONS]
+    if not names or bad:
+        raise typer.BadParameter(f"expected a comma-separated list of {', '.join(PRECISIONS)}, got {value!r}")
+    return value
+
+
 @app.command()
-def main(
+def export(
     run: Path = typer.Argument(..., help="Run directory made by `intra train`."),
-    out: Path = typer.Option(..., "--out", help="Bundle directory to write (replaced atomically, only on success)."),
-    precision: str = typer.Option("fp32,int8,fp16", help="Comma-separated precisions; fp32 is always included as the reference."),
-    opset: int = typer.Option(17, help="ONNX opset."),
+    out: Path = typer.Option(..., "--out", help="Bundle directory to write: free, empty or an earlier bundle (replaced atomically, only on success)."),
+    precision: str = typer.Option("fp32,int8,fp16", callback=_precisions, help="Comma-separated precisions; fp32 is always included as the reference."),
+    opset: int = typer.Option(DEFAULT_OPSET, min=OPSET_RANGE[0], max=OPSET_RANGE[1], help="ONNX opset."),
     data: Optional[Path] = typer.Option(None, help="Dataset for the parity checks. [default: the run's training dataset]"),
     allow_degraded: bool = typer.Option(False, "--allow-degraded", help="Keep the bundle even when the parity gate fails (figures still in the manifest)."),
 ) -> None:
@@ -33,11 +47,15 @@ def main(
 
         manifest = export_run(run, out, tuple(p.strip() for p in precision.split(",") if p.strip()), opset, data, allow_degraded)
     except (IntraError, ValueError) as e:
-        typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(code=2)
+        fail(e)
     typer.echo(summary(manifest))
     typer.echo(f"wrote bundle {out} (fingerprint {manifest['fingerprint']})")
 
 
+def main() -> None:
+    """The `intra-export` console command, behind the last-resort error handler."""
+    run_guarded(app, "intra-export")
+
+
 if __name__ == "__main__":
-    app()
+    main()

@@ -26,7 +26,7 @@ from sdk import atomic
 from sdk.bundle import (BUNDLE_FORMAT_VERSION, GRAPHS, LABELS_FILE, MANIFEST, PRECISIONS, PREPROCESSING, TOKENIZER, Bundle,
                         sha256_file)
 from sdk.dataset import load_dataset
-from sdk.errors import IntraError
+from sdk.errors import ArgumentError, IntraError
 from sdk.labels import ATTRIBUTES, LABELS
 from training.encoders import region_features
 from training.features import context_batch, refresh_label_table, sticker_inputs, sticker_labels
@@ -35,13 +35,13 @@ from training.run_dir import load_run
 from training.score_weights import read_weights
 from training.scoring import query_matrix, sticker_matrix
 
+from .opset import DEFAULT_OPSET, OPSET_RANGE
 from .graphs import IntentionHeadGraph, graph_specs, export_graph, supported_modes
 from .parity import gate_fp32, gate_reduced, row_cosine, topk_agreement
 from .int8 import INT8_SCHEMES, Int8Scheme, describe, write_int8_graphs
 from .precision import convert_fp16, optimize_text_encoder
 
 log = logging.getLogger("intra.export")
-DEFAULT_OPSET = 17
 
 
 class ParityError(IntraError, RuntimeError):
@@ -151,12 +151,15 @@ def export_run(run: Path | str, out: Path | str, precisions: tuple[str, ...] = P
     """Export `run` to the bundle directory `out`; returns the manifest."""
     for p in precisions:
         if p not in PRECISIONS:
-            raise ValueError(f"unknown precision {p!r}; expected some of {', '.join(PRECISIONS)}")
+            raise ArgumentError(f"unknown precision {p!r}; expected some of {', '.join(PRECISIONS)}")
+    if not isinstance(opset, int) or isinstance(opset, bool) or not OPSET_RANGE[0] <= opset <= OPSET_RANGE[1]:
+        raise ArgumentError(f"opset must be from {OPSET_RANGE[0]} to {OPSET_RANGE[1]}, got {opset!r}")
     if "fp32" not in precisions:
         precisions = ("fp32", *precisions)  # the reference every reduced precision is gated against
     run = Path(run)
     model, tokenizer, image_settings, conf = load_run(run)
     data = Path(data) if data is not None else Path(conf["dataset"]["path"])
+    atomic.check_output(Path(out), MANIFEST, "model bundle", [run, data])  # refuse before exporting anything
     ds = load_dataset(data)
     split = "validation" if "validation" in ds.splits else "test"
     refresh_label_table(model, tokenizer)
@@ -167,7 +170,7 @@ def export_run(run: Path | str, out: Path | str, precisions: tuple[str, ...] = P
     specs = graph_specs(model, image_settings.image_size, int(conf["text_encoder"]["hidden_size"]))
     steps = tqdm(total=len(GRAPHS) + 2 * (len(precisions) - 1) + len(precisions), desc="export", disable=not progress, unit="step")
 
-    with atomic.atomic_dir(Path(out)) as tmp:
+    with atomic.atomic_dir(Path(out), MANIFEST, "model bundle", [run, data]) as tmp:
         raw = tmp / "_raw"
         raw.mkdir()
         for name, spec in specs.items():

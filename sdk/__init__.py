@@ -11,7 +11,7 @@ training and export build on them.
 from .bundle import Bundle, BundleError
 from .context import ContextError, parse_context
 from .dataset import Conversation, Dataset, Sticker, Turn, load_dataset
-from .errors import DatasetError, IntraError, MissingExtraError
+from .errors import ArgumentError, DatasetError, IntraError, MissingExtraError, OutputError
 from .imageprep import ImageError
 from .labels import ATTRIBUTES, KNOWLEDGE_RELATIONS, LABELS
 from .pack import Pack, PackError, load_pack, merge_packs
@@ -22,8 +22,8 @@ from .scoring import ScoreWeights
 
 __all__ = [
     "ATTRIBUTES", "KNOWLEDGE_RELATIONS", "LABELS",
-    "Bundle", "BundleError", "ContextError", "Conversation", "Dataset", "DatasetError", "ImageError", "IntraError",
-    "Match", "MissingExtraError", "Pack", "PackError", "ProviderError", "RankResult", "Ranker", "ScoreWeights", "Sticker", "Turn",
+    "ArgumentError", "Bundle", "BundleError", "ContextError", "Conversation", "Dataset", "DatasetError", "ImageError", "IntraError",
+    "Match", "MissingExtraError", "OutputError", "Pack", "PackError", "ProviderError", "RankResult", "Ranker", "ScoreWeights", "Sticker", "Turn",
     "build_pack", "choose_providers", "load_dataset", "load_pack", "merge_packs", "parse_context", "rank",
 ]
 __version__ = "0.1.0"

@@ -1,19 +1,39 @@
-"""Write files and directories so that a crash or an error never leaves a half-written result.
+"""Write files and directories so that a crash or an error never loses or half-writes anything.
 
-Everything is first written next to its destination (same filesystem), then renamed into place.
-An existing destination directory is swapped out only after the new one is complete.
+Files are written next to their destination (same filesystem), then renamed into place.
+
+Directories (datasets, bundles, packs) are built in a temporary sibling ``.NAME.PID.XXXX.tmp``
+and swapped in only when complete:
+
+- A writer replaces only what intra wrote before: an existing destination must be empty or hold
+  the marker file of its kind (``pack.json``, ``manifest.json``, ``dataset.json``). Anything else,
+  the input itself, a folder inside the input, or a folder holding the input is refused with
+  :class:`OutputError`, and nothing is touched.
+- The swap is one ``renameat2(RENAME_EXCHANGE)`` on Linux: at every instant the path holds either
+  the old or the new directory. Where the kernel or filesystem lacks it, the old directory is
+  renamed to ``.NAME.old-PID`` first; a crash between the two renames is repaired by
+  :func:`recover`, which loaders and the next write call.
+- Leftovers of killed writers (temporary and old directories of processes no longer alive) are
+  removed on the next write to the same destination.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import json
+import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
+
+from .errors import OutputError
+
+log = logging.getLogger("intra")
 
 
 def _umask() -> int:
@@ -50,34 +70,150 @@ def write_json(path: Path, obj: Any) -> None:
     write_text(path, json.dumps(obj, ensure_ascii=False, indent=2) + "\n")
 
 
+# ---------------------------------------------------------------------------- the exchange
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+
+
+def _load_renameat2():
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+_renameat2 = _load_renameat2()
+
+
+def exchange(a: Path, b: Path) -> bool:
+    """Swap two existing paths in one step; False where this system cannot (then nothing moved)."""
+    if _renameat2 is None:
+        return False
+    if _renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+# ---------------------------------------------------------------------------- leftovers
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _leftovers(dest: Path) -> Iterator[tuple[Path, str, int]]:
+    """(path, kind "tmp" or "old", writer pid) of every temporary or old sibling of `dest`."""
+    if not dest.parent.is_dir():
+        return
+    stem = f".{dest.name}."
+    for p in dest.parent.iterdir():
+        name = p.name
+        if not name.startswith(stem) or not p.is_dir() or p.is_symlink():
+            continue
+        rest = name[len(stem):]
+        if rest.startswith("old-") and rest[4:].isdigit():
+            yield p, "old", int(rest[4:])
+        elif rest.endswith(".tmp") and rest.split(".", 1)[0].isdigit():
+            yield p, "tmp", int(rest.split(".", 1)[0])
+
+
+def recover(dest: Path | str) -> bool:
+    """Put back a directory that a writer killed mid-swap left at ``.NAME.old-PID``; True if it did."""
+    dest = Path(dest)
+    if dest.exists() or dest.is_symlink():
+        return False
+    for path, kind, pid in _leftovers(dest):
+        if kind == "old" and not _alive(pid):
+            os.replace(path, dest)
+            log.warning("%s: restored from %s, left by a write that was interrupted", dest, path.name)
+            return True
+    return False
+
+
+def remove_leftovers(dest: Path) -> list[Path]:
+    """Remove the temporary and old directories that killed writers left beside `dest`."""
+    recover(dest)
+    removed = []
+    for path, _, pid in list(_leftovers(dest)):
+        if not _alive(pid):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+# ---------------------------------------------------------------------------- what may be replaced
+def check_output(dest: Path, marker: str, kind: str, sources: Sequence[Path | str] = ()) -> None:
+    """Raise OutputError unless `dest` is free or holds a `kind` (recognised by `marker`), and is
+    neither one of `sources` nor inside or around one."""
+    dest = Path(dest)
+    real = dest.resolve()
+    for source in sources:
+        src = Path(source).resolve()
+        if real == src or real.is_relative_to(src):
+            raise OutputError(f"{dest}: the output is the input {source} or inside it; choose another output directory")
+        if src.is_relative_to(real):
+            raise OutputError(f"{dest}: holds the input {source}; writing there would delete it; choose another output directory")
+    if dest.is_symlink():
+        raise OutputError(f"{dest}: is a symbolic link; give the directory itself")
+    if not dest.exists():
+        return
+    if not dest.is_dir():
+        raise OutputError(f"{dest}: exists and is not a directory; choose another output directory")
+    if (dest / marker).is_file() or not any(dest.iterdir()):
+        return
+    raise OutputError(f"{dest}: exists and is not a {kind} (no {marker}); intra replaces only a {kind} it wrote. "
+                      "Choose another output directory, or move this one away yourself")
+
+
 @contextlib.contextmanager
-def atomic_dir(dest: Path, overwrite: bool = True) -> Iterator[Path]:
+def atomic_dir(dest: Path, marker: str, kind: str, sources: Sequence[Path | str] = ()) -> Iterator[Path]:
     """Yield a temporary directory that becomes `dest` only if the block completes.
 
-    On error the temporary directory is removed and an existing `dest` is left untouched.
+    `dest` may only be free, empty, or a `kind` recognised by its `marker` file (checked before
+    the block runs; the finished directory must contain the marker). On error the temporary
+    directory is removed and an existing `dest` is left untouched.
     """
     dest = Path(dest)
-    if dest.exists() and not overwrite:
-        raise FileExistsError(f"{dest} already exists")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+    remove_leftovers(dest)
+    check_output(dest, marker, kind, sources)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.{os.getpid()}.", suffix=".tmp", dir=dest.parent))
     os.chmod(tmp, 0o777 & ~_umask())
     try:
         yield tmp
-    except BaseException:
+        if not (tmp / marker).is_file():
+            raise OutputError(f"{dest}: the writer did not produce {marker}; nothing was replaced")
+        check_output(dest, marker, kind, sources)  # it may have changed while the block ran
+        _swap_in(tmp, dest)
+    finally:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    old = None
-    if dest.exists():
-        old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(dest, old)
+
+
+def _swap_in(tmp: Path, dest: Path) -> None:
+    """Move `tmp` to `dest`; an existing `dest` ends up at `tmp` (removed by the caller)."""
+    if not dest.exists():
+        os.replace(tmp, dest)
+        return
+    if exchange(tmp, dest):
+        return
+    old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+    shutil.rmtree(old, ignore_errors=True)
+    os.replace(dest, old)
     try:
         os.replace(tmp, dest)
     except BaseException:
-        if old is not None:
-            os.replace(old, dest)
-        shutil.rmtree(tmp, ignore_errors=True)
+        os.replace(old, dest)
         raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    os.replace(old, tmp)

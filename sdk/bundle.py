@@ -12,21 +12,21 @@ Layout of a bundle directory::
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .errors import IntraError
-from .jsonfile import check_version, read_json_object
+from . import atomic
+from .errors import ArgumentError, IntraError
 from .imageprep import ImageSettings
-from .labels import ATTRIBUTES, LABELS
-from .providers import ProviderChoice, choose_providers, make_session
+from .jsonfile import check_version, read_json_object, read_json_value
+from .labels import ATTRIBUTES, CONTEXT_MODE, LABELS, QUERY_MODES
+from .providers import ProviderChoice, check_threads, choose_providers, make_session
+from .schema import Int, ListOf, MapOf, Obj, OneOf, Opt, check
 from .scoring import ScoreWeights
 from .textprep import ContextTokenizer, Knowledge, TextSettings
 
@@ -39,6 +39,7 @@ PREPROCESSING = "preprocessing.json"
 LABELS_FILE = "labels.json"
 PRECISIONS = ("fp32", "int8", "fp16")
 GRAPHS = ("text_encoder", "intention_head", "vision_encoder", "selector")
+MODES = (*QUERY_MODES, CONTEXT_MODE)
 
 
 class BundleError(IntraError, ValueError):
@@ -53,11 +54,65 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+_FILE = Obj({"file": str, "sha256": str})
+MANIFEST_SCHEMA = Obj(
+    {"format_version": int, "fingerprint": str,
+     "graphs": Obj({g: MapOf(_FILE) for g in GRAPHS}),
+     "files": Obj({rel: str for rel in (TOKENIZER, PREPROCESSING, LABELS_FILE)}),
+     "modes": ListOf(OneOf(MODES), min_len=1), "main_mode": OneOf(MODES),
+     "dims": Obj({"text_hidden": Int(1, 65_536)})},
+    {"inputs": ListOf(OneOf(("context", "knowledge"))), "scoring": Opt(dict),
+     "parity": Opt(Obj({}, {"gate": Opt(Obj({}, {"failures": ListOf(str)}))})),
+     "precision_notes": Opt(Obj({}, {"int8": Opt(Obj({}, {"kind": str}))}))},
+)
+_TRIPLE = ListOf(float, 3, 3)
+PREPROCESSING_SCHEMA = Obj({
+    "text": Obj({"max_length": Int(1, 8192), "turn_separator": str, "truncation_side": OneOf(("left", "right"))}),
+    "image": Obj({"image_size": Int(8, 2048), "mean": _TRIPLE, "std": _TRIPLE, "resize": str}),
+})
+
+
 def read_manifest(root: Path) -> dict[str, Any]:
+    """manifest.json, checked field by field (BundleError names the field at fault)."""
     path = root / MANIFEST
     manifest = read_json_object(path, BundleError, f"is {root} a model bundle made by intra-export?")
     check_version(manifest, path, BUNDLE_FORMAT_VERSION, BundleError)
+    check(manifest, MANIFEST_SCHEMA, str(path), BundleError)
+    if manifest["main_mode"] not in manifest["modes"]:
+        raise BundleError(f"{path}: field 'main_mode' {manifest['main_mode']!r} is not one of its 'modes'")
     return manifest
+
+
+def read_settings(path: Path) -> tuple[TextSettings, ImageSettings]:
+    """The text and image settings of preprocessing.json."""
+    pre = read_json_object(path, BundleError)
+    check(pre, PREPROCESSING_SCHEMA, str(path), BundleError)
+    text = TextSettings(**{k: pre["text"][k] for k in ("max_length", "turn_separator", "truncation_side")})
+    img = pre["image"]
+    if min(img["std"]) <= 0:
+        raise BundleError(f"{path}: field 'image.std' must be > 0")
+    image = ImageSettings(img["image_size"], tuple(map(float, img["mean"])), tuple(map(float, img["std"])), img["resize"])
+    return text, image
+
+
+def read_labels(path: Path) -> tuple[str, ...]:
+    """labels.json, which must equal this intra's label list."""
+    labels = read_json_value(path, BundleError)
+    if labels != list(LABELS):
+        raise BundleError(f"{path}: the bundle's labels differ from this intra's")
+    return tuple(labels)
+
+
+def _load_tokenizer(path: Path, settings: TextSettings) -> ContextTokenizer:
+    try:
+        return ContextTokenizer.from_file(path, settings)
+    except Exception as e:  # the tokenizers library raises plain Exception for a malformed file
+        raise BundleError(f"{path}: not a tokenizer the `tokenizers` library can load ({str(e)[:200]})") from None
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return (text[0] if text else type(e).__name__)[:300]
 
 
 def verify_file(root: Path, rel: str, expected: str) -> Path:
@@ -72,13 +127,28 @@ def verify_file(root: Path, rel: str, expected: str) -> Path:
     return path
 
 
-@dataclass(frozen=True)
-class BundleInfo:
-    fingerprint: str
-    precision: str
-    provider: str
-    modes: tuple[str, ...]
-    main_mode: str
+def _pick_precision(manifest: dict[str, Any], root: Path, precision: str | None, default: str) -> str:
+    """The precision to load: the one asked for, else the device's default unless it failed its gate."""
+    if precision is not None and precision not in PRECISIONS:
+        raise BundleError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
+    available = [p for p in PRECISIONS if all(p in manifest["graphs"][g] for g in GRAPHS)]
+    if not available:
+        raise BundleError(f"{root / MANIFEST}: no precision has all four graphs")
+    if precision is not None:
+        if precision not in available:
+            raise BundleError(f"{root}: precision {precision!r} not in this bundle (has {', '.join(available)})")
+        return precision
+    failed = {f.split(" ", 1)[0] for f in ((manifest.get("parity") or {}).get("gate") or {}).get("failures", [])}
+    wanted = default
+    if wanted in failed:
+        # an export kept with --allow-degraded: do not pick a precision that failed its gate unasked
+        log.warning("%s graphs of %s failed the parity gate at export; using fp32 (ask for %s explicitly to use them)",
+                    wanted, root, wanted)
+        wanted = "fp32"
+    if wanted not in available:
+        log.info("precision %s not in bundle %s; using %s", wanted, root, available[0])
+        wanted = "fp32" if "fp32" in available else available[0]
+    return wanted
 
 
 class Bundle:
@@ -86,55 +156,33 @@ class Bundle:
 
     def __init__(self, root: Path | str, precision: str | None = None, providers: str | Sequence[str] = "auto",
                  threads: int | None = None, verify: bool = True) -> None:
+        self.threads = check_threads(threads)
+        if precision is not None and not isinstance(precision, str):
+            raise ArgumentError(f"precision must be a string ({', '.join(PRECISIONS)}) or None, got {precision!r}")
         self.root = Path(root)
+        atomic.recover(self.root)
         if not self.root.is_dir():
             raise BundleError(f"{self.root}: bundle directory not found")
         self.manifest = read_manifest(self.root)
         self.choice: ProviderChoice = choose_providers(providers)
-        available = [p for p in PRECISIONS if all(p in self.manifest["graphs"].get(g, {}) for g in GRAPHS)]
-        if not available:
-            raise BundleError(f"{self.root / MANIFEST}: no precision has all four graphs")
-        wanted = precision or self.choice.default_precision
-        failed = {f.split(" ", 1)[0] for f in self.manifest.get("parity", {}).get("gate", {}).get("failures", [])}
-        if precision is None and wanted in failed:
-            # an export kept with --allow-degraded: do not pick a precision that failed its gate unasked
-            log.warning("%s graphs of %s failed the parity gate at export; using fp32 (ask for %s explicitly to use them)",
-                        wanted, self.root, wanted)
-            wanted = "fp32"
-        if wanted not in PRECISIONS:
-            raise BundleError(f"unknown precision {wanted!r}; expected one of {', '.join(PRECISIONS)}")
-        if wanted not in available:
-            if precision is not None:
-                raise BundleError(f"{self.root}: precision {wanted!r} not in this bundle (has {', '.join(available)})")
-            log.info("precision %s not in bundle %s; using %s", wanted, self.root, available[0])
-            wanted = "fp32" if "fp32" in available else available[0]
-        if wanted == "int8" and self.choice.device == "cuda":
+        self.precision = _pick_precision(self.manifest, self.root, precision, self.choice.default_precision)
+        if self.precision == "int8" and self.choice.device == "cuda":
             log.warning("int8 graphs are made for the CPU (onnxruntime's int8 kernels); on CUDA ask for fp16")
-        self.precision = wanted
-        self.threads = threads
         # dynamic int8 quantizes activations with one scale per tensor: a row's result would depend
         # on the other rows of its batch and on padding, so such graphs run one row at a time
         # (bundles from before "kind" was recorded are treated as dynamic)
-        int8_notes = self.manifest.get("precision_notes", {}).get("int8", {})
-        self.row_by_row = wanted == "int8" and int8_notes.get("kind", "dynamic") == "dynamic"
+        int8_notes = (self.manifest.get("precision_notes") or {}).get("int8") or {}
+        self.row_by_row = self.precision == "int8" and int8_notes.get("kind", "dynamic") == "dynamic"
         self._paths: dict[str, Path] = {}
         for graph in GRAPHS:
-            entry = self.manifest["graphs"][graph][wanted]
+            entry = self.manifest["graphs"][graph][self.precision]
             self._paths[graph] = verify_file(self.root, entry["file"], entry["sha256"]) if verify else self.root / entry["file"]
-        files = self.manifest.get("files", {})
-        for rel in (TOKENIZER, PREPROCESSING, LABELS_FILE):
-            if rel not in files:
-                raise BundleError(f"{self.root / MANIFEST}: {rel} is not listed")
-            if verify:
-                verify_file(self.root, rel, files[rel])
-        labels = json.loads((self.root / LABELS_FILE).read_text(encoding="utf-8"))
-        if labels != list(LABELS):
-            raise BundleError(f"{self.root / LABELS_FILE}: the bundle's labels differ from this intra's")
-        self.labels: tuple[str, ...] = tuple(labels)
-        pre = json.loads((self.root / PREPROCESSING).read_text(encoding="utf-8"))
-        self.text_settings = TextSettings(**pre["text"])
-        self.image_settings = ImageSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in pre["image"].items()})
-        self.tokenizer = ContextTokenizer.from_file(self.root / TOKENIZER, self.text_settings)
+        if verify:
+            for rel in (TOKENIZER, PREPROCESSING, LABELS_FILE):
+                verify_file(self.root, rel, self.manifest["files"][rel])
+        self.labels = read_labels(self.root / LABELS_FILE)
+        self.text_settings, self.image_settings = read_settings(self.root / PREPROCESSING)
+        self.tokenizer = _load_tokenizer(self.root / TOKENIZER, self.text_settings)
         self.fingerprint: str = self.manifest["fingerprint"]
         self.modes: tuple[str, ...] = tuple(self.manifest["modes"])
         self.main_mode: str = self.manifest["main_mode"]
@@ -157,9 +205,23 @@ class Bundle:
                     choice = self.choice
                     if self.precision == "int8":
                         choice = ProviderChoice(("CPUExecutionProvider",), "int8 graphs run on the CPU")
-                    s, got = make_session(str(self._paths[graph]), choice, self.threads)
+                    try:
+                        s, got = make_session(str(self._paths[graph]), choice, self.threads)
+                    except IntraError:
+                        raise
+                    except Exception as e:  # onnxruntime's errors share no public base class
+                        raise BundleError(f"{self._paths[graph]}: onnxruntime cannot load this graph ({_first_line(e)}); "
+                                          "the bundle is damaged or made for another onnxruntime") from None
                     self._sessions[graph], self._providers[graph] = s, got
         return s
+
+    def _run(self, graph: str, outputs: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        session = self.session(graph)
+        try:
+            return session.run(outputs, feeds)
+        except Exception as e:  # a graph that loads but does not match its manifest fails here
+            raise BundleError(f"{self._paths[graph]}: onnxruntime could not run {graph} ({_first_line(e)}); "
+                              "the graph does not match its manifest") from None
 
     @property
     def provider(self) -> str:
@@ -167,26 +229,21 @@ class Bundle:
         self.session("text_encoder")
         return self._providers["text_encoder"]
 
-    def info(self) -> BundleInfo:
-        return BundleInfo(self.fingerprint, self.precision, self.provider, self.modes, self.main_mode)
-
     # ------------------------------------------------------------------ graph calls
     def pooled(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        session = self.session("text_encoder")
         if not self.row_by_row:
-            return session.run(["pooled"], {"input_ids": ids, "attention_mask": mask})[0]
+            return self._run("text_encoder", ["pooled"], {"input_ids": ids, "attention_mask": mask})[0]
         # one scale per tensor would mix the rows of a batch and its padding into every result
         lengths = np.maximum(mask.sum(1), 1)
-        return np.concatenate([session.run(["pooled"], {"input_ids": ids[i:i + 1, :n], "attention_mask": mask[i:i + 1, :n]})[0]
+        return np.concatenate([self._run("text_encoder", ["pooled"], {"input_ids": ids[i:i + 1, :n], "attention_mask": mask[i:i + 1, :n]})[0]
                                for i, n in enumerate(lengths)])
 
     def _rows(self, graph: str, outputs: list[str], inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
         """Run a graph on a batch, or row by row when its int8 activation scales are per tensor."""
-        session = self.session(graph)
         if not self.row_by_row:
-            return session.run(outputs, inputs)
+            return self._run(graph, outputs, inputs)
         n = len(next(iter(inputs.values())))
-        rows = [session.run(outputs, {k: v[i:i + 1] for k, v in inputs.items()}) for i in range(n)]
+        rows = [self._run(graph, outputs, {k: v[i:i + 1] for k, v in inputs.items()}) for i in range(n)]
         return [np.concatenate([r[j] for r in rows]) for j in range(len(outputs))]
 
     def encode_contexts(self, contexts: Sequence[Sequence[str]], knowledge: Sequence[Knowledge | None] | None = None) -> np.ndarray:

@@ -8,24 +8,37 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import sys
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 
 import typer
 
+from .bundle import PRECISIONS
+from .cli_guard import fail, run_guarded
 from .errors import IntraError, MissingExtraError
+from .labels import QUERY_MODES
+from .pack import DTYPES
+from .providers import PROVIDER_REQUESTS
+
+# choices typer checks before any work; Literal[tuple] spells out the tuple's members
+Precision = Literal[PRECISIONS]  # type: ignore[valid-type]
+Providers = Literal[PROVIDER_REQUESTS]  # type: ignore[valid-type]
+QueryMode = Literal[QUERY_MODES]  # type: ignore[valid-type]
+Dtype = Literal[DTYPES]  # type: ignore[valid-type]
 
 app = typer.Typer(
     help="intra: pick the right sticker to reply with (Int-RA), trained in PyTorch, run on onnxruntime.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,  # help texts say "[default: ...]" literally; rich markup would eat it
 )
-data_app = typer.Typer(help="Build dataset directories: the built-in synthetic world or the real GoEmoji data.", no_args_is_help=True)
+data_app = typer.Typer(help="Build dataset directories: the built-in synthetic world or the real GoEmoji data.", no_args_is_help=True,
+                       rich_markup_mode=None)
 app.add_typer(data_app, name="data")
-pack_app = typer.Typer(help="Build, inspect and merge sticker packs (runs on onnxruntime only).", no_args_is_help=True)
+pack_app = typer.Typer(help="Build, inspect and merge sticker packs (runs on onnxruntime only).", no_args_is_help=True,
+                       rich_markup_mode=None)
 app.add_typer(pack_app, name="pack")
 
 
@@ -36,17 +49,25 @@ def require_extra(what: str, extra: str, *modules: str) -> None:
             raise MissingExtraError(what, extra, module)
 
 
-def _fail(err: Exception) -> None:
-    typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code=2)
+def _shard(value: Optional[str]) -> Optional[tuple[int, int]]:
+    """--shard I/N as (I, N), checked before any work."""
+    if value is None:
+        return None
+    parts = value.split("/")
+    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+        raise typer.BadParameter(f"expected I/N (build shard I of N, counting from 0), got {value!r}")
+    index, count = int(parts[0]), int(parts[1])
+    if not 0 <= index < count:
+        raise typer.BadParameter(f"I/N needs 0 <= I < N, got {value!r}")
+    return index, count
 
 
 @data_app.command("synthetic")
 def data_synthetic(
-    out: Path = typer.Option(..., "--out", help="Dataset directory to write (replaced atomically)."),
+    out: Path = typer.Option(..., "--out", help="Dataset directory to write: free, empty or an earlier dataset (replaced atomically)."),
     seed: int = typer.Option(0, help="Random seed; the same seed draws the same world."),
-    stickers: int = typer.Option(140, help="Number of stickers (at least 28, spread over the 28 intentions)."),
-    conversations: int = typer.Option(3000, help="Number of conversations over train/validation/test."),
+    stickers: int = typer.Option(140, min=28, max=100_000, help="Number of stickers (spread over the 28 intentions)."),
+    conversations: int = typer.Option(3000, min=20, max=10_000_000, help="Number of conversations over train/validation/test."),
 ) -> None:
     """Draw the built-in SYNTHETIC sticker world (stickers + bilingual conversations)."""
     from training.data.synthetic import SyntheticConfig, generate
@@ -54,16 +75,16 @@ def data_synthetic(
     try:
         counts = generate(out, SyntheticConfig(seed=seed, stickers=stickers, conversations=conversations), progress=True)
     except (IntraError, ValueError) as e:
-        _fail(e)
+        fail(e)
     typer.echo(f"wrote SYNTHETIC dataset to {out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
 
 
 @data_app.command("goemoji")
 def data_goemoji(
     source: Path = typer.Option(Path("../shared/data"), help="The shared data directory (with goemotions/ and emoji/)."),
-    out: Path = typer.Option(..., "--out", help="Dataset directory to write (replaced atomically)."),
+    out: Path = typer.Option(..., "--out", help="Dataset directory to write: free, empty or an earlier dataset (replaced atomically)."),
     seed: int = typer.Option(0, help="Seed of the validation split carved out of train."),
-    validation_fraction: float = typer.Option(0.15, help="Fraction of train.tsv's emoji comments kept for validation."),
+    validation_fraction: float = typer.Option(0.15, min=0.01, max=0.9, help="Fraction of train.tsv's emoji comments kept for validation."),
 ) -> None:
     """Build the real GoEmoji dataset: GoEmotions comments with an emoji, the emoji as gold sticker."""
     from training.data.goemoji import RULES, build
@@ -71,7 +92,7 @@ def data_goemoji(
     try:
         counts = build(source, out, seed=seed, validation_fraction=validation_fraction)
     except IntraError as e:
-        _fail(e)
+        fail(e)
     typer.echo(f"wrote GoEmoji dataset to {out}")
     for key, value in counts.items():
         typer.echo(f"  {key:28s} {value}")
@@ -87,7 +108,7 @@ def info(path: Path = typer.Argument(..., help="A dataset directory.")) -> None:
     try:
         ds = load_dataset(path)
     except IntraError as e:
-        _fail(e)
+        fail(e)
     out = {"name": ds.info.get("name"), "synthetic": ds.info.get("synthetic"), "stickers": len(ds.stickers),
            "splits": {k: len(v) for k, v in ds.splits.items()}}
     typer.echo(json.dumps(out, ensure_ascii=False, indent=2))
@@ -100,14 +121,14 @@ def train_cmd(
     preset: str = typer.Option("small", help="tiny (tests, seconds), small (the demo, minutes on 2 cores) or base."),
     text_model: Optional[str] = typer.Option(None, help="Hugging Face encoder directory, 'minilm' (all-MiniLM-L6-v2 from its package) or 'tiny'. [default: the preset's]"),
     vision_model: Optional[str] = typer.Option(None, help="Local CLIP vision / ViT directory, 'vit-config' (a ViT built from a config) or 'efficientnet-lite0' (ImageNet weights from its package, frozen; 4x4 regions). [default: the preset's]"),
-    mode: str = typer.Option("fused", help="Query mode: paper (argmax label), soft (probability-weighted labels) or fused (+ projected context)."),
+    mode: QueryMode = typer.Option("fused", help="Query mode: paper (argmax label), soft (probability-weighted labels) or fused (+ projected context)."),
     no_knowledge: bool = typer.Option(False, "--no-knowledge", help="Ablation: never feed commonsense knowledge."),
     no_attributes: bool = typer.Option(False, "--no-attributes", help="Ablation: H^R is the mean of the region features."),
     no_intention: bool = typer.Option(False, "--no-intention", help="Ablation: the query is the projected context, no intention head."),
     dual_encoder: bool = typer.Option(False, "--dual-encoder", help="Baseline: CLIP-style dual encoder (context vs image, InfoNCE), no intention."),
     extra_intention: bool = typer.Option(False, "--extra-intention", help="Also train the intention head on extra_intention.jsonl."),
-    extra_intention_max: int = typer.Option(8192, help="With --extra-intention: use at most this many extra comments (a fixed random subset per seed)."),
-    epochs: Optional[int] = typer.Option(None, help="Epochs. [default: the preset's]"),
+    extra_intention_max: int = typer.Option(8192, min=1, help="With --extra-intention: use at most this many extra comments (a fixed random subset per seed)."),
+    epochs: Optional[int] = typer.Option(None, min=1, max=10_000, help="Epochs. [default: the preset's]"),
     loss: Optional[str] = typer.Option(None, "--loss", help="Retrieval loss: hinge or infonce. [default: the preset's]"),
     negatives: Optional[int] = typer.Option(None, "--negatives", help="Sampled negatives per batch; -1: the whole catalog. [default: the preset's]"),
     select_on: Optional[str] = typer.Option(None, "--select-on", help="Best checkpoint by validation 'mAP' (of the cosine) or 'final' (mean of MRR, R@10, mAP of the final score). [default: the preset's]"),
@@ -127,7 +148,7 @@ def train_cmd(
                           select_on=select_on)
         result = train(cfg, data, out, progress=True, resume=not fresh)
     except (IntraError, ValueError) as e:
-        _fail(e)
+        fail(e)
     typer.echo(f"run {result['run']}: best validation {result['select_on']} {result['best_val']:.4f}; scoring weights {result['scoring']}")
 
 
@@ -140,7 +161,7 @@ def eval_cmd(
     compare: list[str] = typer.Option([], "--compare", help="NAME=RUN_DIR: another trained run to put in the table (ablation, dual encoder, other mode). Repeatable."),
     probes: bool = typer.Option(False, "--probes", help="Add the probe-emoji and probe-intention baselines (frozen all-MiniLM-L6-v2 features; cached in OUT/cache)."),
     model: Optional[Path] = typer.Option(None, "--model", help="Also rank through this exported bundle with the SDK (a pack is built from --data)."),
-    precision: Optional[str] = typer.Option(None, help="With --model: bundle precision. [default: the SDK's choice]"),
+    precision: Optional[Precision] = typer.Option(None, help="With --model: bundle precision. [default: the SDK's choice]"),
 ) -> None:
     """Evaluate a run against the baselines (random, popular, intention-only) and any --compare runs."""
     try:
@@ -156,7 +177,7 @@ def eval_cmd(
         report = evaluate(run, data, split, others, probes=probes, cache_dir=out / "cache", bundle=model, precision=precision)
         write_report(report, out)
     except (IntraError, ValueError) as e:
-        _fail(e)
+        fail(e)
     from training.evaluate import markdown
 
     typer.echo(markdown(report))
@@ -167,27 +188,23 @@ def eval_cmd(
 def pack_build(
     source: Path = typer.Argument(..., help="A folder of images (optional descriptions.json/.jsonl sidecar) or a dataset directory."),
     model: Path = typer.Option(..., "--model", help="Model bundle made by intra-export."),
-    out: Path = typer.Option(..., "--out", help="Pack directory to write (replaced atomically)."),
-    precision: Optional[str] = typer.Option(None, help="Bundle precision. [default: int8 on CPU, fp16 on CUDA]"),
-    providers: str = typer.Option("auto", help="auto, cpu or cuda."),
-    batch_size: int = typer.Option(32, help="Stickers per batch through the graphs."),
-    dtype: str = typer.Option("float16", help="Storage type of embeddings.npy: float16 or float32."),
+    out: Path = typer.Option(..., "--out", help="Pack directory to write: free, empty or an earlier pack (replaced atomically); never the source or the bundle."),
+    precision: Optional[Precision] = typer.Option(None, help="Bundle precision. [default: int8 on CPU, fp16 on CUDA]"),
+    providers: Providers = typer.Option("auto", help="Where the graphs run."),
+    batch_size: int = typer.Option(32, min=1, max=4096, help="Stickers per batch through the graphs (results do not depend on it)."),
+    dtype: Dtype = typer.Option("float16", help="Storage type of embeddings.npy."),
     ocr: bool = typer.Option(False, "--ocr", help="Read captions drawn on stickers into the 'verbal' attribute (the 'ocr' extra)."),
-    shard: Optional[str] = typer.Option(None, help="I/N: build only shard I of N (merge shards with `intra pack merge`)."),
+    shard: Optional[str] = typer.Option(None, callback=_shard, help="I/N: build only shard I of N, counting from 0 (merge shards with `intra pack merge`)."),
     usage: Optional[Path] = typer.Option(None, "--usage", help="JSON file {sticker id: count}: usage counts for the usage prior. [default: a dataset's training-split counts; none for a folder]"),
 ) -> None:
     """Embed stickers with a bundle and write a pack (pack.json, embeddings.npy, images)."""
     from .pack_build import build_pack
 
     try:
-        shard_t = None
-        if shard is not None:
-            i, n = shard.split("/")
-            shard_t = (int(i), int(n))
-        pack = build_pack(source, model, out, batch_size=batch_size, dtype=dtype, ocr=ocr, shard=shard_t,
+        pack = build_pack(source, model, out, batch_size=batch_size, dtype=dtype, ocr=ocr, shard=shard,  # type: ignore[arg-type]
                           providers=providers, precision=precision, usage=usage)
     except (IntraError, ValueError) as e:
-        _fail(e)
+        fail(e)
     counts = "no usage counts" if pack.usage is None else f"usage counts for {sum(1 for v in pack.usage.values() if v)} stickers"
     typer.echo(f"wrote pack {out}: {len(pack)} stickers, dim {pack.meta['dim']}, {pack.meta['embeddings']['dtype']}, "
                f"model {pack.fingerprint} ({pack.meta['precision']}), {counts}")
@@ -203,7 +220,7 @@ def pack_info(pack: Path = typer.Argument(..., help="Pack directory.")) -> None:
     try:
         p = load_pack(pack)
     except IntraError as e:
-        _fail(e)
+        fail(e)
     labels = Counter(s.label or "(none)" for s in p.stickers)
     typer.echo(json.dumps({"path": str(p.root), "stickers": len(p), "dim": p.meta["dim"], "dtype": p.meta["embeddings"]["dtype"],
                            "fingerprint": p.fingerprint, "precision": p.meta.get("precision"), "model_path": p.meta.get("model_path"),
@@ -215,7 +232,7 @@ def pack_info(pack: Path = typer.Argument(..., help="Pack directory.")) -> None:
 @pack_app.command("merge")
 def pack_merge(
     shards: list[Path] = typer.Argument(..., help="Pack directories built by the same model."),
-    out: Path = typer.Option(..., "--out", help="Merged pack directory."),
+    out: Path = typer.Option(..., "--out", help="Merged pack directory: free, empty or an earlier pack, never a shard."),
 ) -> None:
     """Merge shards built by the same model into one pack."""
     from .pack import load_pack, merge_packs
@@ -224,7 +241,7 @@ def pack_merge(
         merge_packs(shards, out)
         n = len(load_pack(out))
     except IntraError as e:
-        _fail(e)
+        fail(e)
     typer.echo(f"wrote merged pack {out}: {n} stickers")
 
 
@@ -233,10 +250,10 @@ def rank_cmd(
     turns: list[str] = typer.Argument(..., help="The conversation, one argument per turn, oldest first."),
     pack: Path = typer.Option(..., "--pack", help="Pack directory."),
     model: Optional[Path] = typer.Option(None, "--model", help="Model bundle. [default: the one that built the pack]"),
-    top_k: int = typer.Option(5, "--top-k", help="How many stickers to return."),
-    precision: Optional[str] = typer.Option(None, help="Bundle precision. [default: int8 on CPU, fp16 on CUDA]"),
-    providers: str = typer.Option("auto", help="auto, cpu or cuda."),
-    threads: Optional[int] = typer.Option(None, help="onnxruntime intra-op threads. [default: onnxruntime's]"),
+    top_k: int = typer.Option(5, "--top-k", min=1, max=1_000_000, help="How many stickers to return."),
+    precision: Optional[Precision] = typer.Option(None, help="Bundle precision. [default: int8 on CPU, fp16 on CUDA]"),
+    providers: Providers = typer.Option("auto", help="Where the graphs run."),
+    threads: Optional[int] = typer.Option(None, min=1, help="onnxruntime intra-op threads, at most the CPUs this process may use. [default: onnxruntime's]"),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """Rank a pack's stickers as the reply to a conversation."""
@@ -247,7 +264,7 @@ def rank_cmd(
         result = rank(turns, pack, top_k=top_k, model=model, precision=precision, providers=providers, threads=threads)
         elapsed = time.perf_counter() - t0
     except (IntraError, ValueError) as e:
-        _fail(e)
+        fail(e)
     if as_json:
         typer.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
         return
@@ -275,7 +292,7 @@ def bench_cmd(
         results = run_benchmark(model, pack, run, quick=quick, log=lambda m: typer.echo(f"  {m}", err=True))
         write(results, out)
     except (IntraError, ValueError) as e:
-        _fail(e)
+        fail(e)
     typer.echo(markdown(results))
     typer.echo(f"wrote {out}/results.json, results.md, latency.png, pack_scaling.png")
 
@@ -285,7 +302,7 @@ def demo(
     workdir: Path = typer.Option(Path("artifacts/demo"), help="Where the demo writes its dataset, run, bundle, pack and report."),
     seed: int = typer.Option(0, help="Seed for the synthetic world and training."),
     preset: str = typer.Option("small", help="Training preset (tiny runs in seconds, for a smoke test)."),
-    epochs: Optional[int] = typer.Option(None, help="Training epochs. [default: the preset's]"),
+    epochs: Optional[int] = typer.Option(None, min=1, max=10_000, help="Training epochs. [default: the preset's]"),
 ) -> None:
     """The main job on the built-in SYNTHETIC world: data, train, eval, export, pack, rank, latency."""
     import statistics
@@ -366,12 +383,13 @@ def demo(
                        f"over {len(times)} contexts, {len(pack)} stickers, {r.bundle.provider}")
         typer.secho(f"\ndone in {time.perf_counter() - t_all:.0f}s; outputs in {workdir}", bold=True)
     except (IntraError, ValueError) as e:
-        _fail(e)
+        fail(e)
 
 
-def main() -> None:  # pragma: no cover - console entry
-    app()
+def main() -> None:
+    """The `intra` console command, behind the last-resort error handler."""
+    run_guarded(app, "intra")
 
 
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(app())
+if __name__ == "__main__":
+    main()

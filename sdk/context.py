@@ -1,8 +1,11 @@
-"""Parse what apps pass as a conversation into a list of turn texts (oldest first).
+"""Parse what apps pass as a conversation (and its knowledge) into checked, capped values.
 
-Accepted: a string; a list of strings; a list of (speaker, text) pairs; a list of
-{"speaker", "text"} dicts. bytes are decoded as strict UTF-8. Anything else raises
-:class:`ContextError` naming the position and the problem.
+Accepted contexts: a string; a list of strings; a list of (speaker, text) pairs; a list of
+{"speaker", "text"} dicts. bytes are decoded as strict UTF-8. Turns are read newest first and
+only the newest MAX_TURNS turns, and the newest MAX_CONTEXT_CHARS characters of them, are kept
+(older ones are dropped unread): the encoder keeps only the latest tokens anyway, and this bounds
+the work of any input. Knowledge is {relation: [texts]} over KNOWLEDGE_RELATIONS, capped at
+MAX_KNOWLEDGE_CHARS. Anything else raises :class:`ContextError` naming the position and the problem.
 """
 
 from __future__ import annotations
@@ -11,18 +14,20 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Union
 
 from .errors import IntraError
+from .labels import KNOWLEDGE_RELATIONS
 
-#: Above this many characters a context is refused: no chat turn history is this long, and
-#: tokenizing it would waste time before truncation keeps only the latest turns anyway.
+#: The newest this many characters of a context are kept; far more than any encoder reads.
 MAX_CONTEXT_CHARS = 200_000
 #: Only the latest turns are kept before tokenizing (truncation drops the oldest first).
 MAX_TURNS = 64
+#: Knowledge beyond this many characters is cut: the encoder gives it half its tokens at most.
+MAX_KNOWLEDGE_CHARS = 10_000
 
 Context = Union[str, bytes, Sequence[Any]]
 
 
 class ContextError(IntraError, ValueError):
-    """A context is empty, malformed, not UTF-8 or too large."""
+    """A context or its knowledge is empty, malformed or not UTF-8."""
 
 
 def _text(value: Any, where: str) -> str:
@@ -36,34 +41,79 @@ def _text(value: Any, where: str) -> str:
     return value
 
 
+def _utf8(text: str, where: str) -> str:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:  # lone surrogates: no tokenizer can take them
+        raise ContextError(f"{where}: not encodable as UTF-8 ({e.reason} at character {e.start})") from None
+    return text
+
+
+def _turn_text(item: Any, where: str) -> str:
+    if isinstance(item, Mapping):
+        if "text" not in item:
+            raise ContextError(f"{where}: a dict turn needs a 'text' field")
+        return _text(item["text"], f"{where}.text")
+    if isinstance(item, (tuple, list)):
+        if len(item) != 2:
+            raise ContextError(f"{where}: a turn pair must be (speaker, text), got {len(item)} items")
+        _text(item[0], f"{where} speaker")
+        return _text(item[1], f"{where} text")
+    return _text(item, where)
+
+
 def parse_context(context: Context) -> list[str]:
-    """Turn texts, oldest first, empty turns dropped; raises ContextError."""
+    """Turn texts, oldest first, empty turns dropped, the newest kept within the caps; raises ContextError."""
     if isinstance(context, (str, bytes)):
-        items: list[Any] = [context]
+        items: Sequence[Any] = [context]
     elif isinstance(context, Sequence):
-        items = list(context)
+        items = context
     else:
         raise ContextError(f"context: expected a string or a list of turns, got {type(context).__name__}")
-    turns = []
-    total = 0
-    for i, item in enumerate(items):
+    turns: list[str] = []
+    room = MAX_CONTEXT_CHARS
+    for i in range(len(items) - 1, -1, -1):
         where = f"context[{i}]"
-        if isinstance(item, Mapping):
-            if "text" not in item:
-                raise ContextError(f"{where}: a dict turn needs a 'text' field")
-            text = _text(item["text"], f"{where}.text")
-        elif isinstance(item, (tuple, list)):
-            if len(item) != 2:
-                raise ContextError(f"{where}: a turn pair must be (speaker, text), got {len(item)} items")
-            _text(item[0], f"{where} speaker")
-            text = _text(item[1], f"{where} text")
-        else:
-            text = _text(item, where)
-        total += len(text)
-        if total > MAX_CONTEXT_CHARS:
-            raise ContextError(f"context: longer than {MAX_CONTEXT_CHARS:,} characters; pass only the recent turns")
-        if text.strip():
-            turns.append(text.strip())
+        text = _turn_text(items[i], where).strip()
+        if not text:
+            continue
+        text = _utf8(text[-room:], where)
+        turns.append(text)
+        room -= len(text)
+        if room <= 0 or len(turns) == MAX_TURNS:
+            break
     if not turns:
         raise ContextError("context: empty (no turn with text)")
-    return turns[-MAX_TURNS:]
+    return turns[::-1]
+
+
+def parse_knowledge(knowledge: Any, where: str = "knowledge") -> dict[str, tuple[str, ...]] | None:
+    """{relation: texts} in relation order, empty texts dropped, capped at MAX_KNOWLEDGE_CHARS."""
+    if knowledge is None:
+        return None
+    if not isinstance(knowledge, Mapping):
+        raise ContextError(f"{where}: expected {{relation: [texts]}}, got {type(knowledge).__name__}")
+    for rel in knowledge:
+        if rel not in KNOWLEDGE_RELATIONS:
+            raise ContextError(f"{where}: unknown relation {rel!r}; expected {', '.join(KNOWLEDGE_RELATIONS)}")
+    out: dict[str, tuple[str, ...]] = {}
+    room = MAX_KNOWLEDGE_CHARS
+    for rel in KNOWLEDGE_RELATIONS:
+        values = knowledge.get(rel)
+        if values is None:
+            continue
+        if isinstance(values, (str, bytes)):
+            values = [values]
+        if not isinstance(values, Sequence):
+            raise ContextError(f"{where}.{rel}: expected a list of strings, got {type(values).__name__}")
+        kept = []
+        for j, v in enumerate(values):
+            if room <= 0:
+                break
+            text = _text(v, f"{where}.{rel}[{j}]").strip()[:room]
+            if text:
+                kept.append(_utf8(text, f"{where}.{rel}[{j}]"))
+                room -= len(text)
+        if kept:
+            out[rel] = tuple(kept)
+    return out or None

@@ -149,6 +149,8 @@ def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             obj = json.loads(text)
         except json.JSONDecodeError as e:
             raise DatasetError(f"{_where(path, number)}: invalid JSON ({e.msg}, column {e.colno})") from None
+        except RecursionError:
+            raise DatasetError(f"{_where(path, number)}: JSON nested too deeply") from None
         if not isinstance(obj, dict):
             raise DatasetError(f"{_where(path, number)}: expected a JSON object, got {type(obj).__name__}")
         yield number, obj
@@ -279,6 +281,7 @@ def load_split(path: Path, sticker_ids: Mapping[str, Any] | None, needs_sticker:
 def load_dataset(root: Path | str, splits: Iterable[str] | None = None) -> Dataset:
     """Load and validate a dataset directory; `splits` limits which split files are read."""
     root = Path(root)
+    atomic.recover(root)
     if not root.is_dir():
         raise DatasetError(f"{root}: not a dataset directory (it does not exist or is not a directory)")
     info_path = root / INFO_FILE

@@ -7,6 +7,18 @@ class IntraError(Exception):
     """Base class of every error intra raises on purpose."""
 
 
+class ArgumentError(IntraError, ValueError, TypeError):
+    """A public function got an argument of the wrong type or out of range (names the argument).
+
+    It is a ValueError and a TypeError too, so code written against the built-in errors still
+    catches it.
+    """
+
+
+class OutputError(IntraError, ValueError):
+    """An output path intra refuses to write: it holds something intra did not write, or the input."""
+
+
 class DatasetError(IntraError, ValueError):
     """A dataset directory is malformed: the message names the file, line and field."""
 

@@ -40,6 +40,23 @@ class LoadedImage:
     notes: list[str] = field(default_factory=list)
 
 
+def _to_8bit(img: Image.Image) -> Image.Image:
+    """High-bit-depth grayscale (16-bit "I;16*", 32-bit "I", float "F") scaled to 8 bits.
+
+    Pillow's own conversion clips these to 0..255, which turns a 16-bit image white.
+    """
+    if img.mode == "F":
+        arr = np.asarray(img, dtype=np.float32)
+        top = 1.0 if np.nanmax(arr, initial=0.0) <= 1.0 else 255.0
+        return Image.fromarray(np.clip(np.nan_to_num(arr) / top * 255.0, 0, 255).astype(np.uint8), "L")
+    if img.mode == "I" or img.mode.startswith("I;16"):
+        arr = np.asarray(img).astype(np.int64)
+        # a 16-bit PNG opens as "I" in recent Pillow: its range, not its mode, tells the depth
+        top = 65535 if img.mode.startswith("I;16") or arr.max(initial=0) > 255 else 255
+        return Image.fromarray((np.clip(arr, 0, top) * 255 // top).astype(np.uint8), "L")
+    return img
+
+
 def load_image(path: Path | str) -> LoadedImage:
     """Open an image file as RGB; raise ImageError for unreadable, truncated or huge files."""
     path = Path(path)
@@ -53,7 +70,7 @@ def load_image(path: Path | str) -> LoadedImage:
                 animated = bool(getattr(img, "is_animated", False))
                 img.seek(0)
                 img.load()
-                rgba = img.convert("RGBA")
+                rgba = _to_8bit(img).convert("RGBA")
     except ImageError:
         raise
     except FileNotFoundError:

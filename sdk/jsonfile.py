@@ -9,14 +9,29 @@ from typing import Any
 from .errors import IntraError
 
 
-def read_json_object(path: Path, error: type[IntraError], missing: str = "") -> dict[str, Any]:
-    """The JSON object in `path`; raises `error` when it is missing, not UTF-8 JSON, or not an object."""
+def loads(raw: bytes) -> Any:
+    """Strict UTF-8 JSON; ValueError for bad bytes, bad JSON and nesting too deep to parse."""
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
+def read_json_value(path: Path, error: type[IntraError], missing: str = "") -> Any:
+    """The JSON value in `path`; raises `error` when it is missing or not UTF-8 JSON."""
     if not path.is_file():
         raise error(f"{path}: not found{'; ' + missing if missing else ''}")
     try:
-        obj = json.loads(path.read_bytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        return loads(path.read_bytes())
+    except ValueError as e:
         raise error(f"{path}: unreadable ({e})") from None
+    except OSError as e:
+        raise error(f"{path}: cannot be read ({e.strerror})") from None
+
+
+def read_json_object(path: Path, error: type[IntraError], missing: str = "") -> dict[str, Any]:
+    """The JSON object in `path`; raises `error` when it is missing, not UTF-8 JSON, or not an object."""
+    obj = read_json_value(path, error, missing)
     if not isinstance(obj, dict):
         raise error(f"{path}: expected a JSON object, got {type(obj).__name__}")
     return obj

@@ -15,6 +15,11 @@ LABELS: tuple[str, ...] = (
 )
 LABEL_INDEX: dict[str, int] = {name: i for i, name in enumerate(LABELS)}
 
+#: How the query is formed from the intention head: the paper's argmax label, the probability-
+#: weighted labels, or those plus the projected context. A model without a head has only CONTEXT_MODE.
+QUERY_MODES: tuple[str, ...] = ("paper", "soft", "fused")
+CONTEXT_MODE = "context"
+
 #: The paper's four sticker attributes, in the order models stack them.
 ATTRIBUTES: tuple[str, ...] = ("gesture", "posture", "facial_expression", "verbal")
 

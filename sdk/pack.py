@@ -20,12 +20,13 @@ Every file is checked against its sha256 on load; paths must stay inside the pac
 from __future__ import annotations
 
 import io
+import os
 import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -34,6 +35,7 @@ from .bundle import sha256_file
 from .errors import IntraError
 from .jsonfile import check_version, read_json_object
 from .labels import LABEL_INDEX
+from .schema import Int, ListOf, MapOf, Obj, OneOf, Opt, check
 from .scoring import usage_vector, validate_usage
 
 PACK_FORMAT_VERSION = 1
@@ -99,6 +101,19 @@ class Pack:
         return self.root / self.stickers[i].file
 
 
+STICKER_SCHEMA = Obj({"id": str, "file": str, "sha256": str},
+                     {"label": Opt(str), "attributes": Opt(MapOf(str)), "notes": Opt(ListOf(str))})
+PACK_SCHEMA = Obj(
+    {"format_version": int, "fingerprint": str, "count": Int(0, 100_000_000), "dim": Int(1, 65_536),
+     "embeddings": Obj({"file": str, "sha256": str}, {"dtype": OneOf(DTYPES)}),
+     "stickers": ListOf(STICKER_SCHEMA)},
+    {"precision": Opt(str), "model_path": Opt(str), "created": Opt(str), "source_kind": Opt(str),
+     "merged_from": Opt(ListOf(str))},
+)
+#: Stored vectors are unit length; float16 storage keeps them within about 1e-3 of it.
+NORM_TOLERANCE = 1e-2
+
+
 def _inside(root: Path, rel: str, where: str) -> Path:
     path = (root / rel).resolve()
     if not path.is_relative_to(root.resolve()):
@@ -106,63 +121,92 @@ def _inside(root: Path, rel: str, where: str) -> Path:
     return path
 
 
+def _read_sticker(root: Path, rec: dict[str, Any], where: str, verify: bool) -> PackSticker:
+    path = _inside(root, rec["file"], where)
+    if not path.is_file():
+        raise PackError(f"{where}: file {rec['file']!r} is missing")
+    if verify and sha256_file(path) != rec["sha256"]:
+        raise PackError(f"{where}: file {rec['file']!r} does not match its sha256 (changed or damaged)")
+    label = rec.get("label")
+    if label is not None and label not in LABEL_INDEX:
+        raise PackError(f"{where}: field 'label': unknown label {label!r}")
+    return PackSticker(rec["id"], rec["file"], rec["sha256"], label, dict(rec.get("attributes") or {}),
+                       tuple(rec.get("notes") or ()))
+
+
+def _npy_header(f: BinaryIO) -> tuple[tuple[int, ...], bool, np.dtype]:
+    version = np.lib.format.read_magic(f)
+    if version == (1, 0):
+        return np.lib.format.read_array_header_1_0(f, max_header_size=10_000)
+    if version == (2, 0):
+        return np.lib.format.read_array_header_2_0(f, max_header_size=10_000)
+    raise ValueError(f"unsupported .npy version {version}")
+
+
+def read_vectors(path: Path, count: int, dim: int) -> np.ndarray:
+    """The (count, dim) float16/float32 .npy at `path` as float32 unit rows.
+
+    The header is checked before anything is allocated: an .npz or pickle, other shapes or
+    types, or fewer or more data bytes than the header promises raise PackError, and so do rows
+    that are not finite unit vectors.
+    """
+    try:
+        with open(path, "rb") as f:
+            shape, fortran, dtype = _npy_header(f)
+            if dtype.name not in DTYPES or tuple(shape) != (count, dim) or fortran:
+                raise PackError(f"{path}: expected a {count}x{dim} float16/float32 array, got {tuple(shape)} {dtype}")
+            expected = count * dim * dtype.itemsize
+            got = os.fstat(f.fileno()).st_size - f.tell()
+            if got != expected:
+                raise PackError(f"{path}: holds {got} data bytes; its header promises {expected}")
+            emb = np.fromfile(f, dtype=dtype, count=count * dim)
+    except (ValueError, OSError, EOFError) as e:
+        if isinstance(e, PackError):
+            raise
+        raise PackError(f"{path}: not a readable .npy array ({e})") from None
+    emb = emb.reshape(count, dim).astype(np.float32)
+    _check_rows(emb, path)
+    return emb
+
+
+def _check_rows(emb: np.ndarray, path: Path) -> None:
+    """Every row finite and of unit length: a scaled row would win every query."""
+    finite = np.isfinite(emb).all(axis=1)
+    if not finite.all():
+        raise PackError(f"{path}: row {int(np.argmin(finite))} contains NaN or infinite values")
+    norms = np.linalg.norm(emb, axis=1)
+    bad = np.flatnonzero(np.abs(norms - 1.0) > NORM_TOLERANCE)
+    if bad.size:
+        raise PackError(f"{path}: row {int(bad[0])} has length {norms[bad[0]]:.4g}, not 1 "
+                        f"({bad.size} such rows); pack vectors must be unit length (rebuild the pack)")
+
+
 def load_pack(root: Path | str, verify: bool = True) -> Pack:
     """Load and check a pack directory; `verify` hashes every file against pack.json."""
     root = Path(root)
+    atomic.recover(root)
     meta_path = root / PACK_FILE
     meta = read_json_object(meta_path, PackError, f"is {root} a pack made by `intra pack build`?")
     check_version(meta, meta_path, PACK_FORMAT_VERSION, PackError)
-    for key in ("fingerprint", "count", "dim", "embeddings", "stickers"):
-        if key not in meta:
-            raise PackError(f"{meta_path}: field {key!r} is missing")
-    kinds = {"fingerprint": str, "count": int, "dim": int, "embeddings": dict, "stickers": list}
-    for key, kind in kinds.items():
-        if not isinstance(meta[key], kind) or isinstance(meta[key], bool):
-            raise PackError(f"{meta_path}: field {key!r} must be {kind.__name__}, got {type(meta[key]).__name__}")
-    if meta["count"] < 0 or meta["dim"] < 1:
-        raise PackError(f"{meta_path}: fields 'count' and 'dim' must be positive")
-    if not isinstance(meta["embeddings"].get("file"), str):
-        raise PackError(f"{meta_path}: field 'embeddings.file' is missing")
-    records = meta["stickers"]
-    if not isinstance(records, list) or len(records) != meta["count"]:
+    check(meta, PACK_SCHEMA, str(meta_path), PackError)
+    if len(meta["stickers"]) != meta["count"]:
         raise PackError(f"{meta_path}: field 'stickers' must list exactly 'count' ({meta['count']}) stickers")
-    stickers = []
-    seen = set()
-    for i, rec in enumerate(records):
+    stickers, seen = [], set()
+    for i, rec in enumerate(meta["stickers"]):
         where = f"{meta_path}: stickers[{i}]"
-        if not isinstance(rec, dict) or not all(isinstance(rec.get(k), str) for k in ("id", "file", "sha256")):
-            raise PackError(f"{where}: needs string fields 'id', 'file' and 'sha256'")
         if rec["id"] in seen:
             raise PackError(f"{where}: duplicate sticker id {rec['id']!r}")
         seen.add(rec["id"])
-        path = _inside(root, rec["file"], where)
-        if not path.is_file():
-            raise PackError(f"{where}: file {rec['file']!r} is missing")
-        if verify and sha256_file(path) != rec["sha256"]:
-            raise PackError(f"{where}: file {rec['file']!r} does not match its sha256 (changed or damaged)")
-        label = rec.get("label")
-        if label is not None and label not in LABEL_INDEX:
-            raise PackError(f"{where}: field 'label': unknown label {label!r}")
-        stickers.append(PackSticker(rec["id"], rec["file"], rec["sha256"], label, dict(rec.get("attributes") or {}),
-                                    tuple(rec.get("notes") or ())))
+        stickers.append(_read_sticker(root, rec, where, verify))
     if meta.get("usage") is not None:
         meta["usage"] = validate_usage(meta["usage"], [s.id for s in stickers], f"{meta_path}: field 'usage'", PackError)
     emb_meta = meta["embeddings"]
     emb_path = _inside(root, emb_meta["file"], f"{meta_path}: embeddings")
     if not emb_path.is_file():
         raise PackError(f"{emb_path}: embeddings file missing")
-    if verify and sha256_file(emb_path) != emb_meta.get("sha256"):
+    if verify and sha256_file(emb_path) != emb_meta["sha256"]:
         raise PackError(f"{emb_path}: does not match its sha256 in pack.json (changed or damaged)")
-    try:
-        emb = np.load(emb_path, allow_pickle=False)
-    except (ValueError, OSError) as e:
-        raise PackError(f"{emb_path}: not a readable .npy array ({e})") from None
-    if emb.dtype.name not in DTYPES or emb.shape != (meta["count"], meta["dim"]):
-        raise PackError(f"{emb_path}: expected {meta['count']}x{meta['dim']} float16/float32, got {emb.shape} {emb.dtype}")
-    emb = emb.astype(np.float32)
-    if not np.all(np.isfinite(emb)):
-        raise PackError(f"{emb_path}: contains NaN or infinite values")
-    return Pack(root, meta, tuple(stickers), emb)
+    return Pack(root, meta, tuple(stickers), read_vectors(emb_path, meta["count"], meta["dim"]))
 
 
 def normalise(vectors: np.ndarray) -> np.ndarray:
@@ -171,15 +215,21 @@ def normalise(vectors: np.ndarray) -> np.ndarray:
 
 
 def write_pack(out: Path | str, stickers: Sequence[PackSticker], embeddings: np.ndarray, sources: Sequence[Path] | None,
-               fingerprint: str, extra: dict[str, Any] | None = None, dtype: str = "float16") -> Path:
-    """Write a pack atomically; `sources[i]` is copied to `stickers[i].file` (None: files already in place)."""
+               fingerprint: str, extra: dict[str, Any] | None = None, dtype: str = "float16",
+               inputs: Sequence[Path | str] = ()) -> Path:
+    """Write a pack atomically; `sources[i]` is copied to `stickers[i].file` (None: files already in place).
+
+    `out` may only be free, empty or an earlier pack, and never one of `inputs` (nor the folders of
+    `sources`), inside one or around one: see :func:`sdk.atomic.atomic_dir`.
+    """
     if dtype not in DTYPES:
         raise PackError(f"dtype must be one of {DTYPES}, got {dtype!r}")
     out = Path(out)
     if extra and extra.get("usage") is not None:
         extra = {**extra, "usage": validate_usage(extra["usage"], [s.id for s in stickers], f"{out}: usage", PackError)}
     vectors = normalise(np.asarray(embeddings, dtype=np.float32)).astype(dtype)
-    with atomic.atomic_dir(out) as tmp:
+    folders = {Path(p).parent for p in sources or ()}
+    with atomic.atomic_dir(out, PACK_FILE, "pack", [*inputs, *sorted(folders)]) as tmp:
         for i, sticker in enumerate(stickers):
             dest = _inside(tmp, sticker.file, "write_pack")
             dest.parent.mkdir(parents=True, exist_ok=True)
@@ -222,4 +272,4 @@ def merge_packs(shards: Sequence[Path | str], out: Path | str, dtype: str | None
         # a shard without counts contributes zeros: its stickers are simply unused so far
         extra["usage"] = {k: v for p in packs for k, v in (p.usage or {}).items()}
     return write_pack(out, stickers, np.concatenate([p.embeddings for p in packs]), sources, packs[0].fingerprint, extra,
-                      dtype or packs[0].meta["embeddings"]["dtype"])
+                      dtype or packs[0].meta["embeddings"]["dtype"], inputs=[p.root for p in packs])

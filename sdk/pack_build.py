@@ -27,13 +27,14 @@ from typing import Any
 
 import numpy as np
 
+from . import atomic
 from .bundle import Bundle, sha256_file
 from .dataset import CATALOG_FILE, INFO_FILE, RETRIEVAL_SPLITS, load_catalog, load_dataset
-from .errors import DatasetError, IntraError, MissingExtraError
+from .errors import ArgumentError, DatasetError, MissingExtraError, OutputError
 from .imageprep import load_image, to_pixels
 from .jsonfile import read_json_object
 from .labels import ATTRIBUTES, LABEL_INDEX, LABELS
-from .pack import Pack, PackError, PackSticker, load_pack, write_pack
+from .pack import DTYPES, PACK_FILE, Pack, PackError, PackSticker, load_pack, write_pack
 from .scoring import validate_usage
 
 log = logging.getLogger("intra")
@@ -89,26 +90,32 @@ def collect(source: Path) -> tuple[list[SourceSticker], str, dict[str, int] | No
     files = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not files:
         raise DatasetError(f"{source}: no images ({', '.join(IMAGE_SUFFIXES)}) found")
-    out = []
-    for p in files:
-        d = side.get(p.name, {})
-        where = f"{source}: descriptions of {p.name}"
-        attrs = d.get("attributes") or {}
-        if not isinstance(attrs, dict):
-            raise DatasetError(f"{where}: 'attributes' must be an object")
-        for key, value in attrs.items():
-            if key not in ATTRIBUTES:
-                raise DatasetError(f"{where}: unknown attribute {key!r}; expected {', '.join(ATTRIBUTES)}")
-            if not isinstance(value, str):
-                raise DatasetError(f"{where}: attribute {key!r} must be a string")
-        label = d.get("label")
-        if label is not None and label not in LABEL_INDEX:
-            raise DatasetError(f"{where}: unknown label {label!r}")
-        out.append(SourceSticker(str(d.get("id") or p.stem), p, label, {k: v for k, v in attrs.items() if v.strip()}))
+    out = [_folder_sticker(p, side.get(p.name, {}), f"{source}: descriptions of {p.name}") for p in files]
     ids = [s.id for s in out]
     if len(set(ids)) != len(ids):
         raise DatasetError(f"{source}: sticker ids are not unique")
     return out, "folder", None
+
+
+def _folder_sticker(path: Path, d: Any, where: str) -> SourceSticker:
+    """A folder image with its sidecar entry `d`, checked field by field."""
+    if not isinstance(d, Mapping):
+        raise DatasetError(f"{where}: expected an object {{\"id\"?, \"label\"?, \"attributes\"?}}, got {type(d).__name__}")
+    sid = d.get("id")
+    if sid is not None and (not isinstance(sid, str) or not sid.strip()):
+        raise DatasetError(f"{where}: field 'id' must be a non-empty string, got {sid!r}")
+    attrs = d.get("attributes") or {}
+    if not isinstance(attrs, Mapping):
+        raise DatasetError(f"{where}: field 'attributes' must be an object")
+    for key, value in attrs.items():
+        if key not in ATTRIBUTES:
+            raise DatasetError(f"{where}: unknown attribute {key!r}; expected {', '.join(ATTRIBUTES)}")
+        if not isinstance(value, str):
+            raise DatasetError(f"{where}: attribute {key!r} must be a string")
+    label = d.get("label")
+    if label is not None and (not isinstance(label, str) or label not in LABEL_INDEX):
+        raise DatasetError(f"{where}: field 'label': unknown label {label!r}")
+    return SourceSticker(sid or path.stem, path, label, {k: v for k, v in attrs.items() if v.strip()})
 
 
 def _safe(name: str) -> str:
@@ -139,6 +146,19 @@ def read_usage(usage: Mapping[str, Any] | Path | str, ids: Sequence[str]) -> dic
     return validate_usage(usage, ids, "usage", PackError)
 
 
+def check_build_args(batch_size: int, dtype: str, shard: tuple[int, int] | None) -> None:
+    """Raise ArgumentError for a bad batch size, storage type or shard, before any work is done."""
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or not 1 <= batch_size <= 4096:
+        raise ArgumentError(f"batch_size must be an integer from 1 to 4096, got {batch_size!r}")
+    if dtype not in DTYPES:
+        raise ArgumentError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    if shard is not None:
+        ok = (isinstance(shard, tuple) and len(shard) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in shard)
+              and shard[1] >= 1 and 0 <= shard[0] < shard[1])
+        if not ok:
+            raise ArgumentError(f"shard must be (index, count) with 0 <= index < count, got {shard!r}")
+
+
 def build_pack(source: Path | str, model: Bundle | Path | str, out: Path | str, batch_size: int = 32, dtype: str = "float16",
                ocr: bool | OcrReader = False, shard: tuple[int, int] | None = None, progress: bool = True,
                providers: str | Sequence[str] = "auto", precision: str | None = None,
@@ -146,9 +166,13 @@ def build_pack(source: Path | str, model: Bundle | Path | str, out: Path | str, 
     """Embed every sticker of `source` with `model` and write the pack `out` (atomically).
 
     `usage`: per-sticker usage counts for the usage prior (a mapping or a JSON file); default:
-    a dataset's training-split counts, none for a folder of images.
+    a dataset's training-split counts, none for a folder of images. `out` may be free, empty or
+    an earlier pack, never `source` or the bundle (:class:`OutputError` before any work).
     """
+    check_build_args(batch_size, dtype, shard)
     source = Path(source)
+    model_root = model.root if isinstance(model, Bundle) else Path(model)
+    atomic.check_output(Path(out), PACK_FILE, "pack", [source, model_root])
     found, kind, counts = collect(source)
     if usage is not None:
         counts = read_usage(usage, [s.id for s in found])
@@ -158,8 +182,6 @@ def build_pack(source: Path | str, model: Bundle | Path | str, out: Path | str, 
     stickers = found
     if shard is not None:
         index, count = shard
-        if not (count >= 1 and 0 <= index < count):
-            raise PackError(f"shard must be (index, count) with 0 <= index < count, got {shard}")
         stickers, names = found[index::count], names[index::count]
         if not stickers:
             raise PackError(f"shard {index}/{count} of {source} is empty")
@@ -193,7 +215,8 @@ def build_pack(source: Path | str, model: Bundle | Path | str, out: Path | str, 
         kept = {r.id for r in records}
         extra["usage"] = {k: v for k, v in counts.items() if k in kept}
     try:
-        write_pack(out, records, np.concatenate(vectors), [s.path for s in stickers], bundle.fingerprint, extra, dtype)
+        write_pack(out, records, np.concatenate(vectors), [s.path for s in stickers], bundle.fingerprint, extra, dtype,
+                   inputs=[source, bundle.root])
     except OSError as e:
-        raise IntraError(f"{out}: could not write the pack ({e}); any existing pack there is unchanged") from None
+        raise OutputError(f"{out}: could not write the pack ({e}); any existing pack there is unchanged") from None
     return load_pack(out)

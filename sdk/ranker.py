@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,9 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from .bundle import Bundle, BundleError
-from .context import Context, ContextError, parse_context
-from .errors import MissingExtraError
+from . import atomic
+from .bundle import MANIFEST, Bundle, BundleError
+from .context import Context, ContextError, parse_context, parse_knowledge
+from .errors import ArgumentError, MissingExtraError
 from .jsonfile import read_json_object
 from .pack import PACK_FILE, Pack, PackError, load_pack
 from .scoring import ScoreTerms, ScoreWeights
@@ -84,6 +86,18 @@ class AnnIndex:
         return idx, scores
 
 
+def _check_options(mode: Any, ann: Any, ann_threshold: Any, verify: Any, weights: Any) -> None:
+    if mode is not None and not isinstance(mode, str):
+        raise ArgumentError(f"mode must be a query mode name or None, got {mode!r}")
+    if ann is not None and not isinstance(ann, bool):
+        raise ArgumentError(f"ann must be True, False or None, got {ann!r}")
+    check_count("ann_threshold", ann_threshold, 10**12)
+    if not isinstance(verify, bool):
+        raise ArgumentError(f"verify must be True or False, got {verify!r}")
+    if weights is not None and not isinstance(weights, ScoreWeights):
+        raise ArgumentError(f"weights must be an sdk.ScoreWeights or None, got {type(weights).__name__}")
+
+
 class Ranker:
     """A bundle and a pack, loaded once, ranking conversations."""
 
@@ -91,8 +105,11 @@ class Ranker:
                  providers: str | Sequence[str] = "auto", threads: int | None = None, mode: str | None = None,
                  ann: bool | None = None, ann_threshold: int = ANN_THRESHOLD, verify: bool = True,
                  weights: ScoreWeights | None = None) -> None:
+        _check_options(mode, ann, ann_threshold, verify, weights)
         self.bundle = model if isinstance(model, Bundle) else Bundle(model, precision=precision, providers=providers, threads=threads, verify=verify)
         self.pack = pack if isinstance(pack, Pack) else load_pack(pack, verify=verify)
+        if len(self.pack) == 0:
+            raise PackError(f"{self.pack.root}: the pack has no stickers to rank")
         if self.pack.fingerprint != self.bundle.fingerprint:
             raise PackError(f"{self.pack.root}: built by model {self.pack.fingerprint}, but the model at {self.bundle.root} is "
                             f"{self.bundle.fingerprint}; rebuild the pack with this model (intra pack build)")
@@ -114,6 +131,8 @@ class Ranker:
                     raise
                 log.warning("pack of %d stickers: exact search (install the 'ann' extra for an ANN index)", len(self.pack))
         self._labels = self.bundle.labels
+        for graph in ("text_encoder", "intention_head"):  # a damaged graph fails here, not at the first rank()
+            self.bundle.session(graph)
 
     def _rows(self, contexts: Sequence[Context], knowledge: Sequence[Knowledge | None] | None) -> tuple[list[list[str]], list]:
         parsed = []
@@ -122,12 +141,14 @@ class Ranker:
                 parsed.append(parse_context(c))
             except ContextError as e:
                 raise ContextError(f"contexts[{i}]: {e}" if len(contexts) > 1 else str(e)) from None
-        know = list(knowledge) if knowledge is not None else [None] * len(parsed)
-        if len(know) != len(parsed):
-            raise ContextError(f"knowledge: {len(know)} entries for {len(parsed)} contexts")
-        if not self.use_knowledge:
-            know = [None] * len(parsed)
-        return parsed, know
+        if knowledge is None:
+            return parsed, [None] * len(parsed)
+        if isinstance(knowledge, (str, bytes, Mapping)) or not isinstance(knowledge, Sequence):
+            raise ContextError(f"knowledge: expected one entry (a mapping or None) per context, got {type(knowledge).__name__}")
+        if len(knowledge) != len(parsed):
+            raise ContextError(f"knowledge: {len(knowledge)} entries for {len(parsed)} contexts")
+        know = [parse_knowledge(k, f"knowledge[{i}]") for i, k in enumerate(knowledge)]
+        return parsed, know if self.use_knowledge else [None] * len(parsed)
 
     def query(self, contexts: Sequence[Context], knowledge: Sequence[Knowledge | None] | None = None) -> tuple[np.ndarray | None, np.ndarray]:
         """(intention logits or None, normalised query vectors) for several contexts."""
@@ -141,6 +162,7 @@ class Ranker:
     def score_matrix(self, contexts: Sequence[Context], knowledge: Sequence[Knowledge | None] | None = None,
                      batch_size: int = 32) -> tuple[np.ndarray | None, np.ndarray]:
         """(intention logits or None, (Q, S) scores of every sticker) exactly as `rank_many` ranks them."""
+        check_count("batch_size", batch_size)
         logits, scores = [], []
         for start in range(0, len(contexts), batch_size):
             kn = knowledge[start:start + batch_size] if knowledge is not None else None
@@ -161,9 +183,9 @@ class Ranker:
     def rank_many(self, contexts: Sequence[Context], top_k: int = 5, knowledge: Sequence[Knowledge | None] | None = None,
                   batch_size: int = 32) -> list[RankResult]:
         """Rank several conversations, batched through the graphs."""
-        if top_k < 1:
-            raise ValueError(f"top_k must be >= 1, got {top_k}")
-        if isinstance(contexts, (str, bytes)):
+        check_count("top_k", top_k)
+        check_count("batch_size", batch_size)
+        if isinstance(contexts, (str, bytes)) or not isinstance(contexts, Sequence):
             raise ContextError("rank_many expects a list of contexts; use rank() for one")
         results: list[RankResult] = []
         for start in range(0, len(contexts), batch_size):
@@ -192,32 +214,79 @@ class Ranker:
         return self.rank_many([context], top_k, [knowledge] if knowledge is not None else None)[0]
 
 
-_CACHE: dict[tuple, Ranker] = {}
+def check_count(name: str, value: Any, limit: int = 1_000_000) -> int:
+    """`value` when it is an int from 1 to `limit`; ArgumentError naming `name` otherwise."""
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= limit:
+        raise ArgumentError(f"{name} must be an integer from 1 to {limit:,}, got {value!r}")
+    return value
+
+
+RANKER_OPTIONS = ("precision", "providers", "threads", "mode", "ann", "ann_threshold", "verify", "weights")
+CACHE_SIZE = 8
+_CACHE: OrderedDict[tuple, Ranker] = OrderedDict()
 _CACHE_LOCK = threading.Lock()
 
 
-def _model_for(pack_dir: Path, model: Any) -> Any:
+def _model_for(pack: Pack | Path, model: Any) -> Any:
     if model is not None:
         return model
-    meta = read_json_object(pack_dir / PACK_FILE, PackError, f"is {pack_dir} a pack made by `intra pack build`?")
+    meta = pack.meta if isinstance(pack, Pack) else read_json_object(
+        pack / PACK_FILE, PackError, f"is {pack} a pack made by `intra pack build`?")
     hint = meta.get("model_path")
-    if not hint:
-        raise BundleError(f"{pack_dir}: the pack does not say which model built it; pass model=BUNDLE_DIR")
+    if not isinstance(hint, str) or not hint:
+        raise BundleError(f"{getattr(pack, 'root', pack)}: the pack does not say which model built it; pass model=BUNDLE_DIR")
     return hint
 
 
-def get_ranker(pack: Pack | Path | str, model: Bundle | Path | str | None = None, **options: Any) -> Ranker:
-    """A cached Ranker for (pack, model, options): repeated `sdk.rank` calls load nothing again."""
+def _file_identity(path: Path) -> tuple[int, int, int, int]:
+    """What changes whenever a writer replaces the file: device, inode, mtime and size."""
+    try:
+        st = path.stat()
+    except OSError:
+        return (0, 0, 0, 0)  # the loader says what is missing
+    return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def _cache_key(pack: Pack | Path, model: Any, options: Mapping[str, Any]) -> tuple:
+    unknown = sorted(set(options) - set(RANKER_OPTIONS))
+    if unknown:
+        raise ArgumentError(f"unknown option(s) {', '.join(unknown)}; rank() takes {', '.join(RANKER_OPTIONS)}")
     if isinstance(pack, Pack):
-        return Ranker(_model_for(pack.root, model), pack, **options)
-    pack_dir = Path(pack)
-    model = _model_for(pack_dir, model)
-    key = (str(pack_dir.resolve()), str(model) if not isinstance(model, Bundle) else id(model),
-           tuple(sorted((k, v if isinstance(v, (str, int, float, bool, type(None))) else repr(v)) for k, v in options.items())))
+        pack_key: tuple = ("object", id(pack))
+    else:
+        atomic.recover(pack)
+        pack_key = (str(pack.resolve()), _file_identity(pack / PACK_FILE))
+    if isinstance(model, Bundle):
+        model_key: tuple = ("object", id(model))
+    else:
+        model_key = (str(Path(model).resolve()), _file_identity(Path(model) / MANIFEST))
+    opts = tuple(sorted((k, v if isinstance(v, (str, int, float, bool, type(None))) else repr(v)) for k, v in options.items()))
+    return pack_key, model_key, opts
+
+
+def get_ranker(pack: Pack | Path | str, model: Bundle | Path | str | None = None, **options: Any) -> Ranker:
+    """A cached Ranker for (pack, model, options): repeated `sdk.rank` calls load nothing again.
+
+    Directories are keyed by the identity of their pack.json and manifest.json (inode, mtime,
+    size), so a rebuilt pack or bundle is loaded afresh; Pack and Bundle objects by the object.
+    The CACHE_SIZE most recently used Rankers are kept.
+    """
+    if not isinstance(pack, (Pack, str, Path)):
+        raise ArgumentError(f"pack must be a pack directory or an sdk.Pack, got {type(pack).__name__}")
+    pack = pack if isinstance(pack, Pack) else Path(pack)
+    model = _model_for(pack, model)
+    if not isinstance(model, (Bundle, str, Path)):
+        raise ArgumentError(f"model must be a bundle directory or an sdk.Bundle, got {type(model).__name__}")
+    key = _cache_key(pack, model, options)
     with _CACHE_LOCK:
-        if key not in _CACHE:
-            _CACHE[key] = Ranker(model, pack_dir, **options)
-        return _CACHE[key]
+        ranker = _CACHE.get(key)
+        if ranker is None or (isinstance(pack, Pack) and ranker.pack is not pack):
+            ranker = Ranker(model, pack, **options)
+            _CACHE[key] = ranker
+        _CACHE.move_to_end(key)
+        while len(_CACHE) > CACHE_SIZE:
+            _CACHE.popitem(last=False)
+        return ranker
 
 
 def rank(context: Context, pack: Pack | Path | str, top_k: int = 5, model: Bundle | Path | str | None = None,

@@ -30,7 +30,7 @@ def test_data_synthetic_then_info(tmp_path):
 
 def test_cli_errors_are_clear(tmp_path):
     result = runner.invoke(app, ["data", "synthetic", "--out", str(tmp_path / "w"), "--stickers", "3"])
-    assert result.exit_code == 2 and "at least 28" in result.output
+    assert result.exit_code == 2 and "greater than or equal to 28" in result.output and not (tmp_path / "w").exists()
     result = runner.invoke(app, ["info", str(tmp_path / "missing")])
     assert result.exit_code == 2 and "not a dataset directory" in result.output
 

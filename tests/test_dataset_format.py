@@ -104,7 +104,7 @@ def test_atomic_dir_keeps_the_old_directory_on_failure(tmp_path):
     dest = _tiny(tmp_path / "d")
     before = sorted(p.name for p in dest.iterdir())
     with pytest.raises(RuntimeError):
-        with atomic.atomic_dir(dest) as tmp:
+        with atomic.atomic_dir(dest, "dataset.json", "dataset") as tmp:
             (tmp / "half.txt").write_text("half")
             raise RuntimeError("interrupted")
     assert sorted(p.name for p in dest.iterdir()) == before

@@ -89,10 +89,11 @@ def test_gate_fails_on_a_broken_graph_and_keeps_nothing(tiny_run_dir, synthetic_
     monkeypatch.setattr(exporter, "INT8_SCHEMES", exporter.INT8_SCHEMES[:1])  # only the broken scheme to try
     existing = tmp_path / "model"
     existing.mkdir()
+    (existing / "manifest.json").write_text("{}")  # an earlier bundle: the only kind of folder export replaces
     (existing / "keep.txt").write_text("old bundle")
     with pytest.raises(ParityError, match="int8 (top-5 agreement|mAP differs)"):
         export_run(tiny_run_dir, existing, precisions=("fp32", "int8"), data=synthetic_dir, progress=False)
-    assert [p.name for p in existing.iterdir()] == ["keep.txt"]
+    assert sorted(p.name for p in existing.iterdir()) == ["keep.txt", "manifest.json"]
     assert [p.name for p in tmp_path.iterdir()] == ["model"]
     manifest = export_run(tiny_run_dir, tmp_path / "degraded", precisions=("int8",), data=synthetic_dir,
                           allow_degraded=True, progress=False)

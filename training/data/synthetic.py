@@ -18,7 +18,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont
 
 from sdk import atomic
-from sdk.dataset import Conversation, Sticker, Turn, write_dataset_files
+from sdk.dataset import INFO_FILE, Conversation, Sticker, Turn, write_dataset_files
 from sdk.labels import KNOWLEDGE_RELATIONS, LABELS
 
 from .synthetic_spec import (EXPRESSIONS, FEATURE_WORDS, KNOWLEDGE, LOOKS, SMALL_TALK, SPECIES,
@@ -394,6 +394,7 @@ def generate(out: Path | str, cfg: SyntheticConfig = SyntheticConfig(), progress
         raise ValueError(f"--stickers must be at least {len(LABELS)} (one per intention label), got {cfg.stickers}")
     if cfg.conversations < 20:
         raise ValueError(f"--conversations must be at least 20, got {cfg.conversations}")
+    atomic.check_output(Path(out), INFO_FILE, "dataset")  # refuse before drawing anything
     rng = random.Random(cfg.seed)
     stickers = make_stickers(cfg, rng)
     splits = split_conversations(make_conversations(cfg, stickers, rng))
@@ -404,7 +405,7 @@ def generate(out: Path | str, cfg: SyntheticConfig = SyntheticConfig(), progress
         "generator": {"seed": cfg.seed, "stickers": cfg.stickers, "conversations": cfg.conversations},
         "notes": "SYNTHETIC. Not real user data; useful to exercise the pipeline and check learnability.",
     }
-    with atomic.atomic_dir(Path(out)) as tmp:
+    with atomic.atomic_dir(Path(out), INFO_FILE, "dataset") as tmp:
         (tmp / "images").mkdir()
         items = stickers
         if progress:

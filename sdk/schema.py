@@ -1,0 +1,123 @@
+"""Check decoded JSON (pack.json, manifest.json, preprocessing.json) against a declarative schema.
+
+A schema is built from a few parts: a Python type (``int`` does not accept ``bool``; ``float``
+accepts ``int``), :class:`Opt`, :class:`ListOf`, :class:`MapOf`, :class:`Obj`, :class:`Int` and
+:class:`OneOf`. :func:`check` raises the caller's error type naming the field path at fault,
+e.g. ``pack.json: field 'stickers[3].attributes' must be an object, got str``. Unknown fields are
+allowed (newer writers may add some); readers use only what the schema names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import IntraError
+
+_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false", dict: "an object", list: "a list"}
+
+
+def _type_name(value: Any) -> str:
+    return {dict: "object", list: "list", str: "string", bool: "boolean", type(None): "null"}.get(type(value), type(value).__name__)
+
+
+@dataclass(frozen=True)
+class Opt:
+    """The value may be null (or absent, when it is an optional field of an Obj)."""
+
+    spec: Any
+
+
+@dataclass(frozen=True)
+class ListOf:
+    spec: Any
+    min_len: int = 0
+    max_len: int | None = None
+
+
+@dataclass(frozen=True)
+class MapOf:
+    """An object with any string keys, every value matching `spec`."""
+
+    spec: Any
+
+
+@dataclass(frozen=True)
+class Obj:
+    required: Mapping[str, Any]
+    optional: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Int:
+    lo: int | None = None
+    hi: int | None = None
+
+
+@dataclass(frozen=True)
+class OneOf:
+    values: tuple[Any, ...]
+
+
+class SchemaError(IntraError, ValueError):
+    """Raised by :func:`check` when the caller gives no error type of its own."""
+
+
+def _fail(error: type[IntraError], where: str, path: str, message: str) -> None:
+    raise error(f"{where}: field {path!r} {message}" if path else f"{where}: {message}")
+
+
+def check(value: Any, spec: Any, where: str, error: type[IntraError] = SchemaError, path: str = "") -> None:
+    """Raise `error` naming `where` and the field path when `value` does not match `spec`."""
+    if isinstance(spec, Opt):
+        if value is not None:
+            check(value, spec.spec, where, error, path)
+    elif isinstance(spec, Obj):
+        _check_obj(value, spec, where, error, path)
+    elif isinstance(spec, ListOf):
+        if not isinstance(value, list):
+            _fail(error, where, path, f"must be a list, got {_type_name(value)}")
+        if len(value) < spec.min_len or (spec.max_len is not None and len(value) > spec.max_len):
+            bound = f"{spec.min_len} to {spec.max_len}" if spec.max_len is not None else f"at least {spec.min_len}"
+            _fail(error, where, path, f"must have {bound} items, has {len(value)}")
+        for i, item in enumerate(value):
+            check(item, spec.spec, where, error, f"{path}[{i}]")
+    elif isinstance(spec, MapOf):
+        if not isinstance(value, dict):
+            _fail(error, where, path, f"must be an object, got {_type_name(value)}")
+        for key, item in value.items():
+            check(item, spec.spec, where, error, f"{path}.{key}" if path else key)
+    elif isinstance(spec, Int):
+        check(value, int, where, error, path)
+        if (spec.lo is not None and value < spec.lo) or (spec.hi is not None and value > spec.hi):
+            _fail(error, where, path, f"must be from {spec.lo} to {spec.hi}, got {value}")
+    elif isinstance(spec, OneOf):
+        if not any(type(value) is type(v) and value == v for v in spec.values):
+            _fail(error, where, path, f"must be one of {', '.join(map(repr, spec.values))}, got {value!r}")
+    else:
+        _check_type(value, spec, where, error, path)
+
+
+def _check_obj(value: Any, spec: Obj, where: str, error: type[IntraError], path: str) -> None:
+    if not isinstance(value, dict):
+        _fail(error, where, path, f"must be an object, got {_type_name(value)}")
+    for key, sub in spec.required.items():
+        inner = f"{path}.{key}" if path else key
+        if key not in value:
+            _fail(error, where, inner, "is missing")
+        check(value[key], sub, where, error, inner)
+    for key, sub in spec.optional.items():
+        if key in value:
+            check(value[key], sub, where, error, f"{path}.{key}" if path else key)
+
+
+def _check_type(value: Any, kind: type, where: str, error: type[IntraError], path: str) -> None:
+    if kind is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    elif kind is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, kind)
+    if not ok:
+        _fail(error, where, path, f"must be {_NAMES.get(kind, kind.__name__)}, got {_type_name(value)}")
