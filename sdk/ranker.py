@@ -247,19 +247,21 @@ def _file_identity(path: Path) -> tuple[int, int, int, int]:
     return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
 
 
-def _cache_key(pack: Pack | Path, model: Any, options: Mapping[str, Any]) -> tuple:
+def _cache_key(pack: Pack | Path, model: Bundle | Path | None, options: Mapping[str, Any]) -> tuple:
     unknown = sorted(set(options) - set(RANKER_OPTIONS))
     if unknown:
         raise ArgumentError(f"unknown option(s) {', '.join(unknown)}; rank() takes {', '.join(RANKER_OPTIONS)}")
     if isinstance(pack, Pack):
-        pack_key: tuple = ("object", id(pack))
+        pack_key: tuple = ("object", id(pack))  # the cached Ranker holds the object, so its id stays its own
     else:
         atomic.recover(pack)
         pack_key = (str(pack.resolve()), _file_identity(pack / PACK_FILE))
-    if isinstance(model, Bundle):
-        model_key: tuple = ("object", id(model))
+    if model is None:
+        model_key: tuple = ("named by the pack",)  # a new bundle there needs a new pack, which changes pack_key
+    elif isinstance(model, Bundle):
+        model_key = ("object", id(model))
     else:
-        model_key = (str(Path(model).resolve()), _file_identity(Path(model) / MANIFEST))
+        model_key = (str(model.resolve()), _file_identity(model / MANIFEST))
     opts = tuple(sorted((k, v if isinstance(v, (str, int, float, bool, type(None))) else repr(v)) for k, v in options.items()))
     return pack_key, model_key, opts
 
@@ -267,21 +269,21 @@ def _cache_key(pack: Pack | Path, model: Any, options: Mapping[str, Any]) -> tup
 def get_ranker(pack: Pack | Path | str, model: Bundle | Path | str | None = None, **options: Any) -> Ranker:
     """A cached Ranker for (pack, model, options): repeated `sdk.rank` calls load nothing again.
 
-    Directories are keyed by the identity of their pack.json and manifest.json (inode, mtime,
-    size), so a rebuilt pack or bundle is loaded afresh; Pack and Bundle objects by the object.
-    The CACHE_SIZE most recently used Rankers are kept.
+    Directories are keyed by the identity of their pack.json and manifest.json (device, inode,
+    mtime, size), so a rebuilt pack or bundle is loaded afresh; Pack and Bundle objects by the
+    object. The CACHE_SIZE most recently used Rankers are kept.
     """
     if not isinstance(pack, (Pack, str, Path)):
         raise ArgumentError(f"pack must be a pack directory or an sdk.Pack, got {type(pack).__name__}")
+    if model is not None and not isinstance(model, (Bundle, str, Path)):
+        raise ArgumentError(f"model must be a bundle directory, an sdk.Bundle or None, got {type(model).__name__}")
     pack = pack if isinstance(pack, Pack) else Path(pack)
-    model = _model_for(pack, model)
-    if not isinstance(model, (Bundle, str, Path)):
-        raise ArgumentError(f"model must be a bundle directory or an sdk.Bundle, got {type(model).__name__}")
+    model = Path(model) if isinstance(model, str) else model
     key = _cache_key(pack, model, options)
     with _CACHE_LOCK:
         ranker = _CACHE.get(key)
-        if ranker is None or (isinstance(pack, Pack) and ranker.pack is not pack):
-            ranker = Ranker(model, pack, **options)
+        if ranker is None:
+            ranker = Ranker(_model_for(pack, model), pack, **options)
             _CACHE[key] = ranker
         _CACHE.move_to_end(key)
         while len(_CACHE) > CACHE_SIZE:
