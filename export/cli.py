@@ -9,12 +9,12 @@ from typing import Optional
 import typer
 
 from sdk.bundle import PRECISIONS
-from sdk.cli_guard import fail, run_guarded
+from sdk.cli_base import fail, new_app, require_extra, run_guarded
+from sdk.errors import IntraError
 
 from .opset import DEFAULT_OPSET, OPSET_RANGE
 
-app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None,
-                  help="Export a trained run to a model bundle: four ONNX graphs per precision, gated on parity.")
+app = new_app("Export a trained run to a model bundle: four ONNX graphs per precision, gated on parity.")
 
 
 def _precisions(value: str) -> str:
@@ -36,9 +36,6 @@ def export(
     allow_degraded: bool = typer.Option(False, "--allow-degraded", help="Keep the bundle even when the parity gate fails (figures still in the manifest)."),
 ) -> None:
     """Export RUN to a bundle; fails when a graph does not match PyTorch (unless --allow-degraded)."""
-    from sdk.cli import require_extra
-    from sdk.errors import IntraError
-
     logging.basicConfig(level=logging.WARNING)
     try:
         require_extra("intra-export", "train", "torch", "onnx", "transformers")
@@ -46,10 +43,15 @@ def export(
         from .report import summary
 
         manifest = export_run(run, out, tuple(p.strip() for p in precision.split(",") if p.strip()), opset, data, allow_degraded)
-    except (IntraError, ValueError) as e:
+    except IntraError as e:
         fail(e)
     typer.echo(summary(manifest))
     typer.echo(f"wrote bundle {out} (fingerprint {manifest['fingerprint']})")
+
+
+def register(root: typer.Typer) -> None:
+    """Add `export` to the `intra` app (`intra export RUN --out MODEL` = `intra-export RUN --out MODEL`)."""
+    root.command("export")(export)
 
 
 def main() -> None:

@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from sdk.errors import ArgumentError
+
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 
 
@@ -77,7 +79,7 @@ def quantize_text_encoder(src: Path, dst: Path, scheme: Int8Scheme,
     """The text encoder in int8 by `scheme`; static schemes need `calibration` input batches."""
     if scheme.calibration:
         if not calibration:
-            raise ValueError(f"int8 scheme {scheme.label!r} is static and needs calibration batches")
+            raise ArgumentError(f"int8 scheme {scheme.label!r} is static and needs calibration batches")
         quantize_int8_static(src, dst, calibration, scheme.calibration, embeddings=True)
         return
     exclude = [n for n in matmul_nodes(src) if any(k in n.lower() for k in scheme.keep_fp32)] if scheme.keep_fp32 else []
@@ -110,7 +112,7 @@ def quantize_int8_static(src: Path, dst: Path, calibration: Sequence[dict[str, n
     methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                "percentile": CalibrationMethod.Percentile}
     if method not in methods:
-        raise ValueError(f"calibration method must be one of {', '.join(CALIBRATION_METHODS)}, got {method!r}")
+        raise ArgumentError(f"calibration method must be one of {', '.join(CALIBRATION_METHODS)}, got {method!r}")
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:

@@ -5,7 +5,8 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from sdk.cli import app, require_extra
+from sdk.cli import app
+from sdk.cli_base import require_extra
 from sdk.errors import MissingExtraError
 
 runner = CliRunner()

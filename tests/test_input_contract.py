@@ -350,7 +350,7 @@ def test_cli_errors_end_in_one_line_and_exit_2(tiny_bundle, tiny_pack, synthetic
 def test_the_last_resort_handler_turns_a_bug_into_one_line(capsys, monkeypatch):
     import typer
 
-    from sdk.cli_guard import run_guarded
+    from sdk.cli_base import run_guarded
 
     broken = typer.Typer()
 

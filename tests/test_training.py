@@ -218,7 +218,7 @@ def test_minilm_cjk_extension_removes_unknowns():
 def test_two_process_ddp_training(synthetic_dir, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
-           "-m", "sdk.cli", "train", "--data", str(synthetic_dir), "--out", str(tmp_path / "ddp"), "--preset", "tiny", "--epochs", "1"]
+           "-m", "training.cli", "train", "--data", str(synthetic_dir), "--out", str(tmp_path / "ddp"), "--preset", "tiny", "--epochs", "1"]
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     log = [json.loads(x) for x in (tmp_path / "ddp" / "log.jsonl").read_text().splitlines()]

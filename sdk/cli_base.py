@@ -1,4 +1,6 @@
-"""The last-resort handler of intra's commands: every failure ends in one `error: ...` line, exit 2.
+"""What every intra command line shares: the app settings, the error line, the last-resort handler.
+
+Every failure ends in one `error: ...` line and exit 2.
 
 Typer reports bad arguments itself (exit 2, before any work). What escapes a command is caught
 here: an IntraError prints its message; anything else is a bug in intra, printed as one line
@@ -8,15 +10,41 @@ file names or arguments; they are printed escaped rather than crashing the print
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from collections.abc import Callable
+from typing import Literal
 
 import typer
 
-from .errors import IntraError
+from .bundle import PRECISIONS
+from .errors import IntraError, MissingExtraError
+from .labels import QUERY_MODES
+from .pack import DTYPES
+from .providers import PROVIDER_REQUESTS
 
 DEBUG_ENV = "INTRA_DEBUG"
+
+# choices typer checks before any work; Literal[tuple] spells out the tuple's members
+Precision = Literal[PRECISIONS]  # type: ignore[valid-type]
+Providers = Literal[PROVIDER_REQUESTS]  # type: ignore[valid-type]
+QueryMode = Literal[QUERY_MODES]  # type: ignore[valid-type]
+Dtype = Literal[DTYPES]  # type: ignore[valid-type]
+
+
+def new_app(help: str, **options: object) -> typer.Typer:
+    """A typer app with intra's settings: no completion install, plain help whose "[default: ...]"
+    texts show literally (rich markup would eat them), tracebacks left to :func:`run_guarded`."""
+    return typer.Typer(help=help, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                       rich_markup_mode=None, **options)  # type: ignore[arg-type]
+
+
+def require_extra(what: str, extra: str, *modules: str) -> None:
+    """Raise MissingExtraError when any of `modules` cannot be imported."""
+    for module in modules:
+        if importlib.util.find_spec(module) is None:
+            raise MissingExtraError(what, extra, module)
 
 
 def printable(text: str) -> str:

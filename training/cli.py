@@ -1,0 +1,145 @@
+"""`intra data`, `intra train` and `intra eval`: the training side's commands.
+
+Registered into `intra` through the ``intra.commands`` entry point (:func:`register`); also a
+command line of its own, which `torchrun --nproc_per_node 2 -m training.cli train ...` uses for
+DDP. The data commands need only the base install; train and eval import torch lazily and, when
+it is missing, say which extra to install.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from sdk.cli_base import Precision, QueryMode, fail, new_app, require_extra, run_guarded
+from sdk.errors import ArgumentError, IntraError
+
+app = new_app("Train and evaluate Int-RA, and build its datasets.")
+data_app = new_app("Build dataset directories: the built-in synthetic world or the real GoEmoji data.")
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("synthetic")
+def data_synthetic(
+    out: Path = typer.Option(..., "--out", help="Dataset directory to write: free, empty or an earlier dataset (replaced atomically)."),
+    seed: int = typer.Option(0, help="Random seed; the same seed draws the same world."),
+    stickers: int = typer.Option(140, min=28, max=100_000, help="Number of stickers (spread over the 28 intentions)."),
+    conversations: int = typer.Option(3000, min=20, max=10_000_000, help="Number of conversations over train/validation/test."),
+) -> None:
+    """Draw the built-in SYNTHETIC sticker world (stickers + bilingual conversations)."""
+    from .data.synthetic import SyntheticConfig, generate
+
+    try:
+        counts = generate(out, SyntheticConfig(seed=seed, stickers=stickers, conversations=conversations), progress=True)
+    except IntraError as e:
+        fail(e)
+    typer.echo(f"wrote SYNTHETIC dataset to {out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+
+
+@data_app.command("goemoji")
+def data_goemoji(
+    source: Path = typer.Option(Path("../shared/data"), help="The shared data directory (with goemotions/ and emoji/)."),
+    out: Path = typer.Option(..., "--out", help="Dataset directory to write: free, empty or an earlier dataset (replaced atomically)."),
+    seed: int = typer.Option(0, help="Seed of the validation split carved out of train."),
+    validation_fraction: float = typer.Option(0.15, min=0.01, max=0.9, help="Fraction of train.tsv's emoji comments kept for validation."),
+) -> None:
+    """Build the real GoEmoji dataset: GoEmotions comments with an emoji, the emoji as gold sticker."""
+    from .data.goemoji import RULES, build
+
+    try:
+        counts = build(source, out, seed=seed, validation_fraction=validation_fraction)
+    except IntraError as e:
+        fail(e)
+    typer.echo(f"wrote GoEmoji dataset to {out}")
+    for key, value in counts.items():
+        typer.echo(f"  {key:28s} {value}")
+    for key, rule in RULES.items():
+        typer.echo(f"  rule {key}: {rule}")
+
+
+@app.command("train")
+def train_cmd(
+    data: Path = typer.Option(..., "--data", help="Dataset directory (see `intra data`)."),
+    out: Path = typer.Option(..., "--out", help="Run directory to write; an unfinished run there is resumed."),
+    preset: str = typer.Option("small", help="tiny (tests, seconds), small (the demo, minutes on 2 cores) or base."),
+    text_model: Optional[str] = typer.Option(None, help="Hugging Face encoder directory, 'minilm' (all-MiniLM-L6-v2 from its package) or 'tiny'. [default: the preset's]"),
+    vision_model: Optional[str] = typer.Option(None, help="Local CLIP vision / ViT directory, 'vit-config' (a ViT built from a config) or 'efficientnet-lite0' (ImageNet weights from its package, frozen; 4x4 regions). [default: the preset's]"),
+    mode: QueryMode = typer.Option("fused", help="Query mode: paper (argmax label), soft (probability-weighted labels) or fused (+ projected context)."),
+    no_knowledge: bool = typer.Option(False, "--no-knowledge", help="Ablation: never feed commonsense knowledge."),
+    no_attributes: bool = typer.Option(False, "--no-attributes", help="Ablation: H^R is the mean of the region features."),
+    no_intention: bool = typer.Option(False, "--no-intention", help="Ablation: the query is the projected context, no intention head."),
+    dual_encoder: bool = typer.Option(False, "--dual-encoder", help="Baseline: CLIP-style dual encoder (context vs image, InfoNCE), no intention."),
+    extra_intention: bool = typer.Option(False, "--extra-intention", help="Also train the intention head on extra_intention.jsonl."),
+    extra_intention_max: int = typer.Option(8192, min=1, help="With --extra-intention: use at most this many extra comments (a fixed random subset per seed)."),
+    epochs: Optional[int] = typer.Option(None, min=1, max=10_000, help="Epochs. [default: the preset's]"),
+    loss: Optional[str] = typer.Option(None, "--loss", help="Retrieval loss: hinge or infonce. [default: the preset's]"),
+    negatives: Optional[int] = typer.Option(None, "--negatives", help="Sampled negatives per batch; -1: the whole catalog. [default: the preset's]"),
+    select_on: Optional[str] = typer.Option(None, "--select-on", help="Best checkpoint by validation 'mAP' (of the cosine) or 'final' (mean of MRR, R@10, mAP of the final score). [default: the preset's]"),
+    seed: int = typer.Option(0, help="Seed; the same seed and flags give the same run."),
+    fresh: bool = typer.Option(False, "--fresh", help="Start over instead of resuming a run found in --out."),
+) -> None:
+    """Train Int-RA (or an ablation, or the dual-encoder baseline) on a dataset directory."""
+    try:
+        require_extra("`intra train`", "train", "torch", "transformers", "safetensors")
+        from .config import preset as make_preset
+        from .trainer import train
+
+        cfg = make_preset(preset, text_model=text_model, vision_model=vision_model, mode=mode, epochs=epochs, seed=seed,
+                          use_knowledge=not no_knowledge, use_attributes=not no_attributes, use_intention=not no_intention,
+                          dual_encoder=dual_encoder, extra_intention=extra_intention,
+                          extra_intention_max=extra_intention_max, retrieval_loss=loss, sampled_negatives=negatives,
+                          select_on=select_on)
+        result = train(cfg, data, out, progress=True, resume=not fresh)
+    except IntraError as e:
+        fail(e)
+    typer.echo(f"run {result['run']}: best validation {result['select_on']} {result['best_val']:.4f}; scoring weights {result['scoring']}")
+
+
+@app.command("eval")
+def eval_cmd(
+    run: Path = typer.Option(..., "--run", help="Run directory made by `intra train`."),
+    data: Path = typer.Option(..., "--data", help="Dataset directory."),
+    split: str = typer.Option("test", help="Split to evaluate."),
+    out: Path = typer.Option(..., "--out", help="Report directory (report.json, report.md, pr_curve.png)."),
+    compare: list[str] = typer.Option([], "--compare", help="NAME=RUN_DIR: another trained run to put in the table (ablation, dual encoder, other mode). Repeatable."),
+    probes: bool = typer.Option(False, "--probes", help="Add the probe-emoji and probe-intention baselines (frozen all-MiniLM-L6-v2 features; cached in OUT/cache)."),
+    model: Optional[Path] = typer.Option(None, "--model", help="Also rank through this exported bundle with the SDK (a pack is built from --data)."),
+    precision: Optional[Precision] = typer.Option(None, help="With --model: bundle precision. [default: the SDK's choice]"),
+) -> None:
+    """Evaluate a run against the baselines (random, popular, intention-only) and any --compare runs."""
+    try:
+        require_extra("`intra eval`", "train", "torch", "transformers", "matplotlib")
+        from .evaluate import evaluate, write_report
+
+        others = {}
+        for item in compare:
+            if "=" not in item:
+                raise ArgumentError(f"--compare {item!r}: expected NAME=RUN_DIR")
+            name, path = item.split("=", 1)
+            others[name] = Path(path)
+        report = evaluate(run, data, split, others, probes=probes, cache_dir=out / "cache", bundle=model, precision=precision)
+        write_report(report, out)
+    except IntraError as e:
+        fail(e)
+    from .evaluate import markdown
+
+    typer.echo(markdown(report))
+    typer.echo(f"wrote {out}/report.json, report.md, pr_curve.png")
+
+
+def register(root: typer.Typer) -> None:
+    """Add `data`, `train` and `eval` to the `intra` app."""
+    root.add_typer(data_app, name="data")
+    root.command("train")(train_cmd)
+    root.command("eval")(eval_cmd)
+
+
+def main() -> None:
+    """`python -m training.cli`: the training commands alone, behind the last-resort handler."""
+    run_guarded(app, "intra")
+
+
+if __name__ == "__main__":
+    main()
