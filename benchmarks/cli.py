@@ -7,7 +7,6 @@ Registered into `intra` through the ``intra.commands`` entry point (:func:`regis
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -22,7 +21,7 @@ def bench_cmd(
     model: Path = typer.Option(..., "--model", help="Model bundle made by intra-export."),
     pack: Path = typer.Option(..., "--pack", help="Pack built with that bundle."),
     out: Path = typer.Option(..., "--out", help="Directory for results.json, results.md and the plots."),
-    run: Optional[Path] = typer.Option(None, "--run", help="The run the bundle came from, for the PyTorch eager rows (needs the 'train' extra)."),
+    run: Path | None = typer.Option(None, "--run", help="The run the bundle came from, for the PyTorch eager rows (needs the 'train' extra)."),
     quick: bool = typer.Option(False, "--quick", help="Seconds instead of minutes: fewer lengths, repeats and pack sizes."),
 ) -> None:
     """Measure latency, throughput, memory, start-up and quality of the SDK on this machine."""
@@ -43,7 +42,7 @@ def demo_cmd(
     workdir: Path = typer.Option(Path("artifacts/demo"), help="Where the demo writes its dataset, run, bundle, pack and report."),
     seed: int = typer.Option(0, help="Seed for the synthetic world and training."),
     preset: str = typer.Option("small", help="Training preset (tiny runs in seconds, for a smoke test)."),
-    epochs: Optional[int] = typer.Option(None, min=1, max=10_000, help="Training epochs. [default: the preset's]"),
+    epochs: int | None = typer.Option(None, min=1, max=10_000, help="Training epochs. [default: the preset's]"),
 ) -> None:
     """The main job on the built-in SYNTHETIC world: data, train, eval, export, pack, rank, latency."""
     try:

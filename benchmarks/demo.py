@@ -20,6 +20,7 @@ from sdk.pack import Pack
 from sdk.pack_build import build_pack
 from sdk.ranker import Ranker
 
+
 @dataclass(frozen=True)
 class DemoPaths:
     workdir: Path

@@ -14,7 +14,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import typer
@@ -124,7 +124,7 @@ def markdown(result: dict[str, Any]) -> str:
 def main(
     run: Path = typer.Option(..., help="Run directory made by `intra train`."),
     out: Path = typer.Option(..., help="Directory for int8_schemes.json and int8_schemes.md."),
-    data: Optional[Path] = typer.Option(None, help="Dataset directory. [default: the run's]"),
+    data: Path | None = typer.Option(None, help="Dataset directory. [default: the run's]"),
     threads: int = typer.Option(1, help="onnxruntime threads for the timings."),
     tokens: int = typer.Option(64, help="Tokens in the timed input."),
     repeat: int = typer.Option(100, help="Timed calls per scheme."),

@@ -16,7 +16,7 @@ bootstrap interval on the split for the main row.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import typer
@@ -109,7 +109,7 @@ def main(
     out: Path = typer.Option(..., help="Output directory (runs/, bundles/, cache/ and the report)."),
     preset: str = typer.Option("small", help="Training preset for every variant."),
     split: str = typer.Option("test", help="Split to evaluate."),
-    epochs: Optional[int] = typer.Option(None, help="Epochs for every variant. [default: the preset's]"),
+    epochs: int | None = typer.Option(None, help="Epochs for every variant. [default: the preset's]"),
     extra_intention: bool = typer.Option(False, help="Train intention heads on extra_intention.jsonl too."),
     only: list[str] = typer.Option([], help="Train only these variants (names as in the table); others must exist."),
     variants: list[str] = typer.Option([], help="Put only these variants in the table (always with int-ra). [default: all]"),
@@ -118,8 +118,8 @@ def main(
     sdk: bool = typer.Option(False, "--sdk", help="Export each seed's main run and add its row ranked through the SDK (int8)."),
 ) -> None:
     """Train all variants and write the comparison table."""
-    from sdk.dataset import load_dataset
     from sdk import atomic
+    from sdk.dataset import load_dataset
     from training.evaluate import command_line, evaluate, markdown, write_report
 
     unknown = [v for v in [*only, *variants] if v not in VARIANTS]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -32,7 +31,7 @@ def export(
     out: Path = typer.Option(..., "--out", help="Bundle directory to write: free, empty or an earlier bundle (replaced atomically, only on success)."),
     precision: str = typer.Option("fp32,int8,fp16", callback=_precisions, help="Comma-separated precisions; fp32 is always included as the reference."),
     opset: int = typer.Option(DEFAULT_OPSET, min=OPSET_RANGE[0], max=OPSET_RANGE[1], help="ONNX opset."),
-    data: Optional[Path] = typer.Option(None, help="Dataset for the parity checks. [default: the run's training dataset]"),
+    data: Path | None = typer.Option(None, help="Dataset for the parity checks. [default: the run's training dataset]"),
     allow_degraded: bool = typer.Option(False, "--allow-degraded", help="Keep the bundle even when the parity gate fails (figures still in the manifest)."),
 ) -> None:
     """Export RUN to a bundle; fails when a graph does not match PyTorch (unless --allow-degraded)."""

@@ -13,9 +13,8 @@ import logging
 import platform
 import shutil
 import time
-from dataclasses import asdict
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,8 +22,7 @@ import torch
 from tqdm import tqdm
 
 from sdk import atomic
-from sdk.bundle import (BUNDLE_FORMAT_VERSION, GRAPHS, LABELS_FILE, MANIFEST, PRECISIONS, PREPROCESSING, TOKENIZER, Bundle,
-                        sha256_file)
+from sdk.bundle import BUNDLE_FORMAT_VERSION, GRAPHS, LABELS_FILE, MANIFEST, PRECISIONS, PREPROCESSING, TOKENIZER, Bundle, sha256_file
 from sdk.dataset import load_dataset
 from sdk.errors import ArgumentError, IntraError
 from sdk.labels import ATTRIBUTES, LABELS
@@ -35,10 +33,10 @@ from training.run_dir import load_run
 from training.score_weights import read_weights
 from training.scoring import query_matrix, sticker_matrix
 
-from .opset import DEFAULT_OPSET, OPSET_RANGE
-from .graphs import IntentionHeadGraph, graph_specs, export_graph, supported_modes
-from .parity import gate_fp32, gate_reduced, row_cosine, topk_agreement
+from .graphs import IntentionHeadGraph, export_graph, graph_specs, supported_modes
 from .int8 import INT8_SCHEMES, Int8Scheme, describe, write_int8_graphs
+from .opset import DEFAULT_OPSET, OPSET_RANGE
+from .parity import gate_fp32, gate_reduced, row_cosine, topk_agreement
 from .precision import convert_fp16, optimize_text_encoder
 
 log = logging.getLogger("intra.export")
@@ -177,7 +175,7 @@ def export_run(run: Path | str, out: Path | str, precisions: tuple[str, ...] = P
             export_graph(spec, raw / f"{name}.onnx", opset)
             steps.update()
         shutil.copyfile(run / "tokenizer.json", tmp / TOKENIZER)
-        atomic.write_json(tmp / PREPROCESSING, {"text": asdict(tokenizer.settings), "image": asdict(image_settings),
+        atomic.write_json(tmp / PREPROCESSING, {"text": tokenizer.settings.to_json(), "image": image_settings.to_json(),
                                                 "pooling": model.cfg.pooling, "attributes": list(ATTRIBUTES)})
         atomic.write_json(tmp / LABELS_FILE, list(LABELS))
         files = {rel: sha256_file(tmp / rel) for rel in (TOKENIZER, PREPROCESSING, LABELS_FILE)}

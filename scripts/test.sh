@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The test suite: sets up .venv, then runs pytest on 2 workers.
+# The test suite: sets up .venv, lints the tree (ruff), type-checks sdk/ (mypy), then runs pytest on 2 workers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh train,test
+.venv/bin/ruff check .            # the linter, on the whole tree
+.venv/bin/mypy                     # the type checker, on sdk/ (the slim runtime)
 exec .venv/bin/python -m pytest -n 2 "$@"

@@ -65,11 +65,6 @@ MANIFEST_SCHEMA = Obj(
      "parity": Opt(Obj({}, {"gate": Opt(Obj({}, {"failures": ListOf(str)}))})),
      "precision_notes": Opt(Obj({}, {"int8": Opt(Obj({}, {"kind": str}))}))},
 )
-_TRIPLE = ListOf(float, 3, 3)
-PREPROCESSING_SCHEMA = Obj({
-    "text": Obj({"max_length": Int(1, 8192), "turn_separator": str, "truncation_side": OneOf(("left", "right"))}),
-    "image": Obj({"image_size": Int(8, 2048), "mean": _TRIPLE, "std": _TRIPLE, "resize": str}),
-})
 
 
 def read_manifest(root: Path) -> dict[str, Any]:
@@ -86,13 +81,9 @@ def read_manifest(root: Path) -> dict[str, Any]:
 def read_settings(path: Path) -> tuple[TextSettings, ImageSettings]:
     """The text and image settings of preprocessing.json."""
     pre = read_json_object(path, BundleError)
-    check(pre, PREPROCESSING_SCHEMA, str(path), BundleError)
-    text = TextSettings(**{k: pre["text"][k] for k in ("max_length", "turn_separator", "truncation_side")})
-    img = pre["image"]
-    if min(img["std"]) <= 0:
-        raise BundleError(f"{path}: field 'image.std' must be > 0")
-    image = ImageSettings(img["image_size"], tuple(map(float, img["mean"])), tuple(map(float, img["std"])), img["resize"])
-    return text, image
+    check(pre, Obj({"text": dict, "image": dict}), str(path), BundleError)
+    return (TextSettings.from_json(pre["text"], f"{path}: text", BundleError),
+            ImageSettings.from_json(pre["image"], f"{path}: image", BundleError))
 
 
 def read_labels(path: Path) -> tuple[str, ...]:
@@ -218,7 +209,7 @@ class Bundle:
     def _run(self, graph: str, outputs: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         session = self.session(graph)
         try:
-            return session.run(outputs, feeds)
+            return [np.asarray(o) for o in session.run(outputs, feeds)]
         except Exception as e:  # a graph that loads but does not match its manifest fails here
             raise BundleError(f"{self._paths[graph]}: onnxruntime could not run {graph} ({_first_line(e)}); "
                               "the graph does not match its manifest") from None

@@ -14,12 +14,14 @@ import logging
 import time
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Optional
 
 import typer
 
-from .cli_base import Dtype, Precision, Providers, fail, new_app, run_guarded
+from .bundle import PRECISIONS
+from .cli_base import DTYPES_HELP, PRECISION_HELP, PROVIDERS_HELP, choice, fail, new_app, run_guarded
 from .errors import IntraError
+from .pack import DTYPES
+from .providers import PROVIDER_REQUESTS
 
 COMMANDS_GROUP = "intra.commands"
 log = logging.getLogger("intra")
@@ -42,7 +44,7 @@ def add_registered_commands(root: typer.Typer, group: str = COMMANDS_GROUP) -> l
     return added
 
 
-def _shard(value: Optional[str]) -> Optional[tuple[int, int]]:
+def _shard(value: str | None) -> tuple[int, int] | None:
     """--shard I/N as (I, N), checked before any work."""
     if value is None:
         return None
@@ -74,13 +76,13 @@ def pack_build(
     source: Path = typer.Argument(..., help="A folder of images (optional descriptions.json/.jsonl sidecar) or a dataset directory."),
     model: Path = typer.Option(..., "--model", help="Model bundle made by intra-export."),
     out: Path = typer.Option(..., "--out", help="Pack directory to write: free, empty or an earlier pack (replaced atomically); never the source or the bundle."),
-    precision: Optional[Precision] = typer.Option(None, help="Bundle precision. [default: int8 on CPU, fp16 on CUDA]"),
-    providers: Providers = typer.Option("auto", help="Where the graphs run."),
+    precision: str | None = typer.Option(None, callback=choice(PRECISIONS), help=f"{PRECISION_HELP} [default: int8 on CPU, fp16 on CUDA]"),
+    providers: str = typer.Option("auto", callback=choice(PROVIDER_REQUESTS), help=PROVIDERS_HELP),
     batch_size: int = typer.Option(32, min=1, max=4096, help="Stickers per batch through the graphs (results do not depend on it)."),
-    dtype: Dtype = typer.Option("float16", help="Storage type of embeddings.npy."),
+    dtype: str = typer.Option("float16", callback=choice(DTYPES), help=DTYPES_HELP),
     ocr: bool = typer.Option(False, "--ocr", help="Read captions drawn on stickers into the 'verbal' attribute (the 'ocr' extra)."),
-    shard: Optional[str] = typer.Option(None, callback=_shard, help="I/N: build only shard I of N, counting from 0 (merge shards with `intra pack merge`)."),
-    usage: Optional[Path] = typer.Option(None, "--usage", help="JSON file {sticker id: count}: usage counts for the usage prior. [default: a dataset's training-split counts; none for a folder]"),
+    shard: str | None = typer.Option(None, callback=_shard, help="I/N: build only shard I of N, counting from 0 (merge shards with `intra pack merge`)."),
+    usage: Path | None = typer.Option(None, "--usage", help="JSON file {sticker id: count}: usage counts for the usage prior. [default: a dataset's training-split counts; none for a folder]"),
 ) -> None:
     """Embed stickers with a bundle and write a pack (pack.json, embeddings.npy, images)."""
     from .pack_build import build_pack
@@ -134,11 +136,11 @@ def pack_merge(
 def rank_cmd(
     turns: list[str] = typer.Argument(..., help="The conversation, one argument per turn, oldest first."),
     pack: Path = typer.Option(..., "--pack", help="Pack directory."),
-    model: Optional[Path] = typer.Option(None, "--model", help="Model bundle. [default: the one that built the pack]"),
+    model: Path | None = typer.Option(None, "--model", help="Model bundle. [default: the one that built the pack]"),
     top_k: int = typer.Option(5, "--top-k", min=1, max=1_000_000, help="How many stickers to return."),
-    precision: Optional[Precision] = typer.Option(None, help="Bundle precision. [default: int8 on CPU, fp16 on CUDA]"),
-    providers: Providers = typer.Option("auto", help="Where the graphs run."),
-    threads: Optional[int] = typer.Option(None, min=1, help="onnxruntime intra-op threads, at most the CPUs this process may use. [default: onnxruntime's]"),
+    precision: str | None = typer.Option(None, callback=choice(PRECISIONS), help=f"{PRECISION_HELP} [default: int8 on CPU, fp16 on CUDA]"),
+    providers: str = typer.Option("auto", callback=choice(PROVIDER_REQUESTS), help=PROVIDERS_HELP),
+    threads: int | None = typer.Option(None, min=1, help="onnxruntime intra-op threads, at most the CPUs this process may use. [default: onnxruntime's]"),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """Rank a pack's stickers as the reply to a conversation."""

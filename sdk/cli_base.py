@@ -13,8 +13,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
-from collections.abc import Callable
-from typing import Literal
+from collections.abc import Callable, Sequence
 
 import typer
 
@@ -26,11 +25,20 @@ from .providers import PROVIDER_REQUESTS
 
 DEBUG_ENV = "INTRA_DEBUG"
 
-# choices typer checks before any work; Literal[tuple] spells out the tuple's members
-Precision = Literal[PRECISIONS]  # type: ignore[valid-type]
-Providers = Literal[PROVIDER_REQUESTS]  # type: ignore[valid-type]
-QueryMode = Literal[QUERY_MODES]  # type: ignore[valid-type]
-Dtype = Literal[DTYPES]  # type: ignore[valid-type]
+
+def choice(values: Sequence[str]) -> Callable[[str | None], str | None]:
+    """A typer callback that accepts only `values` (or no value), checked before any work."""
+    def check(value: str | None) -> str | None:
+        if value is not None and value not in values:
+            raise typer.BadParameter(f"expected one of {', '.join(values)}, got {value!r}")
+        return value
+    return check
+
+
+PRECISION_HELP = f"Bundle precision: {', '.join(PRECISIONS)}."
+PROVIDERS_HELP = f"Where the graphs run: {', '.join(PROVIDER_REQUESTS)}."
+MODES_HELP = f"Query mode: {', '.join(QUERY_MODES)} (argmax label, probability-weighted labels, those plus the projected context)."
+DTYPES_HELP = f"Storage type of embeddings.npy: {', '.join(DTYPES)}."
 
 
 def new_app(help: str, **options: object) -> typer.Typer:

@@ -11,7 +11,7 @@ MAX_KNOWLEDGE_CHARS. Anything else raises :class:`ContextError` naming the posit
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Union
+from typing import Any
 
 from .errors import IntraError
 from .labels import KNOWLEDGE_RELATIONS
@@ -23,7 +23,7 @@ MAX_TURNS = 64
 #: Knowledge beyond this many characters is cut: the encoder gives it half its tokens at most.
 MAX_KNOWLEDGE_CHARS = 10_000
 
-Context = Union[str, bytes, Sequence[Any]]
+Context = str | bytes | Sequence[Any]
 
 
 class ContextError(IntraError, ValueError):

@@ -105,7 +105,8 @@ class Dataset:
         """
         counts: dict[str, Counter] = {}
         for c in self.splits.get(split, ()):
-            counts.setdefault(c.sticker_id, Counter())[c.label] += 1
+            if c.sticker_id is not None:
+                counts.setdefault(c.sticker_id, Counter())[c.label] += 1
         out = []
         for s in self.stickers:
             if s.label is not None:
@@ -168,10 +169,17 @@ def _field(obj: Mapping[str, Any], name: str, where: str, kind: type | tuple[typ
     return value
 
 
-def _nonempty_str(obj: Mapping[str, Any], name: str, where: str, required: bool = True) -> str | None:
+def _nonempty_str(obj: Mapping[str, Any], name: str, where: str, required: bool = False) -> str | None:
     value = _field(obj, name, where, str, required)
     if value is not None and not value.strip():
         raise DatasetError(f"{where}: field {name!r} is empty")
+    return value
+
+
+def _required_str(obj: Mapping[str, Any], name: str, where: str) -> str:
+    value = _nonempty_str(obj, name, where, required=True)
+    if value is None:  # _field raised already; this keeps the type exact
+        raise DatasetError(f"{where}: field {name!r} is missing")
     return value
 
 
@@ -183,14 +191,14 @@ def _check_label(value: str, where: str, name: str = "label") -> str:
 
 def parse_sticker(obj: Mapping[str, Any], where: str, root: Path) -> Sticker:
     """Validate one catalog record; `root` is used to check the image exists inside it."""
-    sid = _nonempty_str(obj, "id", where)
-    image = _nonempty_str(obj, "image", where)
+    sid = _required_str(obj, "id", where)
+    image = _required_str(obj, "image", where)
     resolved = (root / image).resolve()
     if not resolved.is_relative_to(root.resolve()):
         raise DatasetError(f"{where}: field 'image': path {image!r} escapes the dataset directory")
     if not resolved.is_file():
         raise DatasetError(f"{where}: field 'image': file {image!r} not found in {root}")
-    label = _nonempty_str(obj, "label", where, required=False)
+    label = _nonempty_str(obj, "label", where)
     if label is not None:
         _check_label(label, where)
     attrs = _field(obj, "attributes", where, dict, required=False) or {}
@@ -204,13 +212,13 @@ def parse_sticker(obj: Mapping[str, Any], where: str, root: Path) -> Sticker:
             raise DatasetError(f"{where}: field 'attributes.{key}' must be str, got {type(value).__name__}")
         if value.strip():
             clean[key] = value
-    language = _nonempty_str(obj, "language", where, required=False)
+    language = _nonempty_str(obj, "language", where)
     return Sticker(id=sid, image=image, label=label, attributes=clean, language=language)
 
 
 def parse_conversation(obj: Mapping[str, Any], where: str, needs_sticker: bool) -> Conversation:
     """Validate one conversation record (sticker ids are checked against the catalog later)."""
-    cid = _nonempty_str(obj, "id", where)
+    cid = _required_str(obj, "id", where)
     context = _field(obj, "context", where, list)
     turns: list[Turn] = []
     for i, turn in enumerate(context):
@@ -223,7 +231,7 @@ def parse_conversation(obj: Mapping[str, Any], where: str, needs_sticker: bool) 
             turns.append(Turn(speaker=speaker, text=text))
     if not turns:
         raise DatasetError(f"{where}: field 'context' is empty (no turn with text)")
-    label = _check_label(_nonempty_str(obj, "label", where), where)
+    label = _check_label(_required_str(obj, "label", where), where)
     labels_raw = _field(obj, "labels", where, list, required=False) or []
     if not all(isinstance(x, str) for x in labels_raw):
         raise DatasetError(f"{where}: field 'labels' must be a list of strings")

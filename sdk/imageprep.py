@@ -8,19 +8,25 @@ images use their first frame (`load_image` reports it).
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from .errors import IntraError
+from .schema import Int, ListOf, Obj, OneOf, check
 
 MAX_IMAGE_PIXELS = 64_000_000
 
 
 class ImageError(IntraError, ValueError):
     """A sticker image cannot be used: the message names the file and the cause."""
+
+
+_TRIPLE = ListOf(float, 3, 3)
+IMAGE_SETTINGS_SCHEMA = Obj({"image_size": Int(8, 2048), "mean": _TRIPLE, "std": _TRIPLE, "resize": OneOf(("bicubic-square",))})
 
 
 @dataclass(frozen=True)
@@ -31,6 +37,18 @@ class ImageSettings:
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     std: tuple[float, float, float] = (0.5, 0.5, 0.5)
     resize: str = "bicubic-square"
+
+    @classmethod
+    def from_json(cls, obj: Any, where: str, error: type[IntraError]) -> ImageSettings:
+        """Parse and check the JSON form; `error` names `where` and the field at fault."""
+        check(obj, IMAGE_SETTINGS_SCHEMA, where, error)
+        if min(obj["std"]) <= 0:
+            raise error(f"{where}: field 'std' must be > 0")
+        mean, std = (tuple(float(v) for v in obj[k]) for k in ("mean", "std"))
+        return cls(obj["image_size"], (mean[0], mean[1], mean[2]), (std[0], std[1], std[2]), obj["resize"])
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @dataclass
@@ -88,9 +106,9 @@ def load_image(path: Path | str) -> LoadedImage:
 def to_pixels(image: Image.Image, settings: ImageSettings) -> np.ndarray:
     """(3, S, S) float32 array, normalised."""
     s = settings.image_size
-    arr = np.asarray(image.convert("RGB").resize((s, s), Image.Resampling.BICUBIC), dtype=np.float32) / 255.0
-    arr = (arr - np.asarray(settings.mean, dtype=np.float32)) / np.asarray(settings.std, dtype=np.float32)
-    return np.ascontiguousarray(arr.transpose(2, 0, 1))
+    raw = np.asarray(image.convert("RGB").resize((s, s), Image.Resampling.BICUBIC), dtype=np.float32) / np.float32(255.0)
+    normalised = (raw - np.asarray(settings.mean, dtype=np.float32)) / np.asarray(settings.std, dtype=np.float32)
+    return np.ascontiguousarray(normalised.transpose(2, 0, 1), dtype=np.float32)
 
 
 def load_pixels(path: Path | str, settings: ImageSettings) -> np.ndarray:

@@ -255,7 +255,9 @@ def merge_packs(shards: Sequence[Path | str], out: Path | str, dtype: str | None
     fingerprints = {p.fingerprint for p in packs}
     if len(fingerprints) > 1:
         raise PackError(f"merge: packs were built by different models (fingerprints {sorted(fingerprints)})")
-    stickers, sources, seen = [], [], {}
+    stickers: list[PackSticker] = []
+    sources: list[Path] = []
+    seen: dict[str, Path] = {}
     for p in packs:
         for i, s in enumerate(p.stickers):
             if s.id in seen:

@@ -64,7 +64,7 @@ def _sidecar(folder: Path) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _dataset_stickers(source: Path) -> tuple[list[SourceSticker], dict[str, int] | None]:
+def _dataset_stickers(source: Path) -> tuple[list[SourceSticker], Mapping[str, float] | None]:
     """A dataset's catalog with labels filled from its training split, and that split's usage
     counts (None when the dataset has no training split)."""
     has_train = (source / f"{RETRIEVAL_SPLITS[0]}.jsonl").is_file()
@@ -77,7 +77,7 @@ def _dataset_stickers(source: Path) -> tuple[list[SourceSticker], dict[str, int]
     return stickers, ds.usage_counts()
 
 
-def collect(source: Path) -> tuple[list[SourceSticker], str, dict[str, int] | None]:
+def collect(source: Path) -> tuple[list[SourceSticker], str, Mapping[str, float] | None]:
     """The stickers of a dataset directory or an image folder, which kind it was, and the usage
     counts it implies (a dataset's training split; None for a folder)."""
     source = Path(source)
@@ -127,7 +127,7 @@ class OcrReader:
 
     def __init__(self) -> None:
         try:
-            from rapidocr_onnxruntime import RapidOCR
+            from rapidocr_onnxruntime import RapidOCR  # pyright: ignore[reportMissingImports]  (the 'ocr' extra)
         except ImportError:
             raise MissingExtraError("OCR of sticker captions", "ocr", "rapidocr_onnxruntime") from None
         self._engine = RapidOCR()
@@ -209,7 +209,7 @@ def build_pack(source: Path | str, model: Bundle | Path | str, out: Path | str, 
         vectors.append(bundle.sticker_vectors(np.stack(pixels), texts))
         bar.update(len(chunk))
     bar.close()
-    extra = {"precision": bundle.precision, "model_path": str(bundle.root.resolve()), "source_kind": kind,
+    extra: dict[str, Any] = {"precision": bundle.precision, "model_path": str(bundle.root.resolve()), "source_kind": kind,
              "shard": list(shard) if shard else None}
     if counts is not None:
         kept = {r.id for r in records}

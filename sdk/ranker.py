@@ -200,11 +200,11 @@ class Ranker:
             for r in range(len(chunk)):
                 matches = tuple(Match(self.pack.stickers[i].id, float(s), self.pack.path_of(int(i)), self.pack.stickers[i].label)
                                 for i, s in zip(idx[r], scores[r]) if i >= 0)
-                intent = int(probs[r].argmax()) if probs is not None else None
+                intent, prob = (None, None) if probs is None else (int(probs[r].argmax()), float(probs[r].max()))
                 results.append(RankResult(
                     matches=matches,
                     intention=self._labels[intent] if intent is not None else None,
-                    intention_probability=float(probs[r, intent]) if intent is not None else None,
+                    intention_probability=prob,
                     provider=self.bundle.provider, precision=self.bundle.precision, mode=self.mode,
                     search="ann" if self._ann is not None else "exact"))
         return results

@@ -45,7 +45,7 @@ class ScoreWeights:
         return {"prior_weight": self.prior, "label_weight": self.label, "prior_smoothing": self.smoothing}
 
     @classmethod
-    def from_json(cls, obj: Any, where: str, error: type[IntraError]) -> "ScoreWeights":
+    def from_json(cls, obj: Any, where: str, error: type[IntraError]) -> ScoreWeights:
         """Parse the manifest's ``scoring`` object; `error` names `where` and the field at fault."""
         if obj is None:
             return cls()
@@ -83,11 +83,11 @@ class ScoreTerms:
     def __init__(self, weights: ScoreWeights, label_ids: Sequence[int], usage: np.ndarray | None, has_head: bool) -> None:
         self.weights = weights
         self.use_label = has_head and weights.label != 0.0
-        self.use_prior = usage is not None and weights.prior != 0.0
+        self.use_prior = weights.prior != 0.0 and usage is not None
         ids = np.asarray(label_ids, dtype=np.int64)
         # column of each sticker in the query-side label columns; the last one means "no label"
         self._column = np.where(ids >= 0, ids, len(LABELS))
-        self._prior = (weights.prior * log_prior(usage, weights.smoothing)).astype(np.float32) if self.use_prior else None
+        self._prior = (weights.prior * log_prior(usage, weights.smoothing)).astype(np.float32) if usage is not None and self.use_prior else None
 
     @property
     def active(self) -> bool:

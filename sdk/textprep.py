@@ -9,13 +9,16 @@ its oldest tokens first (left truncation of the first segment), so the latest tu
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tokenizers import Tokenizer
 
+from .errors import IntraError
 from .labels import KNOWLEDGE_RELATIONS
+from .schema import Int, Obj, OneOf, check
 
 Knowledge = Mapping[str, Sequence[str]]
 
@@ -28,6 +31,9 @@ def knowledge_text(knowledge: Knowledge | None) -> str | None:
     return " . ".join(parts) if parts else None
 
 
+TEXT_SETTINGS_SCHEMA = Obj({"max_length": Int(1, 8192), "turn_separator": str, "truncation_side": OneOf(("left", "right"))})
+
+
 @dataclass(frozen=True)
 class TextSettings:
     """How contexts become ids; travels in the run config and the bundle's preprocessing file."""
@@ -35,6 +41,15 @@ class TextSettings:
     max_length: int = 64
     turn_separator: str = "[SEP]"
     truncation_side: str = "left"
+
+    @classmethod
+    def from_json(cls, obj: Any, where: str, error: type[IntraError]) -> TextSettings:
+        """Parse and check the JSON form; `error` names `where` and the field at fault."""
+        check(obj, TEXT_SETTINGS_SCHEMA, where, error)
+        return cls(obj["max_length"], obj["turn_separator"], obj["truncation_side"])
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 class ContextTokenizer:
@@ -56,7 +71,7 @@ class ContextTokenizer:
         self.unk_id = tokenizer.token_to_id("[UNK]")
 
     @classmethod
-    def from_file(cls, path: Path | str, settings: TextSettings) -> "ContextTokenizer":
+    def from_file(cls, path: Path | str, settings: TextSettings) -> ContextTokenizer:
         return cls(Tokenizer.from_file(str(path)), settings)
 
     @property

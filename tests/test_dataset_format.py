@@ -2,7 +2,8 @@ import json
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sdk import atomic
 from sdk.dataset import Conversation, Sticker, Turn, load_dataset, write_dataset_files

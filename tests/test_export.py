@@ -175,8 +175,8 @@ def test_every_int8_scheme_keeps_minilm_close_at_under_a_third_of_its_bytes(tmp_
 
     from export.exporter import DEFAULT_OPSET
     from export.graphs import export_graph, graph_specs
-    from export.parity import row_cosine
     from export.int8 import INT8_SCHEMES, quantize_text_encoder
+    from export.parity import row_cosine
     from sdk.textprep import ContextTokenizer, TextSettings
     from training.config import preset
     from training.encoders import build_text_encoder, build_vision_encoder, default_text_model_dir, load_tokenizer

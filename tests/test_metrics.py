@@ -1,8 +1,15 @@
 import numpy as np
 import pytest
 
-from training.metrics import (average_precision, classification_metrics, gold_ranks, pr_curve, ranked_relevance,
-                              relevance_matrix, retrieval_metrics)
+from training.metrics import (
+    average_precision,
+    classification_metrics,
+    gold_ranks,
+    pr_curve,
+    ranked_relevance,
+    relevance_matrix,
+    retrieval_metrics,
+)
 
 
 def test_hand_computed_precision_ap_and_mrr():

@@ -60,8 +60,8 @@ def test_world_is_bilingual_varied_and_says_it_is_synthetic(synthetic_dir):
 
 
 def test_images_are_real_drawings(synthetic_dir):
-    from PIL import Image
     import numpy as np
+    from PIL import Image
 
     ds = load_dataset(synthetic_dir)
     arrays = [np.asarray(Image.open(ds.image_path(s)).convert("RGB"), dtype=np.float32) for s in ds.stickers[:10]]

@@ -9,12 +9,13 @@ it is missing, say which extra to install.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
-from sdk.cli_base import Precision, QueryMode, fail, new_app, require_extra, run_guarded
+from sdk.bundle import PRECISIONS
+from sdk.cli_base import MODES_HELP, PRECISION_HELP, choice, fail, new_app, require_extra, run_guarded
 from sdk.errors import ArgumentError, IntraError
+from sdk.labels import QUERY_MODES
 
 app = new_app("Train and evaluate Int-RA, and build its datasets.")
 data_app = new_app("Build dataset directories: the built-in synthetic world or the real GoEmoji data.")
@@ -64,19 +65,19 @@ def train_cmd(
     data: Path = typer.Option(..., "--data", help="Dataset directory (see `intra data`)."),
     out: Path = typer.Option(..., "--out", help="Run directory to write; an unfinished run there is resumed."),
     preset: str = typer.Option("small", help="tiny (tests, seconds), small (the demo, minutes on 2 cores) or base."),
-    text_model: Optional[str] = typer.Option(None, help="Hugging Face encoder directory, 'minilm' (all-MiniLM-L6-v2 from its package) or 'tiny'. [default: the preset's]"),
-    vision_model: Optional[str] = typer.Option(None, help="Local CLIP vision / ViT directory, 'vit-config' (a ViT built from a config) or 'efficientnet-lite0' (ImageNet weights from its package, frozen; 4x4 regions). [default: the preset's]"),
-    mode: QueryMode = typer.Option("fused", help="Query mode: paper (argmax label), soft (probability-weighted labels) or fused (+ projected context)."),
+    text_model: str | None = typer.Option(None, help="Hugging Face encoder directory, 'minilm' (all-MiniLM-L6-v2 from its package) or 'tiny'. [default: the preset's]"),
+    vision_model: str | None = typer.Option(None, help="Local CLIP vision / ViT directory, 'vit-config' (a ViT built from a config) or 'efficientnet-lite0' (ImageNet weights from its package, frozen; 4x4 regions). [default: the preset's]"),
+    mode: str = typer.Option("fused", callback=choice(QUERY_MODES), help=MODES_HELP),
     no_knowledge: bool = typer.Option(False, "--no-knowledge", help="Ablation: never feed commonsense knowledge."),
     no_attributes: bool = typer.Option(False, "--no-attributes", help="Ablation: H^R is the mean of the region features."),
     no_intention: bool = typer.Option(False, "--no-intention", help="Ablation: the query is the projected context, no intention head."),
     dual_encoder: bool = typer.Option(False, "--dual-encoder", help="Baseline: CLIP-style dual encoder (context vs image, InfoNCE), no intention."),
     extra_intention: bool = typer.Option(False, "--extra-intention", help="Also train the intention head on extra_intention.jsonl."),
     extra_intention_max: int = typer.Option(8192, min=1, help="With --extra-intention: use at most this many extra comments (a fixed random subset per seed)."),
-    epochs: Optional[int] = typer.Option(None, min=1, max=10_000, help="Epochs. [default: the preset's]"),
-    loss: Optional[str] = typer.Option(None, "--loss", help="Retrieval loss: hinge or infonce. [default: the preset's]"),
-    negatives: Optional[int] = typer.Option(None, "--negatives", help="Sampled negatives per batch; -1: the whole catalog. [default: the preset's]"),
-    select_on: Optional[str] = typer.Option(None, "--select-on", help="Best checkpoint by validation 'mAP' (of the cosine) or 'final' (mean of MRR, R@10, mAP of the final score). [default: the preset's]"),
+    epochs: int | None = typer.Option(None, min=1, max=10_000, help="Epochs. [default: the preset's]"),
+    loss: str | None = typer.Option(None, "--loss", help="Retrieval loss: hinge or infonce. [default: the preset's]"),
+    negatives: int | None = typer.Option(None, "--negatives", help="Sampled negatives per batch; -1: the whole catalog. [default: the preset's]"),
+    select_on: str | None = typer.Option(None, "--select-on", help="Best checkpoint by validation 'mAP' (of the cosine) or 'final' (mean of MRR, R@10, mAP of the final score). [default: the preset's]"),
     seed: int = typer.Option(0, help="Seed; the same seed and flags give the same run."),
     fresh: bool = typer.Option(False, "--fresh", help="Start over instead of resuming a run found in --out."),
 ) -> None:
@@ -105,8 +106,8 @@ def eval_cmd(
     out: Path = typer.Option(..., "--out", help="Report directory (report.json, report.md, pr_curve.png)."),
     compare: list[str] = typer.Option([], "--compare", help="NAME=RUN_DIR: another trained run to put in the table (ablation, dual encoder, other mode). Repeatable."),
     probes: bool = typer.Option(False, "--probes", help="Add the probe-emoji and probe-intention baselines (frozen all-MiniLM-L6-v2 features; cached in OUT/cache)."),
-    model: Optional[Path] = typer.Option(None, "--model", help="Also rank through this exported bundle with the SDK (a pack is built from --data)."),
-    precision: Optional[Precision] = typer.Option(None, help="With --model: bundle precision. [default: the SDK's choice]"),
+    model: Path | None = typer.Option(None, "--model", help="Also rank through this exported bundle with the SDK (a pack is built from --data)."),
+    precision: str | None = typer.Option(None, callback=choice(PRECISIONS), help=f"With --model: {PRECISION_HELP} [default: the SDK's choice]"),
 ) -> None:
     """Evaluate a run against the baselines (random, popular, intention-only) and any --compare runs."""
     try:

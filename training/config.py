@@ -110,7 +110,7 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         data = dict(data)
         data["tiny_text"] = TinyTextConfig(**data.get("tiny_text", {}))
         data["vit"] = VitConfig(**data.get("vit", {}))

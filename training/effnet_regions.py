@@ -64,7 +64,7 @@ class EffnetRegions(nn.Module):
             p.requires_grad_(False)
         self.net.eval()
 
-    def train(self, mode: bool = True) -> "EffnetRegions":
+    def train(self, mode: bool = True) -> EffnetRegions:
         super().train(mode)
         self.net.eval()  # frozen: batch norms keep their ImageNet statistics
         return self

@@ -25,8 +25,16 @@ from sdk.labels import LABEL_INDEX, LABELS
 from sdk.scoring import ScoreWeights, usage_vector
 
 from .features import sticker_inputs, sticker_labels
-from .metrics import (bootstrap_interval, classification_metrics, gold_ranks, per_query_metrics, pr_curve, ranked_relevance,
-                      relevance_matrix, retrieval_metrics)
+from .metrics import (
+    bootstrap_interval,
+    classification_metrics,
+    gold_ranks,
+    per_query_metrics,
+    pr_curve,
+    ranked_relevance,
+    relevance_matrix,
+    retrieval_metrics,
+)
 from .run_dir import load_run
 from .score_weights import read_weights, score_terms
 from .scoring import score_conversations

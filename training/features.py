@@ -11,7 +11,7 @@ import torch
 
 from sdk.dataset import Conversation, Dataset
 from sdk.imageprep import ImageSettings, load_pixels
-from sdk.labels import ATTRIBUTES, LABEL_INDEX, LABELS
+from sdk.labels import ATTRIBUTES, LABELS
 from sdk.textprep import ContextTokenizer
 
 

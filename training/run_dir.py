@@ -9,7 +9,6 @@ dataset info), ``tokenizer.json``, ``model.safetensors`` (best validation checkp
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +73,7 @@ def write_config(run: Path, cfg: TrainConfig, text_config: dict, vision_config: 
     atomic.write_json(run / CONFIG, {
         "format_version": RUN_FORMAT_VERSION, "train": cfg.to_dict(), "variant": cfg.variant,
         "text_encoder": text_config, "vision_encoder": vision_config,
-        "text_settings": asdict(text), "image_settings": asdict(image),
+        "text_settings": text.to_json(), "image_settings": image.to_json(),
         "labels": list(LABELS), "attributes": list(ATTRIBUTES), "dataset": dataset_info, **(extra or {}),
     })
 
@@ -108,5 +107,6 @@ def load_run(run: Path | str, weights: str = BEST) -> tuple[IntRA, ContextTokeni
     if missing or unexpected:
         raise RunError(f"{path}: weights do not match the config (missing {missing[:3]}, unexpected {unexpected[:3]})")
     model.eval()
-    tokenizer = ContextTokenizer.from_file(run / TOKENIZER, TextSettings(**conf["text_settings"]))
-    return model, tokenizer, ImageSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in conf["image_settings"].items()}), conf
+    where = str(run / CONFIG)
+    tokenizer = ContextTokenizer.from_file(run / TOKENIZER, TextSettings.from_json(conf["text_settings"], f"{where}: text_settings", RunError))
+    return model, tokenizer, ImageSettings.from_json(conf["image_settings"], f"{where}: image_settings", RunError), conf

@@ -13,7 +13,6 @@ import math
 import os
 import random
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +30,17 @@ from sdk.textprep import ContextTokenizer, TextSettings
 
 from . import run_dir as rd
 from .config import TEXT_TINY, VISION_DEFAULT, VISION_EFFNET, ConfigError, TrainConfig
-from .encoders import (build_text_encoder, build_vision_encoder, extend_cjk, freeze_lower_layers, is_cjk,
-                       load_tokenizer, text_model_dir, train_wordpiece)
-from .features import (all_texts, context_batch, encode_attribute_table, freeze_regions, refresh_label_table, sticker_inputs,
-                       sticker_labels)
+from .encoders import (
+    build_text_encoder,
+    build_vision_encoder,
+    extend_cjk,
+    freeze_lower_layers,
+    is_cjk,
+    load_tokenizer,
+    text_model_dir,
+    train_wordpiece,
+)
+from .features import all_texts, context_batch, encode_attribute_table, freeze_regions, refresh_label_table, sticker_inputs, sticker_labels
 from .intention_pretrain import pretrain_intention
 from .metrics import classification_metrics, retrieval_metrics
 from .model import IntRA
@@ -156,7 +162,7 @@ class TextCache:
 
     @classmethod
     @torch.no_grad()
-    def build(cls, model: IntRA, tokenizer: ContextTokenizer, convs, use_knowledge: bool, extra, progress: bool) -> "TextCache":
+    def build(cls, model: IntRA, tokenizer: ContextTokenizer, convs, use_knowledge: bool, extra, progress: bool) -> TextCache:
         for p in model.text.parameters():
             p.requires_grad_(False)
         model.eval()
@@ -342,4 +348,4 @@ def train(cfg: TrainConfig, data: Path | str, out: Path | str, progress: bool = 
         if world > 1:
             dist.barrier()
     scoring = calibrate_run(run, data).to_json() if rank == 0 else {}
-    return {"run": str(run), "best_val": best, "select_on": cfg.select_on, "scoring": scoring, "intention_stage": intention_stage, "vision_warmup": warmup[:1] + warmup[-1:], "history": history, "tokenizer": tok_report, "image_settings": asdict(image_settings)}
+    return {"run": str(run), "best_val": best, "select_on": cfg.select_on, "scoring": scoring, "intention_stage": intention_stage, "vision_warmup": warmup[:1] + warmup[-1:], "history": history, "tokenizer": tok_report, "image_settings": image_settings.to_json()}

@@ -18,12 +18,11 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont
 
 from sdk import atomic
-from sdk.errors import ArgumentError
 from sdk.dataset import INFO_FILE, Conversation, Sticker, Turn, write_dataset_files
+from sdk.errors import ArgumentError
 from sdk.labels import KNOWLEDGE_RELATIONS, LABELS
 
-from .synthetic_spec import (EXPRESSIONS, FEATURE_WORDS, KNOWLEDGE, LOOKS, SMALL_TALK, SPECIES,
-                             SPECIES_MENTIONS, WRAPS, Look)
+from .synthetic_spec import EXPRESSIONS, FEATURE_WORDS, KNOWLEDGE, LOOKS, SMALL_TALK, SPECIES, SPECIES_MENTIONS, WRAPS, Look
 
 IMAGE_SIZE = 96
 SPLIT_FRACTIONS = {"train": 0.7, "validation": 0.15, "test": 0.15}
