@@ -41,12 +41,11 @@ def compared_schemes():
 def _latency_ms(path: Path, ids: np.ndarray, mask: np.ndarray, threads: int, repeat: int) -> float:
     import onnxruntime as ort
 
+    from sdk.providers import session_options
+
     from .measure import timed
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(path), session_options(threads), providers=["CPUExecutionProvider"])
     feed = {"input_ids": ids, "attention_mask": mask}
     return round(timed(lambda: session.run(None, feed), repeat, warmup=5)["p50_ms"], 3)
 
@@ -55,9 +54,10 @@ def measure(run: Path, data: Path | None, threads: int, tokens: int, repeat: int
     """Figures of every scheme; the fp32 bundle and the variants live in a temporary directory."""
     from tqdm import tqdm
 
-    from export.exporter import DEFAULT_OPSET, Reference, calibration_batches, end_to_end, export_run
+    from export.exporter import Reference, calibration_batches, end_to_end, export_run
     from export.graphs import export_graph, graph_specs
     from export.int8 import describe, write_int8_graphs
+    from export.opset import DEFAULT_OPSET
     from export.parity import gate_reduced, topk_agreement
     from sdk.bundle import Bundle
     from sdk.dataset import load_dataset

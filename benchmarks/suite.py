@@ -21,6 +21,7 @@ from sdk.bundle import Bundle, read_manifest
 from sdk.pack import load_pack
 from sdk.providers import CUDA
 from sdk.ranker import Ranker, top_k
+from sdk.scoring import l2_normalise
 from sdk.textprep import ContextTokenizer, TextSettings
 
 from .measure import encoder_flops, gemm_peak_gflops, machine, timed
@@ -97,7 +98,7 @@ def breakdown(model: Path, pack, precision: str, threads: int, cfg: BenchConfig,
     ids, mask = bundle.tokenizer.encode_contexts([ctx])
     pooled = bundle.pooled(ids, mask)
     _, query = bundle.head(pooled)
-    vectors = _unit(np.random.default_rng(0).standard_normal((pack_size, query.shape[1]), dtype=np.float32))
+    vectors = l2_normalise(np.random.default_rng(0).standard_normal((pack_size, query.shape[1]), dtype=np.float32))
     parts = {
         "tokenization_ms": timed(lambda: bundle.tokenizer.encode_contexts([ctx]), cfg.repeat)["p50_ms"],
         "text_encoder_ms": timed(lambda: bundle.pooled(ids, mask), cfg.repeat)["p50_ms"],
@@ -136,17 +137,13 @@ def torch_latency(run: Path, pack, threads: int, cfg: BenchConfig) -> dict[str, 
     return rows
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
-
-
 def pack_scaling(dim: int, cfg: BenchConfig) -> list[dict[str, Any]]:
     """Exact top-10 vs FAISS HNSW over synthetic unit vectors, with recall@10 of the ANN."""
     rng = np.random.default_rng(0)
-    queries = _unit(rng.standard_normal((50, dim), dtype=np.float32))
+    queries = l2_normalise(rng.standard_normal((50, dim), dtype=np.float32))
     rows = []
     for n in cfg.pack_sizes:
-        vectors = _unit(rng.standard_normal((n, dim), dtype=np.float32))
+        vectors = l2_normalise(rng.standard_normal((n, dim), dtype=np.float32))
         row: dict[str, Any] = {"stickers": n, "exact_ms": timed(lambda: top_k(queries[:1] @ vectors.T, 10), min(cfg.repeat, 20))["p50_ms"]}
         if n <= cfg.ann_max:
             try:

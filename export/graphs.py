@@ -22,8 +22,6 @@ from sdk.labels import ATTRIBUTES
 from training.encoders import pooled_text, region_features
 from training.model import IntRA
 
-GRAPHS = ("text_encoder", "intention_head", "vision_encoder", "selector")
-
 
 class TextEncoderGraph(nn.Module):
     def __init__(self, model: IntRA) -> None:

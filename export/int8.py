@@ -1,6 +1,6 @@
 """int8 graphs with onnxruntime.quantization, and the schemes the export chooses from.
 
-Always on the unfused graph (quantizing a fused graph can fail, see STACK-NOTES.md). Three ways:
+Always on the unfused graph (the quantizers do not handle all of onnxruntime's fused contrib ops). Three ways:
 - dynamic: per-channel int8 MatMul/Gemm weights, activations quantized per tensor at run time
   (fastest; one scale per activation tensor is what costs MiniLM its ranking);
 - weight-only: MatMulNBits with 8-bit weights and one scale per block of weights; with
@@ -158,7 +158,7 @@ def quantize_int8(src: Path, dst: Path, exclude: list[str] | None = None, per_ch
 @contextmanager
 def _without_preprocess_hint() -> Iterator[None]:
     """onnxruntime's quantizers log 'consider pre-processing' on the root logger for every graph;
-    that pre-processing fails on BERT graphs (STACK-NOTES.md), so the hint is only noise here."""
+    that pre-processing (quant_pre_process) fails on these BERT graphs, so the hint is only noise here."""
 
     def keep(record: logging.LogRecord) -> bool:
         return "pre-processing before quantization" not in record.getMessage()

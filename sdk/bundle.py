@@ -25,6 +25,7 @@ from .errors import ArgumentError, IntraError
 from .imageprep import ImageSettings
 from .jsonfile import check_version, read_json_object, read_json_value
 from .labels import ATTRIBUTES, CONTEXT_MODE, LABELS, QUERY_MODES
+from .paths import inside
 from .providers import ProviderChoice, check_threads, choose_providers, make_session
 from .schema import Int, ListOf, MapOf, Obj, OneOf, Opt, check
 from .scoring import ScoreWeights
@@ -107,9 +108,7 @@ def _first_line(e: BaseException) -> str:
 
 
 def verify_file(root: Path, rel: str, expected: str) -> Path:
-    path = (root / rel).resolve()
-    if not path.is_relative_to(root.resolve()):
-        raise BundleError(f"{root / MANIFEST}: file {rel!r} escapes the bundle directory")
+    path = inside(root, rel, str(root / MANIFEST), BundleError, "bundle directory")
     if not path.is_file():
         raise BundleError(f"{path}: listed in the manifest but missing")
     got = sha256_file(path)

@@ -29,7 +29,8 @@ from typing import Any
 from . import atomic
 from .errors import DatasetError
 from .jsonfile import check_version, read_json_object
-from .labels import ATTRIBUTES, KNOWLEDGE_RELATIONS, LABEL_INDEX
+from .labels import ATTRIBUTES, KNOWLEDGE_RELATIONS, LABEL_INDEX, check_attributes, check_label
+from .paths import inside
 
 DATASET_FORMAT_VERSION = 1
 INFO_FILE = "dataset.json"
@@ -183,35 +184,17 @@ def _required_str(obj: Mapping[str, Any], name: str, where: str) -> str:
     return value
 
 
-def _check_label(value: str, where: str, name: str = "label") -> str:
-    if value not in LABEL_INDEX:
-        raise DatasetError(f"{where}: field {name!r}: unknown label {value!r}")
-    return value
-
-
 def parse_sticker(obj: Mapping[str, Any], where: str, root: Path) -> Sticker:
     """Validate one catalog record; `root` is used to check the image exists inside it."""
     sid = _required_str(obj, "id", where)
     image = _required_str(obj, "image", where)
-    resolved = (root / image).resolve()
-    if not resolved.is_relative_to(root.resolve()):
-        raise DatasetError(f"{where}: field 'image': path {image!r} escapes the dataset directory")
+    resolved = inside(root, image, f"{where}: field 'image'", DatasetError, "dataset directory")
     if not resolved.is_file():
         raise DatasetError(f"{where}: field 'image': file {image!r} not found in {root}")
     label = _nonempty_str(obj, "label", where)
     if label is not None:
-        _check_label(label, where)
-    attrs = _field(obj, "attributes", where, dict, required=False) or {}
-    clean: dict[str, str] = {}
-    for key, value in attrs.items():
-        if key not in ATTRIBUTES:
-            raise DatasetError(f"{where}: field 'attributes': unknown attribute {key!r}; expected {', '.join(ATTRIBUTES)}")
-        if value is None:
-            continue
-        if not isinstance(value, str):
-            raise DatasetError(f"{where}: field 'attributes.{key}' must be str, got {type(value).__name__}")
-        if value.strip():
-            clean[key] = value
+        check_label(label, where, DatasetError)
+    clean = check_attributes(obj.get("attributes"), where, DatasetError)
     language = _nonempty_str(obj, "language", where)
     return Sticker(id=sid, image=image, label=label, attributes=clean, language=language)
 
@@ -231,11 +214,11 @@ def parse_conversation(obj: Mapping[str, Any], where: str, needs_sticker: bool) 
             turns.append(Turn(speaker=speaker, text=text))
     if not turns:
         raise DatasetError(f"{where}: field 'context' is empty (no turn with text)")
-    label = _check_label(_required_str(obj, "label", where), where)
+    label = check_label(_required_str(obj, "label", where), where, DatasetError)
     labels_raw = _field(obj, "labels", where, list, required=False) or []
     if not all(isinstance(x, str) for x in labels_raw):
         raise DatasetError(f"{where}: field 'labels' must be a list of strings")
-    labels = tuple(_check_label(x, where, "labels") for x in labels_raw)
+    labels = tuple(check_label(x, where, DatasetError, "labels") for x in labels_raw)
     sticker_id = _nonempty_str(obj, "sticker_id", where, required=needs_sticker)
     if not needs_sticker and sticker_id is not None:
         raise DatasetError(f"{where}: field 'sticker_id' is not allowed in intention-only data")
@@ -356,7 +339,3 @@ def write_dataset_files(
         atomic.write_text(directory / f"{name}.jsonl", _jsonl(conversation_record(c) for c in convs))
     atomic.write_json(directory / INFO_FILE, meta)
 
-
-def context_text(context: Sequence[Turn], sep: str = " [SEP] ") -> str:
-    """Plain-text form of a context (oldest turn first)."""
-    return sep.join(t.text for t in context)

@@ -7,6 +7,11 @@ and carries a copy in its own metadata so that a mismatch is detectable.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
+from .errors import IntraError
+
 LABELS: tuple[str, ...] = (
     "admiration", "amusement", "anger", "annoyance", "approval", "caring", "confusion",
     "curiosity", "desire", "disappointment", "disapproval", "disgust", "embarrassment",
@@ -27,9 +32,25 @@ ATTRIBUTES: tuple[str, ...] = ("gesture", "posture", "facial_expression", "verba
 KNOWLEDGE_RELATIONS: tuple[str, ...] = ("xIntent", "xNeed", "xWant", "xEffect", "xReact")
 
 
-def label_id(name: str) -> int:
-    """Index of an intention label; raises KeyError naming the unknown label."""
-    try:
-        return LABEL_INDEX[name]
-    except KeyError:
-        raise KeyError(f"unknown intention label {name!r}; expected one of {', '.join(LABELS)}") from None
+def check_label(value: Any, where: str, error: type[IntraError], name: str = "label") -> str:
+    """`value` when it is one of LABELS; `error` naming `where` and the field otherwise."""
+    if not isinstance(value, str) or value not in LABEL_INDEX:
+        raise error(f"{where}: field {name!r}: unknown label {value!r}")
+    return value
+
+
+def check_attributes(value: Any, where: str, error: type[IntraError]) -> dict[str, str]:
+    """{attribute: description} over ATTRIBUTES, empty or null descriptions dropped; `error` otherwise."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise error(f"{where}: field 'attributes' must be an object, got {type(value).__name__}")
+    clean: dict[str, str] = {}
+    for key, text in value.items():
+        if key not in ATTRIBUTES:
+            raise error(f"{where}: field 'attributes': unknown attribute {key!r}; expected {', '.join(ATTRIBUTES)}")
+        if text is not None and not isinstance(text, str):
+            raise error(f"{where}: field 'attributes.{key}' must be a string, got {type(text).__name__}")
+        if text and text.strip():
+            clean[key] = text
+    return clean

@@ -34,9 +34,10 @@ from . import atomic
 from .bundle import sha256_file
 from .errors import IntraError
 from .jsonfile import check_version, read_json_object
-from .labels import LABEL_INDEX
+from .labels import LABEL_INDEX, check_attributes, check_label
+from .paths import inside
 from .schema import Int, ListOf, MapOf, Obj, OneOf, Opt, check
-from .scoring import usage_vector, validate_usage
+from .scoring import l2_normalise, usage_vector, validate_usage
 
 PACK_FORMAT_VERSION = 1
 PACK_FILE = "pack.json"
@@ -114,23 +115,16 @@ PACK_SCHEMA = Obj(
 NORM_TOLERANCE = 1e-2
 
 
-def _inside(root: Path, rel: str, where: str) -> Path:
-    path = (root / rel).resolve()
-    if not path.is_relative_to(root.resolve()):
-        raise PackError(f"{where}: path {rel!r} escapes the pack directory")
-    return path
-
-
 def _read_sticker(root: Path, rec: dict[str, Any], where: str, verify: bool) -> PackSticker:
-    path = _inside(root, rec["file"], where)
+    path = inside(root, rec["file"], where, PackError, "pack directory")
     if not path.is_file():
         raise PackError(f"{where}: file {rec['file']!r} is missing")
     if verify and sha256_file(path) != rec["sha256"]:
         raise PackError(f"{where}: file {rec['file']!r} does not match its sha256 (changed or damaged)")
     label = rec.get("label")
-    if label is not None and label not in LABEL_INDEX:
-        raise PackError(f"{where}: field 'label': unknown label {label!r}")
-    return PackSticker(rec["id"], rec["file"], rec["sha256"], label, dict(rec.get("attributes") or {}),
+    if label is not None:
+        check_label(label, where, PackError)
+    return PackSticker(rec["id"], rec["file"], rec["sha256"], label, check_attributes(rec.get("attributes"), where, PackError),
                        tuple(rec.get("notes") or ()))
 
 
@@ -201,17 +195,12 @@ def load_pack(root: Path | str, verify: bool = True) -> Pack:
     if meta.get("usage") is not None:
         meta["usage"] = validate_usage(meta["usage"], [s.id for s in stickers], f"{meta_path}: field 'usage'", PackError)
     emb_meta = meta["embeddings"]
-    emb_path = _inside(root, emb_meta["file"], f"{meta_path}: embeddings")
+    emb_path = inside(root, emb_meta["file"], f"{meta_path}: embeddings", PackError, "pack directory")
     if not emb_path.is_file():
         raise PackError(f"{emb_path}: embeddings file missing")
     if verify and sha256_file(emb_path) != emb_meta["sha256"]:
         raise PackError(f"{emb_path}: does not match its sha256 in pack.json (changed or damaged)")
     return Pack(root, meta, tuple(stickers), read_vectors(emb_path, meta["count"], meta["dim"]))
-
-
-def normalise(vectors: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors / np.maximum(norms, 1e-12)
 
 
 def write_pack(out: Path | str, stickers: Sequence[PackSticker], embeddings: np.ndarray, sources: Sequence[Path] | None,
@@ -227,11 +216,11 @@ def write_pack(out: Path | str, stickers: Sequence[PackSticker], embeddings: np.
     out = Path(out)
     if extra and extra.get("usage") is not None:
         extra = {**extra, "usage": validate_usage(extra["usage"], [s.id for s in stickers], f"{out}: usage", PackError)}
-    vectors = normalise(np.asarray(embeddings, dtype=np.float32)).astype(dtype)
+    vectors = l2_normalise(np.asarray(embeddings, dtype=np.float32)).astype(dtype)
     folders = {Path(p).parent for p in sources or ()}
     with atomic.atomic_dir(out, PACK_FILE, "pack", [*inputs, *sorted(folders)]) as tmp:
         for i, sticker in enumerate(stickers):
-            dest = _inside(tmp, sticker.file, "write_pack")
+            dest = inside(tmp, sticker.file, "write_pack", PackError, "pack directory")
             dest.parent.mkdir(parents=True, exist_ok=True)
             if sources is not None:
                 shutil.copyfile(sources[i], dest)

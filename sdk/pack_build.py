@@ -33,7 +33,7 @@ from .dataset import CATALOG_FILE, INFO_FILE, RETRIEVAL_SPLITS, load_catalog, lo
 from .errors import ArgumentError, DatasetError, MissingExtraError, OutputError
 from .imageprep import load_image, to_pixels
 from .jsonfile import read_json_object
-from .labels import ATTRIBUTES, LABEL_INDEX, LABELS
+from .labels import ATTRIBUTES, LABELS, check_attributes, check_label
 from .pack import DTYPES, PACK_FILE, Pack, PackError, PackSticker, load_pack, write_pack
 from .scoring import validate_usage
 
@@ -104,18 +104,11 @@ def _folder_sticker(path: Path, d: Any, where: str) -> SourceSticker:
     sid = d.get("id")
     if sid is not None and (not isinstance(sid, str) or not sid.strip()):
         raise DatasetError(f"{where}: field 'id' must be a non-empty string, got {sid!r}")
-    attrs = d.get("attributes") or {}
-    if not isinstance(attrs, Mapping):
-        raise DatasetError(f"{where}: field 'attributes' must be an object")
-    for key, value in attrs.items():
-        if key not in ATTRIBUTES:
-            raise DatasetError(f"{where}: unknown attribute {key!r}; expected {', '.join(ATTRIBUTES)}")
-        if not isinstance(value, str):
-            raise DatasetError(f"{where}: attribute {key!r} must be a string")
+    attrs = check_attributes(d.get("attributes"), where, DatasetError)
     label = d.get("label")
-    if label is not None and (not isinstance(label, str) or label not in LABEL_INDEX):
-        raise DatasetError(f"{where}: field 'label': unknown label {label!r}")
-    return SourceSticker(sid or path.stem, path, label, {k: v for k, v in attrs.items() if v.strip()})
+    if label is not None:
+        check_label(label, where, DatasetError)
+    return SourceSticker(sid or path.stem, path, label, attrs)
 
 
 def _safe(name: str) -> str:

@@ -27,7 +27,7 @@ from .context import Context, ContextError, parse_context, parse_knowledge
 from .errors import ArgumentError, MissingExtraError
 from .jsonfile import read_json_object
 from .pack import PACK_FILE, Pack, PackError, load_pack
-from .scoring import ScoreTerms, ScoreWeights
+from .scoring import ScoreTerms, ScoreWeights, softmax
 from .textprep import Knowledge
 
 log = logging.getLogger("intra")
@@ -195,8 +195,7 @@ class Ranker:
             idx, scores = self.search(queries, top_k, logits)
             probs = None
             if logits is not None:
-                e = np.exp(logits - logits.max(1, keepdims=True))
-                probs = e / e.sum(1, keepdims=True)
+                probs = softmax(logits)
             for r in range(len(chunk)):
                 matches = tuple(Match(self.pack.stickers[i].id, float(s), self.pack.path_of(int(i)), self.pack.stickers[i].label)
                                 for i, s in zip(idx[r], scores[r]) if i >= 0)

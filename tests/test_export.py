@@ -173,9 +173,9 @@ def test_every_int8_scheme_keeps_minilm_close_at_under_a_third_of_its_bytes(tmp_
     well under half of fp32 and keeps the pooled output of real sentences close."""
     import onnxruntime as ort
 
-    from export.exporter import DEFAULT_OPSET
     from export.graphs import export_graph, graph_specs
     from export.int8 import INT8_SCHEMES, quantize_text_encoder
+    from export.opset import DEFAULT_OPSET
     from export.parity import row_cosine
     from sdk.textprep import ContextTokenizer, TextSettings
     from training.config import preset

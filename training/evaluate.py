@@ -22,7 +22,7 @@ import numpy as np
 from sdk import atomic
 from sdk.dataset import load_dataset
 from sdk.labels import LABEL_INDEX, LABELS
-from sdk.scoring import ScoreWeights, usage_vector
+from sdk.scoring import ScoreWeights, softmax, usage_vector
 
 from .features import sticker_inputs, sticker_labels
 from .metrics import (
@@ -97,8 +97,7 @@ def _baselines(ds, convs, labels: list[int], main_logits: np.ndarray | None, see
     rng = np.random.default_rng(seed)
     out = {"random": rng.random((len(convs), len(ds.stickers))), "popular": np.broadcast_to(pop, (len(convs), len(pop))).copy()}
     if main_logits is not None:
-        probs = np.exp(main_logits - main_logits.max(1, keepdims=True))
-        probs /= probs.sum(1, keepdims=True)
+        probs = softmax(main_logits)
         lab = np.asarray(labels)
         by_label = np.where(lab[None, :] >= 0, probs[:, np.clip(lab, 0, None)], 0.0)
         out["intention-only"] = by_label + 1e-6 * pop[None, :] / max(pop.max(), 1.0)

@@ -1,0 +1,16 @@
+"""Paths read from metadata files (pack.json, manifest.json, stickers.jsonl) must stay inside
+their directory: a `../../etc/passwd` there is refused, whoever wrote the file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .errors import IntraError
+
+
+def inside(root: Path, rel: str, where: str, error: type[IntraError], what: str = "directory") -> Path:
+    """`root / rel` resolved; `error` naming `where` when it escapes `root`."""
+    path = (root / rel).resolve()
+    if not path.is_relative_to(root.resolve()):
+        raise error(f"{where}: path {rel!r} escapes the {what}")
+    return path
