@@ -33,7 +33,7 @@ from training.run_dir import load_run
 from training.score_weights import read_weights
 from training.scoring import query_matrix, sticker_matrix
 
-from .graphs import IntentionHeadGraph, export_graph, graph_specs, supported_modes
+from .graphs import IntentionHeadGraph, export_graph, graph_specs
 from .int8 import INT8_SCHEMES, Int8Scheme, describe, write_int8_graphs
 from .opset import DEFAULT_OPSET, OPSET_RANGE
 from .parity import gate_fp32, gate_reduced, row_cosine, topk_agreement
@@ -193,7 +193,7 @@ def export_run(run: Path | str, out: Path | str, precisions: tuple[str, ...] = P
                 "fingerprint": _fingerprint(fp32_hashes, files),
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "graphs": graphs, "files": files, "opset": opset, "precisions": [p for p in PRECISIONS if p in precisions],
-                "modes": supported_modes(model), "main_mode": model.cfg.mode if model.intention else "context",
+                "modes": list(model.modes), "main_mode": model.main_mode,
                 "inputs": ["context"] + (["knowledge"] if model.cfg.use_knowledge else []),
                 "dims": {"text_hidden": int(conf["text_encoder"]["hidden_size"]), "dim": model.cfg.dim,
                          "image_size": image_settings.image_size},

@@ -32,44 +32,30 @@ class TextEncoderGraph(nn.Module):
         return pooled_text(self.text, input_ids, attention_mask, self.pooling)
 
 
-def supported_modes(model: IntRA) -> list[str]:
-    """Query modes a run can serve: none but 'context' without an intention head."""
-    if not model.intention:
-        return ["context"]
-    return ["paper", "soft"] + (["fused"] if hasattr(model, "ctx_proj") else [])
-
-
 class IntentionHeadGraph(nn.Module):
-    """pooled -> (logits, query in the run's mode, query for each supported mode)."""
+    """pooled -> (logits, query in the run's mode, query for each mode the model serves).
+
+    The queries come from IntRA.queries, the one definition of the modes; the projected label
+    table is baked in as a constant.
+    """
 
     def __init__(self, model: IntRA) -> None:
         super().__init__()
-        self.modes = supported_modes(model)
-        self.main = model.cfg.mode if model.intention else "context"
+        self.model = model
+        self.modes = list(model.modes)
+        self.main = model.main_mode
         self.intention = model.intention
         if model.intention:
-            self.head = model.head
             with torch.no_grad():
                 self.register_buffer("labels", model.label_proj(model.label_table).detach().clone())
-        if hasattr(model, "ctx_proj"):
-            self.ctx_proj = model.ctx_proj
 
     def output_names(self) -> list[str]:
         return (["logits"] if self.intention else []) + ["query"] + [f"query_{m}" for m in self.modes]
 
     def forward(self, pooled: torch.Tensor):
-        queries: dict[str, torch.Tensor] = {}
-        if not self.intention:
-            queries["context"] = F.normalize(self.ctx_proj(pooled), dim=-1)
-            return (queries["context"], queries["context"])
-        logits = self.head(pooled)
-        probs = torch.softmax(logits, -1)
-        soft = probs @ self.labels
-        queries["paper"] = F.normalize(self.labels[logits.argmax(-1)], dim=-1)
-        queries["soft"] = F.normalize(soft, dim=-1)
-        if "fused" in self.modes:
-            queries["fused"] = F.normalize(soft + self.ctx_proj(pooled), dim=-1)
-        return (logits, queries[self.main], *[queries[m] for m in self.modes])
+        logits, queries = self.model.queries(pooled, self.modes, label_vectors=self.labels if self.intention else None)
+        outputs = [queries[self.main], *[queries[m] for m in self.modes]]
+        return tuple(outputs if logits is None else [logits, *outputs])
 
 
 class VisionEncoderGraph(nn.Module):

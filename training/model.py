@@ -10,13 +10,14 @@ the selector pools h^I into H^R. Score = cos(query, H^R).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sdk.labels import ATTRIBUTES, LABELS
+from sdk.labels import ATTRIBUTES, CONTEXT_MODE, LABELS
 
 from .config import ConfigError, TrainConfig
 from .encoders import hidden_size, pooled_text, region_features
@@ -53,23 +54,43 @@ class IntRA(nn.Module):
         """Recompute H^Y from the label names with the current text encoder."""
         self.label_table.copy_(self.encode_text(ids, mask))
 
-    def query(self, h_t: torch.Tensor, mode: str | None = None, gold: torch.Tensor | None = None) -> tuple[torch.Tensor | None, torch.Tensor]:
-        """(intention logits or None, L2-normalised query (B, d))."""
-        mode = mode or self.cfg.mode
+    @property
+    def modes(self) -> tuple[str, ...]:
+        """The query modes this model serves: the paper's argmax label and the probability-weighted
+        labels, plus the projected context when it was trained fused; CONTEXT_MODE without a head."""
         if not self.intention:
-            return None, F.normalize(self.ctx_proj(h_t), dim=-1)
+            return (CONTEXT_MODE,)
+        return ("paper", "soft", "fused") if self.cfg.mode == "fused" else ("paper", "soft")
+
+    @property
+    def main_mode(self) -> str:
+        return self.cfg.mode if self.intention else CONTEXT_MODE
+
+    def queries(self, h_t: torch.Tensor, modes: Sequence[str], label_vectors: torch.Tensor | None = None,
+                gold: torch.Tensor | None = None) -> tuple[torch.Tensor | None, dict[str, torch.Tensor]]:
+        """(intention logits or None, {mode: L2-normalised query (B, d)}): the one definition of
+        every query mode, which training, evaluation and the exported graph all call.
+
+        `label_vectors`: the projected label table (L, d) when precomputed; `gold`: teacher labels
+        for the paper mode in training.
+        """
+        unknown = [m for m in modes if m not in self.modes]
+        if unknown:
+            raise ConfigError(f"query mode(s) {', '.join(unknown)} not served by this model (it has {', '.join(self.modes)})")
+        if not self.intention:
+            return None, {CONTEXT_MODE: F.normalize(self.ctx_proj(h_t), dim=-1)}
         logits = self.head(h_t)
-        labels = self.label_proj(self.label_table)  # (L, d)
-        if mode == "paper":
-            idx = gold if gold is not None else logits.argmax(-1)
-            q = labels[idx]
-        else:
-            q = torch.softmax(logits, -1) @ labels
-            if mode == "fused":
-                if not hasattr(self, "ctx_proj"):
-                    raise ConfigError("mode 'fused' needs a run trained with --mode fused")
-                q = q + self.ctx_proj(h_t)
-        return logits, F.normalize(q, dim=-1)
+        labels = self.label_proj(self.label_table) if label_vectors is None else label_vectors  # (L, d)
+        soft = torch.softmax(logits, -1) @ labels
+        made = {"paper": lambda: labels[gold if gold is not None else logits.argmax(-1)],
+                "soft": lambda: soft, "fused": lambda: soft + self.ctx_proj(h_t)}
+        return logits, {m: F.normalize(made[m](), dim=-1) for m in modes}
+
+    def query(self, h_t: torch.Tensor, mode: str | None = None, gold: torch.Tensor | None = None) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """(intention logits or None, L2-normalised query (B, d)) in `mode` (default: the run's own)."""
+        mode = mode or self.main_mode
+        logits, qs = self.queries(h_t, [mode], gold=gold)
+        return logits, qs[mode]
 
     # ------------------------------------------------------------------ sticker side
     def sticker_vectors(self, pixel_values: torch.Tensor, attr_emb: torch.Tensor | None, attr_mask: torch.Tensor | None,
