@@ -13,6 +13,8 @@ import math
 import os
 import random
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,8 @@ from tokenizers import Tokenizer
 from tqdm import tqdm
 
 from sdk import atomic
-from sdk.dataset import load_dataset
+from sdk.dataset import Conversation, Dataset, load_dataset
+from sdk.imageprep import ImageSettings
 from sdk.labels import LABEL_INDEX, LABELS
 from sdk.scoring import DEFAULT_SMOOTHING, log_prior, usage_vector
 from sdk.textprep import ContextTokenizer, TextSettings
@@ -40,7 +43,16 @@ from .encoders import (
     text_model_dir,
     train_wordpiece,
 )
-from .features import all_texts, context_batch, encode_attribute_table, freeze_regions, refresh_label_table, sticker_inputs, sticker_labels
+from .features import (
+    StickerInputs,
+    all_texts,
+    context_batch,
+    encode_attribute_table,
+    freeze_regions,
+    refresh_label_table,
+    sticker_inputs,
+    sticker_labels,
+)
 from .intention_pretrain import pretrain_intention
 from .metrics import classification_metrics, retrieval_metrics
 from .model import IntRA
@@ -188,164 +200,254 @@ class TextCache:
         return torch.where(keep[:, None], self.with_k[idx], self.without_k[idx])
 
 
+@dataclass
+class TrainingRun:
+    """Everything one training run holds between its steps."""
+
+    cfg: TrainConfig
+    data: Path
+    run: Path
+    ds: Dataset
+    rank: int
+    world: int
+    resuming: bool
+    start_epoch: int = 0
+    best: float = -1.0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    model: IntRA = field(init=False)
+    optimizer: torch.optim.Optimizer = field(init=False)
+    ctx_tok: ContextTokenizer = field(init=False)
+    added_ids: list[int] = field(init=False)
+    tok_report: dict[str, Any] = field(init=False)
+    image_settings: ImageSettings = field(init=False)
+    labels: list[int] = field(init=False)
+    stickers: StickerInputs = field(init=False)
+    extra: list[Conversation] = field(init=False)
+    index: dict[str, int] = field(init=False)
+    same_label: dict[int, list[int]] = field(init=False)
+    train_log_prior: torch.Tensor | None = field(init=False)
+
+    @property
+    def train_convs(self) -> Sequence[Conversation]:
+        return self.ds.split("train")
+
+    @property
+    def step_size(self) -> int:
+        return self.cfg.batch_size * self.world
+
+    @property
+    def steps(self) -> int:
+        return max(1, len(self.train_convs) // self.step_size)
+
+    def shows_progress(self, progress: bool) -> bool:
+        return progress and self.rank == 0
+
+
 def train(cfg: TrainConfig, data: Path | str, out: Path | str, progress: bool = True, resume: bool = True) -> dict[str, Any]:
     """Train Int-RA (or an ablation / the dual encoder) on a dataset directory into a run directory."""
     cfg.validate()
+    tr = _open_run(cfg, Path(data), Path(out), resume)
+    _build_model(tr)
+    _prepare_data(tr)
+    warmup = _vision_warmup(tr, progress)
+    intention_stage = _intention_stage(tr, progress)
+    _fit(tr, progress)
+    scoring = calibrate_run(tr.run, tr.data).to_json() if tr.rank == 0 else {}
+    return {"run": str(tr.run), "best_val": tr.best, "select_on": cfg.select_on, "scoring": scoring,
+            "intention_stage": intention_stage, "vision_warmup": warmup[:1] + warmup[-1:], "history": tr.history,
+            "tokenizer": tr.tok_report, "image_settings": tr.image_settings.to_json()}
+
+
+def _open_run(cfg: TrainConfig, data: Path, run: Path, resume: bool) -> TrainingRun:
+    """Load the dataset, read the state of a run to resume (same config only) and seed everything."""
     rank, world = distributed()
-    run = Path(out)
     ds = load_dataset(data)
     for split in ("train", "validation"):
         ds.split(split)
-    resuming = resume and (run / rd.STATE).is_file()
-    start_epoch, best, history = 0, -1.0, []
-    if resuming:
+    tr = TrainingRun(cfg, data, run, ds, rank, world, resuming=resume and (run / rd.STATE).is_file())
+    if tr.resuming:
         saved = TrainConfig.from_dict(rd.read_config(run)["train"])
         if {**saved.to_dict(), "epochs": 0} != {**cfg.to_dict(), "epochs": 0}:
             raise rd.RunError(f"{run} holds a run with another config; resume needs the same flags (or use a new --out)")
         state = json.loads((run / rd.STATE).read_text())
-        start_epoch, best = state["epoch"], state["best"]
+        tr.start_epoch, tr.best = state["epoch"], state["best"]
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
+    return tr
 
-    tok, added_ids, tok_report = _prepare_tokenizer(cfg, ds, run, resuming)
+
+def _build_model(tr: TrainingRun) -> None:
+    """Tokenizer, encoders, Int-RA and its optimizer (restored when resuming); a new run writes
+    its tokenizer and config."""
+    cfg = tr.cfg
+    tok, tr.added_ids, tr.tok_report = _prepare_tokenizer(cfg, tr.ds, tr.run, tr.resuming)
     text, text_conf = build_text_encoder(cfg, tok.get_vocab_size(), text_model_dir(cfg.text_model))
-    vision, vision_conf, image_settings = build_vision_encoder(cfg)
-    model = IntRA(cfg, text, text_conf, vision, vision_conf)
-    freeze_lower_layers(model.text, cfg.train_text_layers, added_ids)
-    optimizer = torch.optim.Adam(_param_groups(model, cfg), weight_decay=cfg.weight_decay)
-    if resuming:
+    vision, vision_conf, tr.image_settings = build_vision_encoder(cfg)
+    tr.model = IntRA(cfg, text, text_conf, vision, vision_conf)
+    freeze_lower_layers(tr.model.text, cfg.train_text_layers, tr.added_ids)
+    tr.optimizer = torch.optim.Adam(_param_groups(tr.model, cfg), weight_decay=cfg.weight_decay)
+    if tr.resuming:
         from safetensors.torch import load_file
 
-        model.load_state_dict(load_file(str(run / rd.LAST)))
-        rd.load_optimizer(run / rd.OPTIMIZER, optimizer)
-    ctx_tok = ContextTokenizer(tok, TextSettings(max_length=cfg.max_length))
-    labels, label_rule = sticker_labels(ds)
-    if rank == 0 and not resuming:
-        run.mkdir(parents=True, exist_ok=True)
-        atomic.write_text(run / rd.TOKENIZER, tok.to_str())
-        rd.write_config(run, cfg, text_conf, vision_conf, ctx_tok.settings, image_settings,
-                        {k: ds.info.get(k) for k in ("name", "synthetic", "source")} | {"path": str(Path(data).resolve())},
-                        {"tokenizer": tok_report, "label_rule": label_rule})
-        (run / rd.LOG).unlink(missing_ok=True)
+        tr.model.load_state_dict(load_file(str(tr.run / rd.LAST)))
+        rd.load_optimizer(tr.run / rd.OPTIMIZER, tr.optimizer)
+    tr.ctx_tok = ContextTokenizer(tok, TextSettings(max_length=cfg.max_length))
+    tr.labels, label_rule = sticker_labels(tr.ds)
+    if tr.rank == 0 and not tr.resuming:
+        tr.run.mkdir(parents=True, exist_ok=True)
+        atomic.write_text(tr.run / rd.TOKENIZER, tok.to_str())
+        info = {k: tr.ds.info.get(k) for k in ("name", "synthetic", "source")} | {"path": str(tr.data.resolve())}
+        rd.write_config(tr.run, cfg, text_conf, vision_conf, tr.ctx_tok.settings, tr.image_settings, info,
+                        {"tokenizer": tr.tok_report, "label_rule": label_rule})
+        (tr.run / rd.LOG).unlink(missing_ok=True)
 
-    stickers = sticker_inputs(ds, image_settings)
+
+def _prepare_data(tr: TrainingRun) -> None:
+    """Sticker inputs, the extra intention comments, the label groups of hard negatives and the
+    training split's log prior (prior-adjusted InfoNCE)."""
+    cfg = tr.cfg
+    tr.stickers = sticker_inputs(tr.ds, tr.image_settings)
     if cfg.vision_model == VISION_EFFNET:
-        freeze_regions(stickers, model.vision)
-    index = ds.sticker_index()
-    train_convs = ds.split("train")
-    extra = extra_subset(ds, cfg) if cfg.extra_intention and model.intention else []
-    ddp = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True) if world > 1 else model
-    n_stickers = len(ds.stickers)
-    same_label: dict[int, list[int]] = {}  # label -> stickers with it, for hard negatives
-    for j, lab in enumerate(labels):
-        same_label.setdefault(lab, []).append(j)
-    train_log_prior = torch.from_numpy(log_prior(usage_vector(ds.usage_counts(), ds.sticker_ids),
-                                                 DEFAULT_SMOOTHING).astype(np.float32)) if cfg.prior_adjusted else None
-    step_size = cfg.batch_size * world
-    steps = max(1, len(train_convs) // step_size)
+        freeze_regions(tr.stickers, tr.model.vision)
+    tr.extra = extra_subset(tr.ds, cfg) if cfg.extra_intention and tr.model.intention else []
+    tr.index = tr.ds.sticker_index()
+    tr.same_label = {}
+    for j, lab in enumerate(tr.labels):
+        tr.same_label.setdefault(lab, []).append(j)
+    tr.train_log_prior = torch.from_numpy(log_prior(usage_vector(tr.ds.usage_counts(), tr.ds.sticker_ids),
+                                                    DEFAULT_SMOOTHING).astype(np.float32)) if cfg.prior_adjusted else None
 
-    warmup: list[float] = []
-    if not resuming and cfg.vision_warmup_steps > 0 and cfg.vision_model == VISION_DEFAULT and model.attributes:
-        refresh_label_table(model, ctx_tok)
-        warmup = pretrain_vision(model, stickers, encode_attribute_table(model, ctx_tok, stickers.attribute_texts),
-                                 cfg.vision_warmup_steps, cfg.vision_warmup_batch, cfg.head_lr, cfg.temperature,
-                                 cfg.seed, progress and rank == 0)
-        if rank == 0 and progress:
-            tqdm.write(f"vision warm-up: InfoNCE {warmup[0]:.3f} -> {warmup[-1]:.3f}")
 
-    intention_stage: list[float] = []
-    if start_epoch == 0 and cfg.intention_pretrain_epochs > 0 and model.intention:
-        if world > 1:
-            raise ConfigError("the intention stage (intention_pretrain_epochs) runs in one process, not under torchrun")
-        labelled = list(train_convs) + list(ds.splits.get("extra_intention", ()))
-        intention_stage = pretrain_intention(model, ctx_tok, labelled, cfg, added_ids, progress and rank == 0)
-        if rank == 0 and progress:
-            tqdm.write(f"intention stage on {len(labelled)} comments: loss per epoch {[round(x, 3) for x in intention_stage]}")
+def _vision_warmup(tr: TrainingRun, progress: bool) -> list[float]:
+    """Contrastive warm-up of the from-scratch vision encoder against the descriptions (new runs)."""
+    cfg, model = tr.cfg, tr.model
+    if tr.resuming or cfg.vision_warmup_steps <= 0 or cfg.vision_model != VISION_DEFAULT or not model.attributes:
+        return []
+    refresh_label_table(model, tr.ctx_tok)
+    warmup = pretrain_vision(model, tr.stickers, encode_attribute_table(model, tr.ctx_tok, tr.stickers.attribute_texts),
+                             cfg.vision_warmup_steps, cfg.vision_warmup_batch, cfg.head_lr, cfg.temperature,
+                             cfg.seed, tr.shows_progress(progress))
+    if tr.shows_progress(progress):
+        tqdm.write(f"vision warm-up: InfoNCE {warmup[0]:.3f} -> {warmup[-1]:.3f}")
+    return warmup
 
+
+def _intention_stage(tr: TrainingRun, progress: bool) -> list[float]:
+    """The encoder's top layers and the head trained on every labelled comment (one process)."""
+    if tr.start_epoch != 0 or tr.cfg.intention_pretrain_epochs <= 0 or not tr.model.intention:
+        return []
+    if tr.world > 1:
+        raise ConfigError("the intention stage (intention_pretrain_epochs) runs in one process, not under torchrun")
+    labelled = list(tr.train_convs) + list(tr.ds.splits.get("extra_intention", ()))
+    losses = pretrain_intention(tr.model, tr.ctx_tok, labelled, tr.cfg, tr.added_ids, tr.shows_progress(progress))
+    if tr.shows_progress(progress):
+        tqdm.write(f"intention stage on {len(labelled)} comments: loss per epoch {[round(x, 3) for x in losses]}")
+    return losses
+
+
+def _fit(tr: TrainingRun, progress: bool) -> None:
+    """The epochs: train, validate, keep the best checkpoint by `select_on`, save the state to resume."""
+    cfg, model = tr.cfg, tr.model
+    ddp = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True) if tr.world > 1 else model
     cache: TextCache | None = None
     attr_table: torch.Tensor | None = None
     frozen_tables = False
-    for epoch in range(start_epoch, cfg.epochs):
+    for epoch in range(tr.start_epoch, cfg.epochs):
         t0 = time.perf_counter()
         if cache is None and 0 <= cfg.text_epochs <= epoch:
-            cache = TextCache.build(model, ctx_tok, train_convs, cfg.use_knowledge, extra, progress and rank == 0)
+            cache = TextCache.build(model, tr.ctx_tok, tr.train_convs, cfg.use_knowledge, tr.extra, tr.shows_progress(progress))
         torch.manual_seed(cfg.seed * 1000 + epoch)
-        order_rng = random.Random(f"{cfg.seed}-{epoch}")
-        local_rng = random.Random(f"{cfg.seed}-{epoch}-{rank}")
-        order = order_rng.sample(range(len(train_convs)), len(train_convs))
         if not frozen_tables:
             # once the text encoder is frozen, H^Y and H^A no longer change: compute them once
-            refresh_label_table(model, ctx_tok)
-            attr_table = encode_attribute_table(model, ctx_tok, stickers.attribute_texts) if model.attributes else None
+            refresh_label_table(model, tr.ctx_tok)
+            attr_table = encode_attribute_table(model, tr.ctx_tok, tr.stickers.attribute_texts) if model.attributes else None
             frozen_tables = cache is not None
-        model.train()
-        sums: dict[str, float] = {}
-        bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress or rank != 0, unit="step")
-        for step in bar:
-            scale = lr_scale(cfg, epoch, step, steps)
-            for group, base in zip(optimizer.param_groups, (cfg.lr, cfg.head_lr)):
-                group["lr"] = base * scale
-            begin = step * step_size + rank * cfg.batch_size
-            convs = [train_convs[i % len(train_convs)] for i in order[begin:begin + cfg.batch_size]] or [train_convs[0]]
-            text_args: dict[str, Any]
-            if cache is None:
-                ids, mask = context_batch(convs, ctx_tok, cfg.use_knowledge, cfg.knowledge_dropout, local_rng)
-                text_args = {"ids": ids, "mask": mask}
-            else:
-                idx = order[begin:begin + cfg.batch_size] or [0]
-                text_args = {"ids": None, "mask": None, "pooled": cache.pooled(idx, cfg.knowledge_dropout, local_rng)}
-            gold = [index[c.sticker_id] for c in convs]
-            cand = candidates(gold, n_stickers, cfg, local_rng, labels, same_label)
-            col = {s: i for i, s in enumerate(cand)}
-            positive = torch.tensor([col[g] for g in gold])
-            negative = torch.tensor([[s != g for s in cand] for g in gold])
-            extra_args: dict[str, Any] = {}
-            if extra:
-                per_batch = cfg.extra_intention_per_batch if cache is None else cfg.extra_intention_cached_per_batch
-                chosen = local_rng.sample(range(len(extra)), min(per_batch, len(extra)))
-                extra_args = {"extra_labels": torch.tensor([LABEL_INDEX[extra[i].label] for i in chosen])}
-                if cache is None:
-                    e_ids, e_mask = context_batch([extra[i] for i in chosen], ctx_tok, False)
-                    extra_args.update(extra_ids=e_ids, extra_mask=e_mask)
-                else:
-                    extra_args["extra_pooled"] = cache.extra[chosen]
-            loss, parts = ddp(gold_label=torch.tensor([LABEL_INDEX[c.label] for c in convs]), pixels=stickers.pixels[cand],
-                              attr_emb=attr_table[cand] if attr_table is not None else None,
-                              attr_mask=stickers.attribute_mask[cand], positive=positive, negative_mask=negative,
-                              log_prior=train_log_prior[cand] if train_log_prior is not None else None,
-                              raw_regions=stickers.regions_of(cand),
-                              **text_args, **extra_args)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            for k, v in {"loss": float(loss.detach()), **parts}.items():
-                sums[k] = sums.get(k, 0.0) + v
-            bar.set_postfix({k: f"{v / (step + 1):.3f}" for k, v in sums.items()})
-        val = evaluate_split(model, ctx_tok, stickers, ds, "validation", labels,
+        sums = _train_epoch(tr, ddp, epoch, cache, attr_table, progress)
+        val = evaluate_split(model, tr.ctx_tok, tr.stickers, tr.ds, "validation", tr.labels,
                              attr_table=attr_table if frozen_tables else None, text_frozen=frozen_tables,
                              final=cfg.select_on == "final")
-        record = {"epoch": epoch + 1, "seconds": round(time.perf_counter() - t0, 1),
-                  **{f"train_{k}": round(v / steps, 4) for k, v in sums.items()},
-                  **{f"val_{k}": round(v, 4) for k, v in val.items()}}
-        history.append(record)
-        chosen = val["mAP"] if cfg.select_on == "mAP" else val["final_objective"]
-        improved = chosen > best
-        best = max(best, chosen)
-        if rank == 0:
-            if improved:
-                rd.save_weights(run / rd.BEST, model)
-                atomic.write_json(run / "metrics.json", {"epoch": epoch + 1, "validation": val})
-            rd.save_weights(run / rd.LAST, model)
-            rd.save_optimizer(run / rd.OPTIMIZER, optimizer)
-            with open(run / rd.LOG, "a", encoding="utf-8") as f:
-                f.write(json.dumps(record) + "\n")
-            atomic.write_json(run / rd.STATE, {"epoch": epoch + 1, "best": best})
-            if progress:
-                tqdm.write(f"epoch {epoch + 1}: val mAP {val['mAP']:.4f} P@1 {val['P@1']:.4f} R@1 {val['R@1']:.4f} "
-                           f"MRR {val['MRR']:.4f}" + (f" final {val['final_objective']:.4f}" if "final_objective" in val else "")
-                           + (" (best, saved)" if improved else ""))
-        if world > 1:
+        _end_epoch(tr, epoch, time.perf_counter() - t0, sums, val, progress)
+        if tr.world > 1:
             dist.barrier()
-    scoring = calibrate_run(run, data).to_json() if rank == 0 else {}
-    return {"run": str(run), "best_val": best, "select_on": cfg.select_on, "scoring": scoring, "intention_stage": intention_stage, "vision_warmup": warmup[:1] + warmup[-1:], "history": history, "tokenizer": tok_report, "image_settings": image_settings.to_json()}
+
+
+def _train_epoch(tr: TrainingRun, ddp: torch.nn.Module, epoch: int, cache: TextCache | None,
+                 attr_table: torch.Tensor | None, progress: bool) -> dict[str, float]:
+    """One pass over the training split; the summed loss parts."""
+    cfg = tr.cfg
+    convs_all = tr.train_convs
+    order = random.Random(f"{cfg.seed}-{epoch}").sample(range(len(convs_all)), len(convs_all))
+    local_rng = random.Random(f"{cfg.seed}-{epoch}-{tr.rank}")
+    tr.model.train()
+    sums: dict[str, float] = {}
+    bar = tqdm(range(tr.steps), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not tr.shows_progress(progress), unit="step")
+    for step in bar:
+        scale = lr_scale(cfg, epoch, step, tr.steps)
+        for group, base in zip(tr.optimizer.param_groups, (cfg.lr, cfg.head_lr)):
+            group["lr"] = base * scale
+        begin = step * tr.step_size + tr.rank * cfg.batch_size
+        rows = order[begin:begin + cfg.batch_size]
+        loss, parts = ddp(**_batch(tr, rows, cache, attr_table, local_rng))
+        tr.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        tr.optimizer.step()
+        for k, v in {"loss": float(loss.detach()), **parts}.items():
+            sums[k] = sums.get(k, 0.0) + v
+        bar.set_postfix({k: f"{v / (step + 1):.3f}" for k, v in sums.items()})
+    return sums
+
+
+def _batch(tr: TrainingRun, rows: list[int], cache: TextCache | None, attr_table: torch.Tensor | None,
+           rng: random.Random) -> dict[str, Any]:
+    """The model's inputs for the training contexts at `rows`: text (or cached pooled text), the
+    candidate stickers with the gold ones marked, and extra intention-only comments."""
+    cfg, convs_all = tr.cfg, tr.train_convs
+    convs = [convs_all[i % len(convs_all)] for i in rows] or [convs_all[0]]
+    if cache is None:
+        ids, mask = context_batch(convs, tr.ctx_tok, cfg.use_knowledge, cfg.knowledge_dropout, rng)
+        args: dict[str, Any] = {"ids": ids, "mask": mask}
+    else:
+        args = {"ids": None, "mask": None, "pooled": cache.pooled(rows or [0], cfg.knowledge_dropout, rng)}
+    gold = [tr.index[c.sticker_id] for c in convs]
+    cand = candidates(gold, len(tr.ds.stickers), cfg, rng, tr.labels, tr.same_label)
+    col = {s: i for i, s in enumerate(cand)}
+    args.update(gold_label=torch.tensor([LABEL_INDEX[c.label] for c in convs]), pixels=tr.stickers.pixels[cand],
+                attr_emb=attr_table[cand] if attr_table is not None else None, attr_mask=tr.stickers.attribute_mask[cand],
+                positive=torch.tensor([col[g] for g in gold]), negative_mask=torch.tensor([[s != g for s in cand] for g in gold]),
+                log_prior=tr.train_log_prior[cand] if tr.train_log_prior is not None else None,
+                raw_regions=tr.stickers.regions_of(cand))
+    if tr.extra:
+        per_batch = cfg.extra_intention_per_batch if cache is None else cfg.extra_intention_cached_per_batch
+        chosen = rng.sample(range(len(tr.extra)), min(per_batch, len(tr.extra)))
+        args["extra_labels"] = torch.tensor([LABEL_INDEX[tr.extra[i].label] for i in chosen])
+        if cache is None:
+            args["extra_ids"], args["extra_mask"] = context_batch([tr.extra[i] for i in chosen], tr.ctx_tok, False)
+        else:
+            args["extra_pooled"] = cache.extra[chosen]
+    return args
+
+
+def _end_epoch(tr: TrainingRun, epoch: int, seconds: float, sums: dict[str, float], val: dict[str, float], progress: bool) -> None:
+    """Log the epoch; keep the checkpoint when it is the best by `select_on`; save the state to resume."""
+    cfg = tr.cfg
+    record = {"epoch": epoch + 1, "seconds": round(seconds, 1), **{f"train_{k}": round(v / tr.steps, 4) for k, v in sums.items()},
+              **{f"val_{k}": round(v, 4) for k, v in val.items()}}
+    tr.history.append(record)
+    chosen = val["mAP"] if cfg.select_on == "mAP" else val["final_objective"]
+    improved = chosen > tr.best
+    tr.best = max(tr.best, chosen)
+    if tr.rank != 0:
+        return
+    if improved:
+        rd.save_weights(tr.run / rd.BEST, tr.model)
+        atomic.write_json(tr.run / "metrics.json", {"epoch": epoch + 1, "validation": val})
+    rd.save_weights(tr.run / rd.LAST, tr.model)
+    rd.save_optimizer(tr.run / rd.OPTIMIZER, tr.optimizer)
+    with open(tr.run / rd.LOG, "a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
+    atomic.write_json(tr.run / rd.STATE, {"epoch": epoch + 1, "best": tr.best})
+    if progress:
+        tqdm.write(f"epoch {epoch + 1}: val mAP {val['mAP']:.4f} P@1 {val['P@1']:.4f} R@1 {val['R@1']:.4f} "
+                   f"MRR {val['MRR']:.4f}" + (f" final {val['final_objective']:.4f}" if "final_objective" in val else "")
+                   + (" (best, saved)" if improved else ""))
