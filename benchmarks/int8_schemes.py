@@ -70,7 +70,7 @@ def measure(run: Path, data: Path | None, threads: int, tokens: int, repeat: int
     split = "validation" if "validation" in ds.splits else "test"
     refresh_label_table(model, tok)
     labels, _ = sticker_labels(ds)
-    ref = Reference(model, tok, sticker_inputs(ds, image_settings), ds.split(split), labels, ds.sticker_index())
+    ref = Reference(model, tok, sticker_inputs(ds, image_settings), ds.split(split), labels, ds.sticker_index(), split)
     # one fixed input of `tokens` tokens: the speed of these graphs does not depend on the words
     ids = np.full((1, tokens), min(1000, tok.vocab_size - 1), np.int64)
     mask = np.ones((1, tokens), np.int64)

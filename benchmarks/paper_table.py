@@ -93,13 +93,13 @@ def export_main(run: Path, out: Path) -> Path:
     """The main run's bundle (fp32 reference and int8), exported once; a failed parity gate is
     kept (and said) so that the table shows what the int8 graphs really rank."""
     from export.exporter import export_run
-    from sdk.bundle import MANIFEST
+    from sdk.manifest import MANIFEST
 
     if not (out / MANIFEST).is_file():
         typer.secho(f"== exporting {run} to {out}", bold=True)
         manifest = export_run(run, out, ("fp32", "int8"), allow_degraded=True, progress=False)
-        if not manifest["parity"]["gate"]["passed"]:
-            typer.secho(f"   parity gate failed: {manifest['parity']['gate']['failures']}", fg=typer.colors.YELLOW)
+        if manifest.gate is not None and not manifest.gate.passed:
+            typer.secho(f"   parity gate failed: {list(manifest.gate.failures)}", fg=typer.colors.YELLOW)
     return out
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from sdk.bundle import Bundle, read_manifest
+from sdk.manifest import BundleManifest
 from sdk.pack import load_pack
 from sdk.providers import CUDA
 from sdk.ranker import Ranker, top_k
@@ -213,17 +214,17 @@ def pack_build_throughput(model: Path, pack, limit: int) -> dict[str, float]:
     return {"stickers": n, "seconds": seconds, "images_per_s": n / seconds}
 
 
-def gemm_fraction(model: Path, manifest: dict[str, Any], threads: int, cfg: BenchConfig) -> dict[str, float]:
+def gemm_fraction(model: Path, manifest: BundleManifest, threads: int, cfg: BenchConfig) -> dict[str, float]:
     """Achieved GFLOP/s of the fp32 text encoder (batch 32 x 64 tokens) against numpy's GEMM peak."""
     bundle = Bundle(model, precision="fp32", providers="cpu", threads=threads)
     batch, length = (8, 64) if cfg.quick else (32, 64)
     ids = np.full((batch, length), 1000 % max(2, bundle.tokenizer.vocab_size), dtype=np.int64)
     mask = np.ones_like(ids)
     t = timed(lambda: bundle.pooled(ids, mask), max(3, cfg.repeat // 5))
-    flops = encoder_flops(manifest["text_encoder_config"], length) * batch
+    flops = encoder_flops(manifest.about["text_encoder_config"], length) * batch
     achieved = flops / (t["p50_ms"] / 1000) / 1e9
     peak = gemm_peak_gflops(threads, size=512 if cfg.quick else 1024)
-    return {"threads": threads, "gflop_per_context": encoder_flops(manifest["text_encoder_config"], length) / 1e9,
+    return {"threads": threads, "gflop_per_context": encoder_flops(manifest.about["text_encoder_config"], length) / 1e9,
             "achieved_gflops": achieved, "gemm_peak_gflops": peak, "fraction": achieved / peak}
 
 
@@ -235,21 +236,19 @@ def run_benchmark(model: Path | str, pack_dir: Path | str, run: Path | str | Non
     manifest = read_manifest(model)
     pack = load_pack(pack_dir)
     results: dict[str, Any] = {"machine": machine(), "quick": quick, "model": str(model), "pack": str(pack_dir),
-                               "pack_size": len(pack), "variant": manifest.get("variant"), "fingerprint": manifest["fingerprint"]}
-    sizes = {p: sum(manifest["graphs"][g][p]["bytes"] for g in manifest["graphs"] if p in manifest["graphs"][g])
-             for p in manifest["precisions"]}
-    results["bundle_bytes"] = sizes
-    results["graph_bytes"] = {g: {p: e["bytes"] for p, e in v.items()} for g, v in manifest["graphs"].items()}
+                               "pack_size": len(pack), "variant": manifest.about.get("variant"), "fingerprint": manifest.fingerprint}
+    results["bundle_bytes"] = {p: sum(by_p[p].bytes for by_p in manifest.graphs.values() if p in by_p) for p in manifest.precisions}
+    results["graph_bytes"] = {g: {p: e.bytes for p, e in by_p.items()} for g, by_p in manifest.graphs.items()}
 
     latency: dict[str, Any] = {}
-    precisions = [p for p in ("fp32", "int8") if p in manifest["precisions"]]
+    precisions = [p for p in ("fp32", "int8") if p in manifest.precisions]
     for precision in precisions:
         for threads in cfg.threads:
             log(f"latency: {precision}, {threads} thread(s)")
             latency[f"{precision}/cpu/t{threads}"] = sdk_latency(model, pack, precision, "cpu", threads, cfg)
     import onnxruntime as ort
 
-    if CUDA in ort.get_available_providers() and "fp16" in manifest["precisions"]:
+    if CUDA in ort.get_available_providers() and "fp16" in manifest.precisions:
         log("latency: fp16 on CUDA")
         latency["fp16/cuda"] = sdk_latency(model, pack, "fp16", "cuda", 1, cfg)
     if run is not None:
@@ -287,7 +286,7 @@ def run_benchmark(model: Path | str, pack_dir: Path | str, run: Path | str | Non
     results["rss_mb_int8"] = ranking_rss(model, pack_dir, main_precision)
     results["pack_build"] = pack_build_throughput(model, pack, 64 if quick else 512)
 
-    parity = manifest.get("parity", {})
+    parity = manifest.parity
     results["top5_agreement_int8"] = parity.get("int8", {}).get("top5_agreement")
     results["int8_scheme"] = parity.get("int8", {}).get("scheme")
     results["map_delta_int8"] = parity.get("int8", {}).get("map_delta")

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import typer
 
-from sdk.bundle import PRECISIONS
 from sdk.cli_base import fail, new_app, require_extra, run_guarded
 from sdk.errors import IntraError
+from sdk.manifest import PRECISIONS
 
 from .opset import DEFAULT_OPSET, OPSET_RANGE
 
@@ -45,7 +45,7 @@ def export(
     except IntraError as e:
         fail(e)
     typer.echo(summary(manifest))
-    typer.echo(f"wrote bundle {out} (fingerprint {manifest['fingerprint']})")
+    typer.echo(f"wrote bundle {out} (fingerprint {manifest.fingerprint})")
 
 
 def register(root: typer.Typer) -> None:

@@ -7,13 +7,13 @@ leaves no half bundle and never touches an existing one.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import platform
 import shutil
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +22,18 @@ import torch
 from tqdm import tqdm
 
 from sdk import atomic
-from sdk.bundle import BUNDLE_FORMAT_VERSION, GRAPHS, LABELS_FILE, MANIFEST, PRECISIONS, PREPROCESSING, TOKENIZER, Bundle, sha256_file
-from sdk.dataset import load_dataset
+from sdk.bundle import Bundle, sha256_file
+from sdk.dataset import Dataset, load_dataset
 from sdk.errors import ArgumentError, IntraError
-from sdk.labels import ATTRIBUTES, LABELS
+from sdk.imageprep import ImageSettings
+from sdk.labels import ATTRIBUTES
+from sdk.manifest import GRAPHS, MANIFEST, PRECISIONS, TOKENIZER, BundleManifest, Gate, GraphFile, fingerprint
+from sdk.scoring import ScoreWeights
+from sdk.textprep import ContextTokenizer, TextSettings
 from training.encoders import region_features
 from training.features import context_batch, refresh_label_table, sticker_inputs, sticker_labels
 from training.metrics import retrieval_metrics
+from training.model import IntRA
 from training.run_dir import load_run
 from training.score_weights import read_weights
 from training.scoring import query_matrix, sticker_matrix
@@ -55,19 +60,21 @@ def _versions() -> dict[str, str]:
             "transformers": transformers.__version__, "python": platform.python_version()}
 
 
-def _fingerprint(fp32_hashes: dict[str, str], files: dict[str, str]) -> str:
-    h = hashlib.sha256()
-    for name in sorted(fp32_hashes):
-        h.update(f"{name}:{fp32_hashes[name]}\n".encode())
-    for name in sorted(files):
-        h.update(f"{name}:{files[name]}\n".encode())
-    return h.hexdigest()[:32]
+@dataclass(frozen=True)
+class Fp32Result:
+    """The fp32 bundle's scores and metrics on the reference split: what reduced precisions are gated against."""
+
+    scores: np.ndarray
+    metrics: dict[str, float]
+    fused: bool
 
 
 class Reference:
     """PyTorch outputs on held-out inputs: the targets every graph is compared with."""
 
-    def __init__(self, model, tokenizer, stickers, convs, labels, gold_index: dict[str, int], max_queries: int = 256) -> None:
+    def __init__(self, model, tokenizer, stickers, convs, labels, gold_index: dict[str, int], split: str = "validation",
+                 max_queries: int = 256) -> None:
+        self.split = split
         self.convs = list(convs)[:max_queries]
         self.gold = np.array([gold_index[c.sticker_id] for c in self.convs])
         ids, mask = context_batch(self.convs[:64], tokenizer, model.cfg.use_knowledge)
@@ -83,6 +90,7 @@ class Reference:
             self.scores = queries.numpy() @ self.vectors.T
         self.stickers = stickers
         self.labels = labels
+        self.metrics = retrieval_metrics(self.scores, self.gold, labels)
 
 
 def calibration_batches(ds, tokenizer, use_knowledge: bool, n: int = 256, batch: int = 16,
@@ -133,173 +141,223 @@ def end_to_end(bundle: Bundle, ref: Reference) -> tuple[np.ndarray, dict[str, fl
         bundle.sticker_vectors(ref.stickers.pixels[k:k + 64].numpy(), ref.stickers.attribute_texts[k:k + 64])
         for k in range(0, len(ref.stickers.pixels), 64)])
     pooled = np.concatenate([
-        bundle.pooled(*(t.numpy() for t in context_batch(ref.convs[k:k + 64], bundle.tokenizer, "knowledge" in bundle.manifest["inputs"])))
+        bundle.pooled(*(t.numpy() for t in context_batch(ref.convs[k:k + 64], bundle.tokenizer, "knowledge" in bundle.manifest.inputs)))
         for k in range(0, len(ref.convs), 64)])
     _, queries = bundle.head(pooled)
     scores = queries @ vectors.T
     return scores, retrieval_metrics(scores, ref.gold, ref.labels)
 
 
-def _write_manifest(tmp: Path, manifest: dict[str, Any]) -> None:
-    atomic.write_json(tmp / MANIFEST, manifest)
+@dataclass
+class BundleDraft:
+    """A bundle being assembled in `tmp`: the graphs placed so far, notes and parity figures.
+
+    Every call to :meth:`write` rewrites manifest.json from these, so a precision's graphs can
+    be loaded through the SDK (and measured) as soon as they are placed.
+    """
+
+    tmp: Path
+    model: IntRA
+    opset: int
+    precisions: tuple[str, ...]
+    text: TextSettings
+    image: ImageSettings
+    scoring: ScoreWeights
+    about: dict[str, Any]
+    text_hidden: int
+    graphs: dict[str, dict[str, GraphFile]] = field(default_factory=lambda: {g: {} for g in GRAPHS})
+    notes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    parity: dict[str, dict[str, Any]] = field(default_factory=dict)
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (precision, reason)
+
+    @property
+    def raw(self) -> Path:
+        """The graphs as torch exported them, before fusion, conversion or quantization."""
+        return self.tmp / "_raw"
+
+    def place(self, precision: str, graph: str) -> None:
+        path = self.tmp / precision / f"{graph}.onnx"
+        self.graphs[graph][precision] = GraphFile(f"{precision}/{graph}.onnx", sha256_file(path), path.stat().st_size)
+
+    def gate(self, allow_degraded: bool) -> Gate:
+        failed = tuple(dict.fromkeys(p for p, _ in self.failures))
+        return Gate(not self.failures, failed, tuple(f"{p} {r}" for p, r in self.failures), allow_degraded)
+
+    def write(self, gate: Gate | None = None) -> BundleManifest:
+        manifest = BundleManifest(
+            fingerprint="", graphs={g: dict(v) for g, v in self.graphs.items()},
+            tokenizer_sha256=sha256_file(self.tmp / TOKENIZER), opset=self.opset,
+            precisions=tuple(p for p in PRECISIONS if p in self.precisions), modes=self.model.modes,
+            main_mode=self.model.main_mode, inputs=("context", "knowledge") if self.model.cfg.use_knowledge else ("context",),
+            text_hidden=self.text_hidden, dim=self.model.cfg.dim, text=self.text,
+            image=self.image, pooling=self.model.cfg.pooling, scoring=self.scoring, parity=self.parity, gate=gate,
+            precision_notes=self.notes, about=self.about)
+        manifest = replace(manifest, fingerprint=fingerprint(manifest))
+        atomic.write_json(self.tmp / MANIFEST, manifest.to_json())
+        return manifest
+
+    def bundle(self, precision: str) -> Bundle:
+        self.write()
+        return Bundle(self.tmp, precision=precision, providers="cpu")
 
 
 def export_run(run: Path | str, out: Path | str, precisions: tuple[str, ...] = PRECISIONS, opset: int = DEFAULT_OPSET,
-               data: Path | str | None = None, allow_degraded: bool = False, progress: bool = True) -> dict[str, Any]:
-    """Export `run` to the bundle directory `out`; returns the manifest."""
-    for p in precisions:
-        if p not in PRECISIONS:
-            raise ArgumentError(f"unknown precision {p!r}; expected some of {', '.join(PRECISIONS)}")
-    if not isinstance(opset, int) or isinstance(opset, bool) or not OPSET_RANGE[0] <= opset <= OPSET_RANGE[1]:
-        raise ArgumentError(f"opset must be from {OPSET_RANGE[0]} to {OPSET_RANGE[1]}, got {opset!r}")
-    if "fp32" not in precisions:
-        precisions = ("fp32", *precisions)  # the reference every reduced precision is gated against
+               data: Path | str | None = None, allow_degraded: bool = False, progress: bool = True) -> BundleManifest:
+    """Export `run` to the bundle directory `out`; returns its manifest.
+
+    Steps: export the raw graphs; fp32 (fused text encoder) checked against PyTorch; each reduced
+    precision checked against fp32; the parity gate over all of them.
+    """
+    precisions = _check_args(precisions, opset)
     run = Path(run)
     model, tokenizer, image_settings, conf = load_run(run)
     data = Path(data) if data is not None else Path(conf["dataset"]["path"])
     atomic.check_output(Path(out), MANIFEST, "model bundle", [run, data])  # refuse before exporting anything
     ds = load_dataset(data)
-    split = "validation" if "validation" in ds.splits else "test"
-    refresh_label_table(model, tokenizer)
-    stickers = sticker_inputs(ds, image_settings)
-    labels, _ = sticker_labels(ds)
-    ref = Reference(model, tokenizer, stickers, ds.split(split), labels, ds.sticker_index())
-    torch_metrics = retrieval_metrics(ref.scores, ref.gold, labels)
-    specs = graph_specs(model, image_settings.image_size, int(conf["text_encoder"]["hidden_size"]))
-    steps = tqdm(total=len(GRAPHS) + 2 * (len(precisions) - 1) + len(precisions), desc="export", disable=not progress, unit="step")
-
+    ref = _reference(model, tokenizer, image_settings, ds)
+    steps = tqdm(total=len(GRAPHS) + 1 + 2 * (len(precisions) - 1), desc="export", disable=not progress, unit="step")
     with atomic.atomic_dir(Path(out), MANIFEST, "model bundle", [run, data]) as tmp:
-        raw = tmp / "_raw"
-        raw.mkdir()
-        for name, spec in specs.items():
-            export_graph(spec, raw / f"{name}.onnx", opset)
-            steps.update()
-        shutil.copyfile(run / "tokenizer.json", tmp / TOKENIZER)
-        atomic.write_json(tmp / PREPROCESSING, {"text": tokenizer.settings.to_json(), "image": image_settings.to_json(),
-                                                "pooling": model.cfg.pooling, "attributes": list(ATTRIBUTES)})
-        atomic.write_json(tmp / LABELS_FILE, list(LABELS))
-        files = {rel: sha256_file(tmp / rel) for rel in (TOKENIZER, PREPROCESSING, LABELS_FILE)}
-        graphs: dict[str, dict[str, dict[str, Any]]] = {g: {} for g in GRAPHS}
-        notes: dict[str, Any] = {}
-
-        def place(precision: str, graph: str, path: Path) -> None:
-            rel = f"{precision}/{graph}.onnx"
-            graphs[graph][precision] = {"file": rel, "sha256": sha256_file(path), "bytes": path.stat().st_size}
-
-        def manifest(parity: dict[str, Any]) -> dict[str, Any]:
-            fp32_hashes = {g: graphs[g]["fp32"]["sha256"] for g in GRAPHS if "fp32" in graphs[g]}
-            return {
-                "format_version": BUNDLE_FORMAT_VERSION,
-                "fingerprint": _fingerprint(fp32_hashes, files),
-                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "graphs": graphs, "files": files, "opset": opset, "precisions": [p for p in PRECISIONS if p in precisions],
-                "modes": list(model.modes), "main_mode": model.main_mode,
-                "inputs": ["context"] + (["knowledge"] if model.cfg.use_knowledge else []),
-                "dims": {"text_hidden": int(conf["text_encoder"]["hidden_size"]), "dim": model.cfg.dim,
-                         "image_size": image_settings.image_size},
-                "text_encoder_config": {k: conf["text_encoder"][k] for k in (
-                    "model_type", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
-                    "vocab_size", "max_position_embeddings") if k in conf["text_encoder"]},
-                "labels": list(LABELS), "attributes": list(ATTRIBUTES), "variant": conf["variant"],
-                "versions": _versions(), "training": conf["train"], "dataset": conf["dataset"],
-                "metrics": json.loads((run / "metrics.json").read_text()) if (run / "metrics.json").is_file() else {},
-                "parity": parity, "precision_notes": notes,
-                # the usage prior and label term the SDK adds to the cosine, chosen on validation
-                "scoring": read_weights(run).to_json(),
-            }
-
-        # fp32: fused text encoder, the rest as exported
-        (tmp / "fp32").mkdir()
-        fused = optimize_text_encoder(raw / "text_encoder.onnx", tmp / "fp32" / "text_encoder.onnx", conf["text_encoder"])
-        notes["fp32"] = {"text_encoder_fused": fused}
-        for g in GRAPHS:
-            if g != "text_encoder":
-                shutil.copyfile(raw / f"{g}.onnx", tmp / "fp32" / f"{g}.onnx")
-            place("fp32", g, tmp / "fp32" / f"{g}.onnx")
-        _write_manifest(tmp, manifest({}))
-        fp32 = Bundle(tmp, precision="fp32", providers="cpu")
-        cos = graph_cosines(fp32, ref, model, tokenizer)
-        fp32_scores, fp32_metrics = end_to_end(fp32, ref)
-        parity: dict[str, Any] = {"split": split, "queries": len(ref.convs), "torch": {"mAP": torch_metrics["mAP"]},
-                                  "fp32": {"graph_cosine": cos, "top5_agreement": topk_agreement(fp32_scores, ref.scores),
-                                           "map_delta": round(100 * (fp32_metrics["mAP"] - torch_metrics["mAP"]), 4),
-                                           "mAP": fp32_metrics["mAP"]}}
-        failures = [f"fp32 {r}" for r in gate_fp32(cos).reasons]
-        steps.update()
-
+        draft = BundleDraft(tmp, model, opset, precisions, tokenizer.settings, image_settings, read_weights(run), _about(run, conf),
+                            int(conf["text_encoder"]["hidden_size"]))
+        _export_raw(draft, run, steps)
+        fp32 = _export_fp32(draft, ref, tokenizer, conf["text_encoder"], steps)
         for precision in precisions:
-            if precision == "fp32":
-                continue
-            (tmp / precision).mkdir()
             if precision == "int8":
-                figures = _export_int8(tmp, raw, ref, fp32_scores, fp32_metrics, place, manifest, notes, steps,
-                                       lambda: calibration_batches(ds, tokenizer, model.cfg.use_knowledge))
+                figures = _export_int8(draft, ref, fp32, lambda: calibration_batches(ds, tokenizer, model.cfg.use_knowledge), steps)
+            elif precision == "fp16":
+                figures = _export_fp16(draft, ref, fp32, steps)
             else:
-                for g in GRAPHS:
-                    src = tmp / "fp32" / f"{g}.onnx"
-                    try:
-                        convert_fp16(src, tmp / "fp16" / f"{g}.onnx", fused=(g == "text_encoder" and fused))
-                    except Exception as e:  # a fused contrib op the converter does not know: use the plain graph
-                        log.info("fp16 conversion of fused %s failed (%s); converting the unfused graph", g, e)
-                        convert_fp16(raw / f"{g}.onnx", tmp / "fp16" / f"{g}.onnx")
-                    place("fp16", g, tmp / "fp16" / f"{g}.onnx")
-                steps.update()
-                _write_manifest(tmp, manifest(parity))
-                figures = _reduced_figures(Bundle(tmp, precision="fp16", providers="cpu"), ref, fp32_scores, fp32_metrics)
-            steps.update()
-            parity[precision] = figures
-            failures += [f"{precision} {r}" for r in gate_reduced(figures["top5_agreement"], figures["map_delta"]).reasons]
+                continue
+            draft.parity[precision] = figures
+            draft.failures += [(precision, r) for r in gate_reduced(figures["top5_agreement"], figures["map_delta"]).reasons]
         steps.close()
-        shutil.rmtree(raw)
-        parity["gate"] = {"passed": not failures, "failures": failures, "allow_degraded": allow_degraded}
-        final = manifest(parity)
-        _write_manifest(tmp, final)
-        if failures and not allow_degraded:
+        shutil.rmtree(draft.raw)
+        final = draft.write(draft.gate(allow_degraded))
+        if draft.failures and not allow_degraded:
             raise ParityError("export failed the parity gate (use --allow-degraded to keep the bundle anyway):\n  - "
-                              + "\n  - ".join(failures))
+                              + "\n  - ".join(final.gate.failures if final.gate else ()))
     return final
 
 
-def _reduced_figures(bundle: Bundle, ref: Reference, fp32_scores: np.ndarray, fp32_metrics: dict[str, float]) -> dict[str, Any]:
+def _check_args(precisions: tuple[str, ...], opset: int) -> tuple[str, ...]:
+    for p in precisions:
+        if p not in PRECISIONS:
+            raise ArgumentError(f"unknown precision {p!r}; expected some of {', '.join(PRECISIONS)}")
+    if not isinstance(opset, int) or isinstance(opset, bool) or not OPSET_RANGE[0] <= opset <= OPSET_RANGE[1]:
+        raise ArgumentError(f"opset must be from {OPSET_RANGE[0]} to {OPSET_RANGE[1]}, got {opset!r}")
+    # fp32 is the reference every reduced precision is gated against
+    return tuple(p for p in PRECISIONS if p == "fp32" or p in precisions)
+
+
+def _reference(model: IntRA, tokenizer: ContextTokenizer, image_settings: ImageSettings, ds: Dataset) -> Reference:
+    """PyTorch's outputs on the validation split (the test split when there is none)."""
+    split = "validation" if "validation" in ds.splits else "test"
+    refresh_label_table(model, tokenizer)
+    labels, _ = sticker_labels(ds)
+    return Reference(model, tokenizer, sticker_inputs(ds, image_settings), ds.split(split), labels, ds.sticker_index(), split)
+
+
+def _about(run: Path, conf: dict[str, Any]) -> dict[str, Any]:
+    """Provenance for the manifest: versions, training config and metrics, the text encoder's shape."""
+    keys = ("model_type", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "vocab_size",
+            "max_position_embeddings")
+    return {"created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "versions": _versions(),
+            "variant": conf["variant"], "training": conf["train"], "dataset": conf["dataset"],
+            "metrics": json.loads((run / "metrics.json").read_text()) if (run / "metrics.json").is_file() else {},
+            "text_encoder_config": {k: conf["text_encoder"][k] for k in keys if k in conf["text_encoder"]}}
+
+
+def _export_raw(draft: BundleDraft, run: Path, steps: tqdm) -> None:
+    """torch.onnx.export of the four graphs, and the tokenizer."""
+    draft.raw.mkdir()
+    specs = graph_specs(draft.model, draft.image.image_size, draft.text_hidden)
+    for name, spec in specs.items():
+        export_graph(spec, draft.raw / f"{name}.onnx", draft.opset)
+        steps.update()
+    shutil.copyfile(run / TOKENIZER, draft.tmp / TOKENIZER)
+
+
+def _export_fp32(draft: BundleDraft, ref: Reference, tokenizer: ContextTokenizer, text_config: dict[str, Any],
+                 steps: tqdm) -> Fp32Result:
+    """fp32 graphs (the text encoder fused by onnxruntime's optimizer), each output checked
+    against PyTorch and the ranking of the validation split measured end to end."""
+    (draft.tmp / "fp32").mkdir()
+    fused = optimize_text_encoder(draft.raw / "text_encoder.onnx", draft.tmp / "fp32" / "text_encoder.onnx", text_config)
+    draft.notes["fp32"] = {"text_encoder_fused": fused}
+    for g in GRAPHS:
+        if g != "text_encoder":
+            shutil.copyfile(draft.raw / f"{g}.onnx", draft.tmp / "fp32" / f"{g}.onnx")
+        draft.place("fp32", g)
+    bundle = draft.bundle("fp32")
+    cos = graph_cosines(bundle, ref, draft.model, tokenizer)
     scores, metrics = end_to_end(bundle, ref)
-    return {"top5_agreement": round(topk_agreement(scores, fp32_scores), 4),
-            "map_delta": round(100 * (metrics["mAP"] - fp32_metrics["mAP"]), 4), "mAP": metrics["mAP"],
-            "query_cosine_min": round(row_cosine(scores, fp32_scores), 6)}
+    draft.parity["reference"] = {"split": ref.split, "queries": len(ref.convs), "torch_mAP": ref.metrics["mAP"]}
+    draft.parity["fp32"] = {"graph_cosine": cos, "top5_agreement": topk_agreement(scores, ref.scores),
+                            "map_delta": round(100 * (metrics["mAP"] - ref.metrics["mAP"]), 4), "mAP": metrics["mAP"]}
+    draft.failures += [("fp32", r) for r in gate_fp32(cos).reasons]
+    steps.update()
+    return Fp32Result(scores, metrics, fused)
 
 
-def _export_int8(tmp: Path, raw: Path, ref: Reference, fp32_scores, fp32_metrics, place, manifest, notes, steps,
-                 calibration: Callable[[], list[dict[str, np.ndarray]]]) -> dict[str, Any]:
+def _export_fp16(draft: BundleDraft, ref: Reference, fp32: Fp32Result, steps: tqdm) -> dict[str, Any]:
+    """fp16 graphs from the fp32 ones (the unfused text encoder where the converter cannot take the fused one)."""
+    (draft.tmp / "fp16").mkdir()
+    for g in GRAPHS:
+        dst = draft.tmp / "fp16" / f"{g}.onnx"
+        try:
+            convert_fp16(draft.tmp / "fp32" / f"{g}.onnx", dst, fused=(g == "text_encoder" and fp32.fused))
+        except Exception as e:  # a fused contrib op the converter does not know: use the plain graph
+            log.info("fp16 conversion of fused %s failed (%s); converting the unfused graph", g, e)
+            convert_fp16(draft.raw / f"{g}.onnx", dst)
+        draft.place("fp16", g)
+    steps.update()
+    figures = _reduced_figures(draft.bundle("fp16"), ref, fp32)
+    steps.update()
+    return figures
+
+
+def _reduced_figures(bundle: Bundle, ref: Reference, fp32: Fp32Result) -> dict[str, Any]:
+    scores, metrics = end_to_end(bundle, ref)
+    return {"top5_agreement": round(topk_agreement(scores, fp32.scores), 4),
+            "map_delta": round(100 * (metrics["mAP"] - fp32.metrics["mAP"]), 4), "mAP": metrics["mAP"],
+            "query_cosine_min": round(row_cosine(scores, fp32.scores), 6)}
+
+
+def _export_int8(draft: BundleDraft, ref: Reference, fp32: Fp32Result,
+                 calibration: Callable[[], list[dict[str, np.ndarray]]], steps: tqdm) -> dict[str, Any]:
     """Quantize with each scheme of INT8_SCHEMES in turn and keep the first that meets the gate;
     when none does, the best by top-5 agreement is kept and reported."""
+    (draft.tmp / "int8").mkdir()
     batches: list[dict[str, np.ndarray]] = []
 
     def write(scheme: Int8Scheme) -> None:
         if scheme.calibration and not batches:
             batches.extend(calibration())
-        write_int8_graphs(raw, tmp / "int8", GRAPHS, scheme, batches)
+        write_int8_graphs(draft.raw, draft.tmp / "int8", GRAPHS, scheme, batches)
         for g in GRAPHS:
-            place("int8", g, tmp / "int8" / f"{g}.onnx")
+            draft.place("int8", g)
 
     best: tuple[dict[str, Any], Int8Scheme] | None = None
     tried = []
     for scheme in INT8_SCHEMES:
         write(scheme)
-        _write_manifest(tmp, manifest({}))
-        figures = _reduced_figures(Bundle(tmp, precision="int8", providers="cpu"), ref, fp32_scores, fp32_metrics)
-        figures.update(scheme=scheme.label, text_encoder_bytes=(tmp / "int8" / "text_encoder.onnx").stat().st_size)
+        figures = _reduced_figures(draft.bundle("int8"), ref, fp32)
+        figures.update(scheme=scheme.label, text_encoder_bytes=(draft.tmp / "int8" / "text_encoder.onnx").stat().st_size)
         tried.append({k: figures[k] for k in ("scheme", "top5_agreement", "map_delta", "text_encoder_bytes")})
         passed = gate_reduced(figures["top5_agreement"], figures["map_delta"]).passed
         if passed or best is None or figures["top5_agreement"] > best[0]["top5_agreement"]:
             best = (figures, scheme)
         if passed:
             break
+    assert best is not None  # INT8_SCHEMES is not empty
+    steps.update()
     figures, scheme = best
     if scheme != INT8_SCHEMES[len(tried) - 1]:
         write(scheme)  # the loop ended on another scheme: write the chosen one
     kept_fp32 = [] if scheme.small_graphs_int8 else [g for g in GRAPHS if g != "text_encoder"]
     # "kind" tells the runtime whether activation scales are per tensor ("dynamic": computed over the
     # whole batch, so the SDK runs such graphs one unpadded row at a time), per block or fixed
-    notes["int8"] = {"scheme": scheme.label, "kind": scheme.kind, "graphs_kept_fp32": kept_fp32,
-                     "text_encoder": describe(scheme), "tried": tried}
+    draft.notes["int8"] = {"scheme": scheme.label, "kind": scheme.kind, "graphs_kept_fp32": kept_fp32,
+                           "text_encoder": describe(scheme), "tried": tried}
     steps.update()
     return figures

@@ -1,12 +1,7 @@
-"""A model bundle made by `intra-export`: its format, verification, and onnxruntime sessions.
+"""A model bundle made by `intra-export`: verification and onnxruntime sessions.
 
-Layout of a bundle directory::
-
-    manifest.json         format version, fingerprint, graphs with sha256, parity, versions, config
-    tokenizer.json        the fast tokenizer (`tokenizers` alone loads it)
-    preprocessing.json    text settings (max length, separator, truncation side), image settings, pooling
-    labels.json           the intention labels, in logit order
-    <precision>/<graph>.onnx   for each precision in fp32, int8, fp16 and each of the four graphs
+The bundle's layout and manifest are defined in :mod:`sdk.manifest`. Loading checks the manifest
+field by field and every file against its sha256; sessions are created on first use.
 """
 
 from __future__ import annotations
@@ -22,25 +17,14 @@ import numpy as np
 
 from . import atomic
 from .errors import ArgumentError, IntraError
-from .imageprep import ImageSettings
-from .jsonfile import check_version, read_json_object, read_json_value
-from .labels import ATTRIBUTES, CONTEXT_MODE, LABELS, QUERY_MODES
+from .jsonfile import read_json_value
+from .labels import ATTRIBUTES
+from .manifest import GRAPHS, MANIFEST, PRECISIONS, TOKENIZER, BundleManifest, fingerprint
 from .paths import inside
 from .providers import ProviderChoice, check_threads, choose_providers, make_session
-from .schema import Int, ListOf, MapOf, Obj, OneOf, Opt, check
-from .scoring import ScoreWeights
-from .textprep import ContextTokenizer, Knowledge, TextSettings
+from .textprep import ContextTokenizer, Knowledge
 
 log = logging.getLogger("intra")
-
-BUNDLE_FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
-TOKENIZER = "tokenizer.json"
-PREPROCESSING = "preprocessing.json"
-LABELS_FILE = "labels.json"
-PRECISIONS = ("fp32", "int8", "fp16")
-GRAPHS = ("text_encoder", "intention_head", "vision_encoder", "selector")
-MODES = (*QUERY_MODES, CONTEXT_MODE)
 
 
 class BundleError(IntraError, ValueError):
@@ -55,47 +39,19 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-_FILE = Obj({"file": str, "sha256": str})
-MANIFEST_SCHEMA = Obj(
-    {"format_version": int, "fingerprint": str,
-     "graphs": Obj({g: MapOf(_FILE) for g in GRAPHS}),
-     "files": Obj({rel: str for rel in (TOKENIZER, PREPROCESSING, LABELS_FILE)}),
-     "modes": ListOf(OneOf(MODES), min_len=1), "main_mode": OneOf(MODES),
-     "dims": Obj({"text_hidden": Int(1, 65_536)})},
-    {"inputs": ListOf(OneOf(("context", "knowledge"))), "scoring": Opt(dict),
-     "parity": Opt(Obj({}, {"gate": Opt(Obj({}, {"failures": ListOf(str)}))})),
-     "precision_notes": Opt(Obj({}, {"int8": Opt(Obj({}, {"kind": str}))}))},
-)
-
-
-def read_manifest(root: Path) -> dict[str, Any]:
-    """manifest.json, checked field by field (BundleError names the field at fault)."""
+def read_manifest(root: Path) -> BundleManifest:
+    """manifest.json of the bundle at `root`, checked field by field (BundleError names the field)."""
     path = root / MANIFEST
-    manifest = read_json_object(path, BundleError, f"is {root} a model bundle made by intra-export?")
-    check_version(manifest, path, BUNDLE_FORMAT_VERSION, BundleError)
-    check(manifest, MANIFEST_SCHEMA, str(path), BundleError)
-    if manifest["main_mode"] not in manifest["modes"]:
-        raise BundleError(f"{path}: field 'main_mode' {manifest['main_mode']!r} is not one of its 'modes'")
+    obj = read_json_value(path, BundleError, f"is {root} a model bundle made by intra-export?")
+    manifest = BundleManifest.from_json(obj, str(path), BundleError)
+    if fingerprint(manifest) != manifest.fingerprint:
+        # the fingerprint is what packs trust: it must be the one of these graphs and settings
+        raise BundleError(f"{path}: field 'fingerprint' does not match the graphs, tokenizer and settings it lists "
+                          "(the manifest was edited)")
     return manifest
 
 
-def read_settings(path: Path) -> tuple[TextSettings, ImageSettings]:
-    """The text and image settings of preprocessing.json."""
-    pre = read_json_object(path, BundleError)
-    check(pre, Obj({"text": dict, "image": dict}), str(path), BundleError)
-    return (TextSettings.from_json(pre["text"], f"{path}: text", BundleError),
-            ImageSettings.from_json(pre["image"], f"{path}: image", BundleError))
-
-
-def read_labels(path: Path) -> tuple[str, ...]:
-    """labels.json, which must equal this intra's label list."""
-    labels = read_json_value(path, BundleError)
-    if labels != list(LABELS):
-        raise BundleError(f"{path}: the bundle's labels differ from this intra's")
-    return tuple(labels)
-
-
-def _load_tokenizer(path: Path, settings: TextSettings) -> ContextTokenizer:
+def _load_tokenizer(path: Path, settings) -> ContextTokenizer:
     try:
         return ContextTokenizer.from_file(path, settings)
     except Exception as e:  # the tokenizers library raises plain Exception for a malformed file
@@ -117,20 +73,19 @@ def verify_file(root: Path, rel: str, expected: str) -> Path:
     return path
 
 
-def _pick_precision(manifest: dict[str, Any], root: Path, precision: str | None, default: str) -> str:
+def _pick_precision(manifest: BundleManifest, root: Path, precision: str | None, default: str) -> str:
     """The precision to load: the one asked for, else the device's default unless it failed its gate."""
     if precision is not None and precision not in PRECISIONS:
         raise BundleError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
-    available = [p for p in PRECISIONS if all(p in manifest["graphs"][g] for g in GRAPHS)]
+    available = manifest.available()
     if not available:
         raise BundleError(f"{root / MANIFEST}: no precision has all four graphs")
     if precision is not None:
         if precision not in available:
             raise BundleError(f"{root}: precision {precision!r} not in this bundle (has {', '.join(available)})")
         return precision
-    failed = {f.split(" ", 1)[0] for f in ((manifest.get("parity") or {}).get("gate") or {}).get("failures", [])}
     wanted = default
-    if wanted in failed:
+    if wanted in manifest.failed:
         # an export kept with --allow-degraded: do not pick a precision that failed its gate unasked
         log.warning("%s graphs of %s failed the parity gate at export; using fp32 (ask for %s explicitly to use them)",
                     wanted, root, wanted)
@@ -160,26 +115,23 @@ class Bundle:
             log.warning("int8 graphs are made for the CPU (onnxruntime's int8 kernels); on CUDA ask for fp16")
         # dynamic int8 quantizes activations with one scale per tensor: a row's result would depend
         # on the other rows of its batch and on padding, so such graphs run one row at a time
-        # (bundles from before "kind" was recorded are treated as dynamic)
-        int8_notes = (self.manifest.get("precision_notes") or {}).get("int8") or {}
-        self.row_by_row = self.precision == "int8" and int8_notes.get("kind", "dynamic") == "dynamic"
+        self.row_by_row = self.precision == "int8" and self.manifest.int8_kind == "dynamic"
         self._paths: dict[str, Path] = {}
         for graph in GRAPHS:
-            entry = self.manifest["graphs"][graph][self.precision]
-            self._paths[graph] = verify_file(self.root, entry["file"], entry["sha256"]) if verify else self.root / entry["file"]
+            entry = self.manifest.graphs[graph][self.precision]
+            self._paths[graph] = verify_file(self.root, entry.file, entry.sha256) if verify else self.root / entry.file
         if verify:
-            for rel in (TOKENIZER, PREPROCESSING, LABELS_FILE):
-                verify_file(self.root, rel, self.manifest["files"][rel])
-        self.labels = read_labels(self.root / LABELS_FILE)
-        self.text_settings, self.image_settings = read_settings(self.root / PREPROCESSING)
+            verify_file(self.root, TOKENIZER, self.manifest.tokenizer_sha256)
+        self.labels = self.manifest.labels
+        self.text_settings, self.image_settings = self.manifest.text, self.manifest.image
         self.tokenizer = _load_tokenizer(self.root / TOKENIZER, self.text_settings)
-        self.fingerprint: str = self.manifest["fingerprint"]
-        self.modes: tuple[str, ...] = tuple(self.manifest["modes"])
-        self.main_mode: str = self.manifest["main_mode"]
+        self.fingerprint: str = self.manifest.fingerprint
+        self.modes: tuple[str, ...] = self.manifest.modes
+        self.main_mode: str = self.manifest.main_mode
         # weights of the usage prior and label term, chosen on validation at training time
-        self.score_weights = ScoreWeights.from_json(self.manifest.get("scoring"), str(self.root / MANIFEST), BundleError)
+        self.score_weights = self.manifest.scoring
         self.has_intention: bool = "paper" in self.modes
-        self.text_hidden: int = int(self.manifest["dims"]["text_hidden"])
+        self.text_hidden: int = self.manifest.text_hidden
         self._sessions: dict[str, Any] = {}
         self._providers: dict[str, str] = {}
         self._lock = threading.Lock()

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import typer
 
-from .bundle import PRECISIONS
 from .cli_base import DTYPES_HELP, PRECISION_HELP, PROVIDERS_HELP, choice, fail, new_app, run_guarded
 from .errors import IntraError
+from .manifest import PRECISIONS
 from .pack import DTYPES
 from .providers import PROVIDER_REQUESTS
 

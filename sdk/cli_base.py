@@ -17,9 +17,9 @@ from collections.abc import Callable, Sequence
 
 import typer
 
-from .bundle import PRECISIONS
 from .errors import IntraError, MissingExtraError
 from .labels import QUERY_MODES
+from .manifest import PRECISIONS
 from .pack import DTYPES
 from .providers import PROVIDER_REQUESTS
 

@@ -8,7 +8,7 @@ images use their first frame (`load_image` reports it).
 from __future__ import annotations
 
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +48,7 @@ class ImageSettings:
         return cls(obj["image_size"], (mean[0], mean[1], mean[2]), (std[0], std[1], std[2]), obj["resize"])
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {"image_size": self.image_size, "mean": list(self.mean), "std": list(self.std), "resize": self.resize}
 
 
 @dataclass

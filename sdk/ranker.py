@@ -116,7 +116,7 @@ class Ranker:
         self.mode = mode or self.bundle.main_mode
         if self.mode not in self.bundle.modes:
             raise BundleError(f"query mode {self.mode!r} not in this bundle (has {', '.join(self.bundle.modes)})")
-        self.use_knowledge = "knowledge" in self.bundle.manifest.get("inputs", [])
+        self.use_knowledge = "knowledge" in self.bundle.manifest.inputs
         self.terms = ScoreTerms(weights if weights is not None else self.bundle.score_weights, self.pack.label_ids(),
                                 self.pack.usage_counts(), self.bundle.has_intention)
         self._ann = None

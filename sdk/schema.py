@@ -1,4 +1,4 @@
-"""Check decoded JSON (pack.json, manifest.json, preprocessing.json) against a declarative schema.
+"""Check decoded JSON (pack.json, manifest.json, the settings objects) against a declarative schema.
 
 A schema is built from a few parts: a Python type (``int`` does not accept ``bool``; ``float``
 accepts ``int``), :class:`Opt`, :class:`ListOf`, :class:`MapOf`, :class:`Obj`, :class:`Int` and

@@ -9,29 +9,33 @@ import numpy as np
 import onnx
 import pytest
 
-from sdk.bundle import GRAPHS, PRECISIONS, Bundle, BundleError, sha256_file
+from sdk.bundle import Bundle, BundleError, read_manifest, sha256_file
+from sdk.labels import LABELS
+from sdk.manifest import BUNDLE_FORMAT_VERSION, GRAPHS, PRECISIONS, BundleManifest, fingerprint
 
 
 def test_bundle_has_every_graph_at_every_precision_with_hashes(tiny_bundle):
-    manifest = json.loads((tiny_bundle / "manifest.json").read_text())
-    assert manifest["format_version"] == 1 and len(manifest["fingerprint"]) == 32
+    raw = json.loads((tiny_bundle / "manifest.json").read_text())
+    manifest = read_manifest(tiny_bundle)
+    assert raw["format_version"] == BUNDLE_FORMAT_VERSION and len(manifest.fingerprint) == 32
+    assert manifest.fingerprint == fingerprint(manifest)
+    assert BundleManifest.from_json(manifest.to_json(), "round trip") == manifest
     for g in GRAPHS:
         for p in PRECISIONS:
-            entry = manifest["graphs"][g][p]
-            path = tiny_bundle / entry["file"]
-            assert sha256_file(path) == entry["sha256"] and path.stat().st_size == entry["bytes"]
+            entry = manifest.graphs[g][p]
+            path = tiny_bundle / entry.file
+            assert sha256_file(path) == entry.sha256 and path.stat().st_size == entry.bytes
             onnx.checker.check_model(str(path))
-    assert set(manifest["parity"]) >= {"fp32", "int8", "fp16", "gate"}
-    assert manifest["parity"]["gate"]["passed"] is True
-    assert min(manifest["parity"]["fp32"]["graph_cosine"].values()) >= 0.9999
+    assert set(manifest.parity) >= {"reference", "fp32", "int8", "fp16"}
+    assert manifest.gate is not None and manifest.gate.passed and manifest.failed == ()
+    assert min(manifest.parity["fp32"]["graph_cosine"].values()) >= 0.9999
     for p in ("int8", "fp16"):
-        assert manifest["parity"][p]["top5_agreement"] >= 0.95 and abs(manifest["parity"][p]["map_delta"]) <= 0.5
-    assert manifest["versions"]["onnxruntime"] and manifest["training"]["preset"] == "tiny"
-    assert "paper" in manifest["modes"] and manifest["main_mode"] == "fused"
-    for f in ("tokenizer.json", "preprocessing.json", "labels.json"):
-        assert sha256_file(tiny_bundle / f) == manifest["files"][f]
-    pre = json.loads((tiny_bundle / "preprocessing.json").read_text())
-    assert pre["text"]["truncation_side"] == "left" and pre["image"]["image_size"] == 32
+        assert manifest.parity[p]["top5_agreement"] >= 0.95 and abs(manifest.parity[p]["map_delta"]) <= 0.5
+    assert manifest.about["versions"]["onnxruntime"] and manifest.about["training"]["preset"] == "tiny"
+    assert "paper" in manifest.modes and manifest.main_mode == "fused"
+    assert sha256_file(tiny_bundle / "tokenizer.json") == manifest.tokenizer_sha256
+    assert manifest.text.truncation_side == "left" and manifest.image.image_size == 32 and manifest.labels == LABELS
+    assert sorted(p.name for p in tiny_bundle.iterdir()) == ["fp16", "fp32", "int8", "manifest.json", "tokenizer.json"]
 
 
 def test_graphs_have_dynamic_batch_and_sequence(tiny_bundle):
@@ -97,7 +101,8 @@ def test_gate_fails_on_a_broken_graph_and_keeps_nothing(tiny_run_dir, synthetic_
     assert [p.name for p in tmp_path.iterdir()] == ["model"]
     manifest = export_run(tiny_run_dir, tmp_path / "degraded", precisions=("int8",), data=synthetic_dir,
                           allow_degraded=True, progress=False)
-    assert manifest["parity"]["gate"]["passed"] is False and manifest["parity"]["gate"]["failures"][0].startswith("int8")
+    assert manifest.gate is not None and not manifest.gate.passed and manifest.gate.failures[0].startswith("int8")
+    assert manifest.failed == ("int8",)
     assert (tmp_path / "degraded" / "manifest.json").is_file()
 
 
@@ -110,13 +115,13 @@ def test_int8_search_moves_past_a_scheme_that_fails_the_gate(tiny_run_dir, synth
     weight_only = Int8Scheme("weight-only int8, blocks of 32, fp32 compute", block_size=32, int8_compute=False)
     monkeypatch.setattr(exporter, "INT8_SCHEMES", (exporter.INT8_SCHEMES[0], weight_only))
     manifest = export_run(tiny_run_dir, tmp_path / "m", precisions=("int8",), data=synthetic_dir, progress=False)
-    notes = manifest["precision_notes"]["int8"]
+    notes = manifest.precision_notes["int8"]
     assert [t["scheme"] for t in notes["tried"]] == [exporter.INT8_SCHEMES[0].label, weight_only.label]
     assert notes["tried"][0]["top5_agreement"] < 0.95 <= notes["tried"][1]["top5_agreement"]
-    assert manifest["parity"]["int8"]["scheme"] == weight_only.label and manifest["parity"]["gate"]["passed"]
+    assert manifest.parity["int8"]["scheme"] == weight_only.label and manifest.gate is not None and manifest.gate.passed
     graph = onnx.load(str(tmp_path / "m" / "int8" / "text_encoder.onnx"))
     assert any(n.op_type == "MatMulNBits" for n in graph.graph.node)  # the chosen scheme's file, not the last tried
-    assert manifest["graphs"]["text_encoder"]["int8"]["bytes"] < manifest["graphs"]["text_encoder"]["fp32"]["bytes"]
+    assert manifest.graphs["text_encoder"]["int8"].bytes < manifest.graphs["text_encoder"]["fp32"].bytes
 
 
 def test_fp32_gate_fails_when_a_graph_differs_from_pytorch(tiny_run_dir, synthetic_dir, tmp_path, monkeypatch):
@@ -223,10 +228,10 @@ def test_static_int8_calibrates_on_training_contexts(tiny_run_dir, synthetic_dir
     monkeypatch.setattr(exporter, "INT8_SCHEMES", (static,))
     manifest = export_run(tiny_run_dir, tmp_path / "m", precisions=("int8",), data=synthetic_dir,
                           allow_degraded=True, progress=False)
-    assert manifest["precision_notes"]["int8"]["text_encoder"] == "static QDQ, minmax calibration"
+    assert manifest.precision_notes["int8"]["text_encoder"] == "static QDQ, minmax calibration"
     graph = onnx.load(str(tmp_path / "m" / "int8" / "text_encoder.onnx"))
     assert {"QuantizeLinear", "DequantizeLinear"} <= {n.op_type for n in graph.graph.node}
-    assert 0.0 <= manifest["parity"]["int8"]["top5_agreement"] <= 1.0
+    assert 0.0 <= manifest.parity["int8"]["top5_agreement"] <= 1.0
 
     from export.int8 import quantize_text_encoder
 

@@ -21,6 +21,7 @@ from sdk.bundle import Bundle, BundleError
 from sdk.context import MAX_CONTEXT_CHARS, MAX_KNOWLEDGE_CHARS, ContextError, parse_context, parse_knowledge
 from sdk.errors import ArgumentError, DatasetError, IntraError
 from sdk.imageprep import load_image
+from sdk.manifest import BundleManifest, fingerprint
 from sdk.pack import PackError, load_pack
 from sdk.ranker import Ranker, get_ranker
 
@@ -240,9 +241,13 @@ def test_a_truncated_graph_with_a_matching_hash_fails_at_load(tiny_bundle, tiny_
     graph = bundle / entry["file"]
     graph.write_bytes(graph.read_bytes()[:5000])
     entry["sha256"] = sdk.bundle.sha256_file(graph)
+    manifest["fingerprint"] = fingerprint(BundleManifest.from_json({**manifest, "fingerprint": ""}, "manifest"))
     (bundle / "manifest.json").write_text(json.dumps(manifest))
+    pack = tmp_path / "pack"
+    shutil.copytree(tiny_pack, pack)
+    _rewrite(pack, lambda m: m.update(fingerprint=manifest["fingerprint"]))
     with pytest.raises(BundleError, match="text_encoder.onnx: onnxruntime cannot load this graph"):
-        Ranker(bundle, tiny_pack, precision="fp32", providers="cpu")
+        Ranker(bundle, pack, precision="fp32", providers="cpu")
 
 
 @pytest.mark.parametrize("change,message", [

@@ -34,7 +34,7 @@ def test_training_and_export_with_pretrained_regions(synthetic_dir, tmp_path):
     conf = json.loads((run / "config.json").read_text())
     assert conf["vision_encoder"]["model_type"] == "efficientnet-lite0"
     manifest = export_run(run, tmp_path / "model", ("fp32",), data=synthetic_dir, progress=False)
-    assert manifest["parity"]["fp32"]["graph_cosine"]["vision_encoder"] > 0.9999
+    assert manifest.parity["fp32"]["graph_cosine"]["vision_encoder"] > 0.9999
     bundle = Bundle(tmp_path / "model", precision="fp32", providers="cpu")
     regions = bundle.regions(np.zeros((2, 3, 128, 128), np.float32))
     assert regions.shape == (2, 16, conf["train"]["dim"])
@@ -72,6 +72,6 @@ def test_descriptions_only_ablation_trains_and_exports(synthetic_dir, tmp_path):
     assert torch.allclose(pooled[0], (attrs[0, 0] + attrs[0, 3]) / 2) and torch.allclose(pooled[1], attrs[1, 1])
     assert torch.allclose(model.pool_sticker(regions * 5, attrs, mask), pooled)  # pixels do not matter
     manifest = export_run(tmp_path / "run", tmp_path / "model", ("fp32",), data=synthetic_dir, progress=False)
-    assert manifest["parity"]["fp32"]["graph_cosine"]["selector"] > 0.9999
+    assert manifest.parity["fp32"]["graph_cosine"]["selector"] > 0.9999
     with pytest.raises(ValueError, match="use_image"):
         preset("tiny", use_image=False, use_attributes=False)

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import typer
 
-from sdk.bundle import PRECISIONS
 from sdk.cli_base import MODES_HELP, PRECISION_HELP, choice, fail, new_app, require_extra, run_guarded
 from sdk.errors import ArgumentError, IntraError
 from sdk.labels import QUERY_MODES
+from sdk.manifest import PRECISIONS
 
 app = new_app("Train and evaluate Int-RA, and build its datasets.")
 data_app = new_app("Build dataset directories: the built-in synthetic world or the real GoEmoji data.")

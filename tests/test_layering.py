@@ -1,0 +1,64 @@
+"""The house rules a reader relies on: layers point one way, functions fit on a screen."""
+
+from __future__ import annotations
+
+import ast
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+ABOVE_SDK = ("training", "export", "benchmarks")
+MODULE_PATH = re.compile(r"^(training|export|benchmarks)(\.\w+)*(:\w+)?$")
+MAX_FUNCTION_LINES = 80
+
+
+def _sources(*packages: str) -> list[Path]:
+    return sorted(p for pkg in packages for p in (REPO / pkg).rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", _sources("sdk"), ids=lambda p: p.name)
+def test_sdk_imports_nothing_above_it(path):
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module]
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and MODULE_PATH.match(node.value):
+            names = [node.value]  # a module named by string (importlib, entry points)
+        else:
+            continue
+        assert not [n for n in names if n.split(".")[0].split(":")[0] in ABOVE_SDK], f"{path.name}:{node.lineno} imports {names}"
+
+
+def test_importing_the_runtime_loads_no_higher_layer():
+    code = ("import sys, sdk, sdk.ranker, sdk.pack_build; "
+            f"bad = [m for m in sys.modules if m.split('.')[0] in {ABOVE_SDK!r} + ('torch', 'transformers')]; "
+            "assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+
+
+def test_no_function_is_longer_than_a_screen():
+    long = []
+    for path in _sources("sdk", "training", "export", "benchmarks"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1  # type: ignore[operator]
+                if lines > MAX_FUNCTION_LINES:
+                    long.append(f"{path.relative_to(REPO)}:{node.lineno} {node.name} ({lines} lines)")
+    assert not long, long
+
+
+def test_every_command_is_registered_and_listed():
+    from importlib.metadata import entry_points
+
+    from sdk.cli import COMMANDS_GROUP
+
+    assert {e.name for e in entry_points(group=COMMANDS_GROUP)} == {"training", "export", "benchmarks"}
+    out = subprocess.run([sys.executable, "-m", "sdk.cli", "--help"], capture_output=True, text=True, check=True, cwd=REPO).stdout
+    for command in ("info", "pack", "rank", "data", "train", "eval", "export", "bench", "demo"):
+        assert re.search(rf"^\s+{command}\s", out, re.M), (command, out)
