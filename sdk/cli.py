@@ -93,8 +93,8 @@ def pack_build(
     except IntraError as e:
         fail(e)
     counts = "no usage counts" if pack.usage is None else f"usage counts for {sum(1 for v in pack.usage.values() if v)} stickers"
-    typer.echo(f"wrote pack {out}: {len(pack)} stickers, dim {pack.meta['dim']}, {pack.meta['embeddings']['dtype']}, "
-               f"model {pack.fingerprint} ({pack.meta['precision']}), {counts}")
+    typer.echo(f"wrote pack {out}: {len(pack)} stickers, dim {pack.meta.dim}, {pack.meta.dtype}, "
+               f"model {pack.fingerprint} ({pack.meta.precision}), {counts}")
 
 
 @pack_app.command("info")
@@ -109,9 +109,9 @@ def pack_info(pack: Path = typer.Argument(..., help="Pack directory.")) -> None:
     except IntraError as e:
         fail(e)
     labels = Counter(s.label or "(none)" for s in p.stickers)
-    typer.echo(json.dumps({"path": str(p.root), "stickers": len(p), "dim": p.meta["dim"], "dtype": p.meta["embeddings"]["dtype"],
-                           "fingerprint": p.fingerprint, "precision": p.meta.get("precision"), "model_path": p.meta.get("model_path"),
-                           "created": p.meta.get("created"), "labels": dict(labels.most_common(10)),
+    typer.echo(json.dumps({"path": str(p.root), "stickers": len(p), "dim": p.meta.dim, "dtype": p.meta.dtype,
+                           "fingerprint": p.fingerprint, "precision": p.meta.precision, "model_path": p.meta.model_path,
+                           "created": p.meta.created, "labels": dict(labels.most_common(10)),
                            "usage": None if p.usage is None else {"stickers": len(p.usage), "total": sum(p.usage.values())}},
                           indent=2, ensure_ascii=False))
 

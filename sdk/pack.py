@@ -33,7 +33,7 @@ import numpy as np
 from . import atomic
 from .bundle import sha256_file
 from .errors import IntraError
-from .jsonfile import check_version, read_json_object
+from .jsonfile import check_version, read_json_value
 from .labels import LABEL_INDEX, check_attributes, check_label
 from .paths import inside
 from .schema import Int, ListOf, MapOf, Obj, OneOf, Opt, check
@@ -65,18 +65,100 @@ class PackSticker:
         return rec
 
 
+STICKER_SCHEMA = Obj({"id": str, "file": str, "sha256": str},
+                     {"label": Opt(str), "attributes": Opt(MapOf(str)), "notes": Opt(ListOf(str))})
+PACK_SCHEMA = Obj(
+    {"format_version": int, "fingerprint": str, "count": Int(0, 100_000_000), "dim": Int(1, 65_536),
+     "embeddings": Obj({"file": str, "sha256": str}, {"dtype": OneOf(DTYPES)}),
+     "stickers": ListOf(STICKER_SCHEMA)},
+    {"precision": Opt(str), "model_path": Opt(str), "created": Opt(str), "source_kind": Opt(str),
+     "shard": Opt(ListOf(Int(0), 2, 2)), "merged_from": Opt(ListOf(str))},  # usage: checked by validate_usage
+)
+#: Stored vectors are unit length; float16 storage keeps them within about 1e-3 of it.
+NORM_TOLERANCE = 1e-2
+
+
+@dataclass(frozen=True)
+class PackMeta:
+    """pack.json, typed: written by :func:`write_pack`, read by :func:`load_pack`."""
+
+    fingerprint: str
+    dim: int
+    embeddings_sha256: str
+    stickers: tuple[PackSticker, ...]
+    dtype: str = "float16"
+    embeddings_file: str = EMBEDDINGS_FILE
+    created: str | None = None
+    precision: str | None = None
+    model_path: str | None = None
+    source_kind: str | None = None
+    shard: tuple[int, int] | None = None
+    merged_from: tuple[str, ...] = ()
+    usage: dict[str, float] | None = None
+
+    @property
+    def count(self) -> int:
+        return len(self.stickers)
+
+    def to_json(self) -> dict[str, Any]:
+        obj: dict[str, Any] = {
+            "format_version": PACK_FORMAT_VERSION, "fingerprint": self.fingerprint, "created": self.created,
+            "precision": self.precision, "model_path": self.model_path, "source_kind": self.source_kind,
+            "shard": list(self.shard) if self.shard else None, "count": self.count, "dim": self.dim,
+            "embeddings": {"file": self.embeddings_file, "dtype": self.dtype, "sha256": self.embeddings_sha256},
+            "stickers": [s.record() for s in self.stickers]}
+        if self.merged_from:
+            obj["merged_from"] = list(self.merged_from)
+        if self.usage is not None:
+            obj["usage"] = self.usage
+        return obj
+
+    @classmethod
+    def from_json(cls, obj: Any, where: str) -> PackMeta:
+        """Parse and check pack.json's object; PackError names `where` and the field at fault."""
+        if not isinstance(obj, dict):
+            raise PackError(f"{where}: expected a JSON object, got {type(obj).__name__}")
+        check_version(obj, Path(where), PACK_FORMAT_VERSION, PackError)
+        check(obj, PACK_SCHEMA, where, PackError)
+        if len(obj["stickers"]) != obj["count"]:
+            raise PackError(f"{where}: field 'stickers' must list exactly 'count' ({obj['count']}) stickers")
+        stickers = tuple(_sticker(rec, f"{where}: stickers[{i}]") for i, rec in enumerate(obj["stickers"]))
+        ids = [s.id for s in stickers]
+        if len(set(ids)) != len(ids):
+            dup = next(i for i in ids if ids.count(i) > 1)
+            raise PackError(f"{where}: field 'stickers': duplicate sticker id {dup!r}")
+        usage = obj.get("usage")
+        shard = obj.get("shard")
+        emb = obj["embeddings"]
+        return cls(obj["fingerprint"], obj["dim"], emb["sha256"], stickers, emb.get("dtype", "float16"), emb["file"],
+                   obj.get("created"), obj.get("precision"), obj.get("model_path"), obj.get("source_kind"),
+                   (shard[0], shard[1]) if shard else None, tuple(obj.get("merged_from") or ()),
+                   validate_usage(usage, ids, f"{where}: field 'usage'", PackError) if usage is not None else None)
+
+
+def _sticker(rec: dict[str, Any], where: str) -> PackSticker:
+    label = rec.get("label")
+    if label is not None:
+        check_label(label, where, PackError)
+    return PackSticker(rec["id"], rec["file"], rec["sha256"], label, check_attributes(rec.get("attributes"), where, PackError),
+                       tuple(rec.get("notes") or ()))
+
+
 @dataclass
 class Pack:
-    """A loaded pack: metadata and float32 vectors."""
+    """A loaded pack: its metadata and float32 vectors."""
 
     root: Path
-    meta: dict[str, Any]
-    stickers: tuple[PackSticker, ...]
+    meta: PackMeta
     embeddings: np.ndarray
 
     @property
+    def stickers(self) -> tuple[PackSticker, ...]:
+        return self.meta.stickers
+
+    @property
     def fingerprint(self) -> str:
-        return self.meta["fingerprint"]
+        return self.meta.fingerprint
 
     @property
     def ids(self) -> tuple[str, ...]:
@@ -88,7 +170,7 @@ class Pack:
     @property
     def usage(self) -> dict[str, float] | None:
         """Usage counts by sticker id, or None when the pack carries none (prior off)."""
-        return self.meta.get("usage")
+        return self.meta.usage
 
     def usage_counts(self) -> np.ndarray | None:
         """Usage counts aligned with the stickers (0 where missing); None without counts."""
@@ -102,30 +184,15 @@ class Pack:
         return self.root / self.stickers[i].file
 
 
-STICKER_SCHEMA = Obj({"id": str, "file": str, "sha256": str},
-                     {"label": Opt(str), "attributes": Opt(MapOf(str)), "notes": Opt(ListOf(str))})
-PACK_SCHEMA = Obj(
-    {"format_version": int, "fingerprint": str, "count": Int(0, 100_000_000), "dim": Int(1, 65_536),
-     "embeddings": Obj({"file": str, "sha256": str}, {"dtype": OneOf(DTYPES)}),
-     "stickers": ListOf(STICKER_SCHEMA)},
-    {"precision": Opt(str), "model_path": Opt(str), "created": Opt(str), "source_kind": Opt(str),
-     "merged_from": Opt(ListOf(str))},
-)
-#: Stored vectors are unit length; float16 storage keeps them within about 1e-3 of it.
-NORM_TOLERANCE = 1e-2
 
 
-def _read_sticker(root: Path, rec: dict[str, Any], where: str, verify: bool) -> PackSticker:
-    path = inside(root, rec["file"], where, PackError, "pack directory")
+def _check_file(root: Path, rel: str, sha256: str, where: str, verify: bool) -> Path:
+    path = inside(root, rel, where, PackError, "pack directory")
     if not path.is_file():
-        raise PackError(f"{where}: file {rec['file']!r} is missing")
-    if verify and sha256_file(path) != rec["sha256"]:
-        raise PackError(f"{where}: file {rec['file']!r} does not match its sha256 (changed or damaged)")
-    label = rec.get("label")
-    if label is not None:
-        check_label(label, where, PackError)
-    return PackSticker(rec["id"], rec["file"], rec["sha256"], label, check_attributes(rec.get("attributes"), where, PackError),
-                       tuple(rec.get("notes") or ()))
+        raise PackError(f"{where}: file {rel!r} is missing")
+    if verify and sha256_file(path) != sha256:
+        raise PackError(f"{where}: file {rel!r} does not match its sha256 (changed or damaged)")
+    return path
 
 
 def _npy_header(f: BinaryIO) -> tuple[tuple[int, ...], bool, np.dtype]:
@@ -180,42 +247,28 @@ def load_pack(root: Path | str, verify: bool = True) -> Pack:
     root = Path(root)
     atomic.recover(root)
     meta_path = root / PACK_FILE
-    meta = read_json_object(meta_path, PackError, f"is {root} a pack made by `intra pack build`?")
-    check_version(meta, meta_path, PACK_FORMAT_VERSION, PackError)
-    check(meta, PACK_SCHEMA, str(meta_path), PackError)
-    if len(meta["stickers"]) != meta["count"]:
-        raise PackError(f"{meta_path}: field 'stickers' must list exactly 'count' ({meta['count']}) stickers")
-    stickers, seen = [], set()
-    for i, rec in enumerate(meta["stickers"]):
-        where = f"{meta_path}: stickers[{i}]"
-        if rec["id"] in seen:
-            raise PackError(f"{where}: duplicate sticker id {rec['id']!r}")
-        seen.add(rec["id"])
-        stickers.append(_read_sticker(root, rec, where, verify))
-    if meta.get("usage") is not None:
-        meta["usage"] = validate_usage(meta["usage"], [s.id for s in stickers], f"{meta_path}: field 'usage'", PackError)
-    emb_meta = meta["embeddings"]
-    emb_path = inside(root, emb_meta["file"], f"{meta_path}: embeddings", PackError, "pack directory")
-    if not emb_path.is_file():
-        raise PackError(f"{emb_path}: embeddings file missing")
-    if verify and sha256_file(emb_path) != emb_meta["sha256"]:
-        raise PackError(f"{emb_path}: does not match its sha256 in pack.json (changed or damaged)")
-    return Pack(root, meta, tuple(stickers), read_vectors(emb_path, meta["count"], meta["dim"]))
+    meta = PackMeta.from_json(read_json_value(meta_path, PackError, f"is {root} a pack made by `intra pack build`?"), str(meta_path))
+    for i, sticker in enumerate(meta.stickers):
+        _check_file(root, sticker.file, sticker.sha256, f"{meta_path}: stickers[{i}]", verify)
+    emb_path = _check_file(root, meta.embeddings_file, meta.embeddings_sha256, f"{meta_path}: embeddings", verify)
+    return Pack(root, meta, read_vectors(emb_path, meta.count, meta.dim))
 
 
 def write_pack(out: Path | str, stickers: Sequence[PackSticker], embeddings: np.ndarray, sources: Sequence[Path] | None,
-               fingerprint: str, extra: dict[str, Any] | None = None, dtype: str = "float16",
+               fingerprint: str, details: dict[str, Any] | None = None, dtype: str = "float16",
                inputs: Sequence[Path | str] = ()) -> Path:
     """Write a pack atomically; `sources[i]` is copied to `stickers[i].file` (None: files already in place).
 
-    `out` may only be free, empty or an earlier pack, and never one of `inputs` (nor the folders of
-    `sources`), inside one or around one: see :func:`sdk.atomic.atomic_dir`.
+    `details`: the optional fields of :class:`PackMeta` (precision, model_path, source_kind, shard,
+    merged_from, usage). `out` may only be free, empty or an earlier pack, and never one of
+    `inputs` (nor the folders of `sources`), inside one or around one: see :func:`sdk.atomic.atomic_dir`.
     """
     if dtype not in DTYPES:
         raise PackError(f"dtype must be one of {DTYPES}, got {dtype!r}")
     out = Path(out)
-    if extra and extra.get("usage") is not None:
-        extra = {**extra, "usage": validate_usage(extra["usage"], [s.id for s in stickers], f"{out}: usage", PackError)}
+    details = dict(details or {})
+    if details.get("usage") is not None:
+        details["usage"] = validate_usage(details["usage"], [s.id for s in stickers], f"{out}: usage", PackError)
     vectors = l2_normalise(np.asarray(embeddings, dtype=np.float32)).astype(dtype)
     folders = {Path(p).parent for p in sources or ()}
     with atomic.atomic_dir(out, PACK_FILE, "pack", [*inputs, *sorted(folders)]) as tmp:
@@ -227,12 +280,9 @@ def write_pack(out: Path | str, stickers: Sequence[PackSticker], embeddings: np.
         buf = io.BytesIO()
         np.save(buf, vectors, allow_pickle=False)
         atomic.write_bytes(tmp / EMBEDDINGS_FILE, buf.getvalue())
-        meta = {"format_version": PACK_FORMAT_VERSION, "fingerprint": fingerprint,
-                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "count": len(stickers), "dim": int(vectors.shape[1]) if vectors.ndim == 2 else 0,
-                "embeddings": {"file": EMBEDDINGS_FILE, "dtype": dtype, "sha256": sha256_file(tmp / EMBEDDINGS_FILE)},
-                **(extra or {}), "stickers": [s.record() for s in stickers]}
-        atomic.write_json(tmp / PACK_FILE, meta)
+        meta = PackMeta(fingerprint, int(vectors.shape[1]) if vectors.ndim == 2 else 0, sha256_file(tmp / EMBEDDINGS_FILE),
+                        tuple(stickers), dtype, created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **details)
+        atomic.write_json(tmp / PACK_FILE, meta.to_json())
     return out
 
 
@@ -257,10 +307,11 @@ def merge_packs(shards: Sequence[Path | str], out: Path | str, dtype: str | None
     files = [s.file for s in stickers]
     if len(set(files)) != len(files):
         raise PackError("merge: two shards use the same file name; build shards with distinct file names")
-    extra = {k: v for k, v in packs[0].meta.items() if k in ("precision", "model_path", "source_kind")}
-    extra["merged_from"] = [str(p.root) for p in packs]
+    first = packs[0].meta
+    details: dict[str, Any] = {"precision": first.precision, "model_path": first.model_path, "source_kind": first.source_kind,
+                               "merged_from": tuple(str(p.root) for p in packs)}
     if any(p.usage is not None for p in packs):
         # a shard without counts contributes zeros: its stickers are simply unused so far
-        extra["usage"] = {k: v for p in packs for k, v in (p.usage or {}).items()}
-    return write_pack(out, stickers, np.concatenate([p.embeddings for p in packs]), sources, packs[0].fingerprint, extra,
-                      dtype or packs[0].meta["embeddings"]["dtype"], inputs=[p.root for p in packs])
+        details["usage"] = {k: v for p in packs for k, v in (p.usage or {}).items()}
+    return write_pack(out, stickers, np.concatenate([p.embeddings for p in packs]), sources, first.fingerprint, details,
+                      dtype or first.dtype, inputs=[p.root for p in packs])

@@ -203,7 +203,7 @@ def build_pack(source: Path | str, model: Bundle | Path | str, out: Path | str, 
         bar.update(len(chunk))
     bar.close()
     extra: dict[str, Any] = {"precision": bundle.precision, "model_path": str(bundle.root.resolve()), "source_kind": kind,
-             "shard": list(shard) if shard else None}
+                             "shard": shard}
     if counts is not None:
         kept = {r.id for r in records}
         extra["usage"] = {k: v for k, v in counts.items() if k in kept}

@@ -229,9 +229,10 @@ _CACHE_LOCK = threading.Lock()
 def _model_for(pack: Pack | Path, model: Any) -> Any:
     if model is not None:
         return model
-    meta = pack.meta if isinstance(pack, Pack) else read_json_object(
-        pack / PACK_FILE, PackError, f"is {pack} a pack made by `intra pack build`?")
-    hint = meta.get("model_path")
+    if isinstance(pack, Pack):
+        hint: Any = pack.meta.model_path
+    else:
+        hint = read_json_object(pack / PACK_FILE, PackError, f"is {pack} a pack made by `intra pack build`?").get("model_path")
     if not isinstance(hint, str) or not hint:
         raise BundleError(f"{getattr(pack, 'root', pack)}: the pack does not say which model built it; pass model=BUNDLE_DIR")
     return hint

@@ -59,7 +59,7 @@ def test_pack_errors_name_the_cause(tiny_bundle, tiny_pack, tmp_path):
     shutil.copytree(tiny_pack, copy)
     emb = np.load(copy / "embeddings.npy")
     np.save(copy / "embeddings.npy", emb[:, ::-1].copy())
-    with pytest.raises(PackError, match="embeddings.npy: does not match its sha256"):
+    with pytest.raises(PackError, match="embeddings: file 'embeddings.npy' does not match its sha256"):
         load_pack(copy)
     with pytest.raises(PackError, match="pack.json: not found"):
         load_pack(tmp_path / "nothing")
@@ -90,7 +90,7 @@ def test_pack_loader_never_half_loads(tiny_pack, tmp_path_factory, key, value):
     except PackError:
         return
     assert value == original or key == "fingerprint"  # loads only when the change is harmless
-    assert pack.embeddings.shape == (pack.meta["count"], pack.meta["dim"])
+    assert pack.embeddings.shape == (pack.meta.count, pack.meta.dim)
 
 
 def test_interrupted_pack_build_keeps_the_existing_pack(tiny_bundle, tiny_pack, synthetic_dir, tmp_path, monkeypatch):
