@@ -60,6 +60,14 @@ class Sticker:
     attributes: Mapping[str, str] = field(default_factory=dict)
     language: str | None = None
 
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any], where: str, root: Path) -> Sticker:
+        """A stickers.jsonl record, checked (its image must exist inside `root`); DatasetError names the field."""
+        return _parse_sticker(obj, where, root)
+
+    def to_json(self) -> dict[str, Any]:
+        return _sticker_json(self)
+
 
 @dataclass(frozen=True)
 class Conversation:
@@ -71,6 +79,14 @@ class Conversation:
     sticker_id: str | None = None
     labels: tuple[str, ...] = ()
     knowledge: Mapping[str, tuple[str, ...]] | None = None
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any], where: str, needs_sticker: bool = True) -> Conversation:
+        """A split's record, checked; DatasetError names the field at fault."""
+        return _parse_conversation(obj, where, needs_sticker)
+
+    def to_json(self) -> dict[str, Any]:
+        return _conversation_json(self)
 
 
 @dataclass(frozen=True)
@@ -184,7 +200,7 @@ def _required_str(obj: Mapping[str, Any], name: str, where: str) -> str:
     return value
 
 
-def parse_sticker(obj: Mapping[str, Any], where: str, root: Path) -> Sticker:
+def _parse_sticker(obj: Mapping[str, Any], where: str, root: Path) -> Sticker:
     """Validate one catalog record; `root` is used to check the image exists inside it."""
     sid = _required_str(obj, "id", where)
     image = _required_str(obj, "image", where)
@@ -199,7 +215,7 @@ def parse_sticker(obj: Mapping[str, Any], where: str, root: Path) -> Sticker:
     return Sticker(id=sid, image=image, label=label, attributes=clean, language=language)
 
 
-def parse_conversation(obj: Mapping[str, Any], where: str, needs_sticker: bool) -> Conversation:
+def _parse_conversation(obj: Mapping[str, Any], where: str, needs_sticker: bool) -> Conversation:
     """Validate one conversation record (sticker ids are checked against the catalog later)."""
     cid = _required_str(obj, "id", where)
     context = _field(obj, "context", where, list)
@@ -243,7 +259,7 @@ def load_catalog(root: Path) -> tuple[Sticker, ...]:
     seen: dict[str, int] = {}
     for number, obj in read_jsonl(path):
         where = _where(path, number)
-        sticker = parse_sticker(obj, where, root)
+        sticker = Sticker.from_json(obj, where, root)
         if sticker.id in seen:
             raise DatasetError(f"{where}: field 'id': duplicate sticker id {sticker.id!r} (first on line {seen[sticker.id]})")
         seen[sticker.id] = number
@@ -259,7 +275,7 @@ def load_split(path: Path, sticker_ids: Mapping[str, Any] | None, needs_sticker:
     seen: dict[str, int] = {}
     for number, obj in read_jsonl(path):
         where = _where(path, number)
-        conv = parse_conversation(obj, where, needs_sticker)
+        conv = Conversation.from_json(obj, where, needs_sticker)
         if conv.id in seen:
             raise DatasetError(f"{where}: field 'id': duplicate conversation id {conv.id!r} (first on line {seen[conv.id]})")
         seen[conv.id] = number
@@ -295,7 +311,7 @@ def load_dataset(root: Path | str, splits: Iterable[str] | None = None) -> Datas
 # ---------------------------------------------------------------------------- writing
 
 
-def sticker_record(s: Sticker) -> dict[str, Any]:
+def _sticker_json(s: Sticker) -> dict[str, Any]:
     rec: dict[str, Any] = {"id": s.id, "image": s.image}
     if s.label is not None:
         rec["label"] = s.label
@@ -306,7 +322,7 @@ def sticker_record(s: Sticker) -> dict[str, Any]:
     return rec
 
 
-def conversation_record(c: Conversation) -> dict[str, Any]:
+def _conversation_json(c: Conversation) -> dict[str, Any]:
     rec: dict[str, Any] = {"id": c.id, "context": [{"speaker": t.speaker, "text": t.text} for t in c.context]}
     if c.sticker_id is not None:
         rec["sticker_id"] = c.sticker_id
@@ -334,8 +350,8 @@ def write_dataset_files(
     meta["format_version"] = DATASET_FORMAT_VERSION
     meta["splits"] = {name: len(convs) for name, convs in splits.items()}
     meta["stickers"] = len(stickers)
-    atomic.write_text(directory / CATALOG_FILE, _jsonl(sticker_record(s) for s in stickers))
+    atomic.write_text(directory / CATALOG_FILE, _jsonl(s.to_json() for s in stickers))
     for name, convs in splits.items():
-        atomic.write_text(directory / f"{name}.jsonl", _jsonl(conversation_record(c) for c in convs))
+        atomic.write_text(directory / f"{name}.jsonl", _jsonl(c.to_json() for c in convs))
     atomic.write_json(directory / INFO_FILE, meta)
 

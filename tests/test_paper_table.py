@@ -9,7 +9,7 @@ from benchmarks.paper_table import app
 
 
 def test_paper_table_trains_variants_and_writes_one_report(synthetic_dir, tmp_path):
-    from sdk.dataset import conversation_record, load_dataset
+    from sdk.dataset import load_dataset
 
     data = tmp_path / "data"
     shutil.copytree(synthetic_dir, data)
@@ -21,7 +21,7 @@ def test_paper_table_trains_variants_and_writes_one_report(synthetic_dir, tmp_pa
     assert {"int-ra", "-knowledge", "random", "popular", "intention-only"} <= set(models)
     assert "int-ra +extra-intention" not in models
 
-    extra = [conversation_record(c) for c in load_dataset(data).split("train")[:40]]
+    extra = [c.to_json() for c in load_dataset(data).split("train")[:40]]
     for rec in extra:
         rec.pop("sticker_id")
         rec["id"] = "extra-" + rec["id"]

@@ -250,12 +250,12 @@ def test_eval_command_writes_the_report(tiny_run, synthetic_dir, tmp_path):
 def test_extra_intention_data_trains_the_head(synthetic_dir, tmp_path):
     import shutil
 
-    from sdk.dataset import conversation_record, load_dataset
+    from sdk.dataset import load_dataset
 
     data = tmp_path / "data"
     shutil.copytree(synthetic_dir, data)
     ds = load_dataset(data)
-    extra = [conversation_record(c) for c in ds.split("train")[:60]]
+    extra = [c.to_json() for c in ds.split("train")[:60]]
     for rec in extra:
         rec.pop("sticker_id")
         rec["id"] = "extra-" + rec["id"]
