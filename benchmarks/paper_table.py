@@ -144,7 +144,7 @@ def main(
         report["preset"], report["seed"] = preset, seed
         write_report(report, out / f"seed-{seed}")
         reports.append(report)
-    summary = {"dataset": ds.info.get("name"), "split": split, "n": reports[0]["n"], "stickers": reports[0]["stickers"],
+    summary = {"dataset": ds.info.name, "split": split, "n": reports[0]["n"], "stickers": reports[0]["stickers"],
                "seeds": seed_list, "preset": preset, "aggregate": aggregate(reports),
                "main_interval95": [r["main_interval95"] for r in reports], "per_seed": [f"seed-{s}/report.json" for s in seed_list],
                "command": command_line(__import__("sys").argv)}

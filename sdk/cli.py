@@ -66,7 +66,7 @@ def info(path: Path = typer.Argument(..., help="A dataset directory.")) -> None:
         ds = load_dataset(path)
     except IntraError as e:
         fail(e)
-    out = {"name": ds.info.get("name"), "synthetic": ds.info.get("synthetic"), "stickers": len(ds.stickers),
+    out = {"name": ds.info.name, "synthetic": ds.info.synthetic, "stickers": len(ds.stickers),
            "splits": {k: len(v) for k, v in ds.splits.items()}}
     typer.echo(json.dumps(out, ensure_ascii=False, indent=2))
 

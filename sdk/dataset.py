@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from .errors import DatasetError
 from .jsonfile import check_version, read_json_object
 from .labels import ATTRIBUTES, KNOWLEDGE_RELATIONS, LABEL_INDEX, check_attributes, check_label
 from .paths import inside
+from .schema import Int, MapOf, Obj, check
 
 DATASET_FORMAT_VERSION = 1
 INFO_FILE = "dataset.json"
@@ -89,12 +90,47 @@ class Conversation:
         return _conversation_json(self)
 
 
+INFO_SCHEMA = Obj({"format_version": int, "name": str},
+                  {"synthetic": bool, "source": str, "notes": str, "splits": MapOf(Int(0)), "stickers": Int(0)})
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """dataset.json, typed: what the dataset is and where it came from.
+
+    `details` keeps each builder's own fields (generator settings, rules, counts) as written.
+    """
+
+    name: str
+    synthetic: bool = False
+    source: str = ""
+    notes: str = ""
+    splits: Mapping[str, int] = field(default_factory=dict)
+    stickers: int = 0
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"format_version": DATASET_FORMAT_VERSION, "name": self.name, "synthetic": self.synthetic, "source": self.source,
+                "notes": self.notes, "splits": dict(self.splits), "stickers": self.stickers, **self.details}
+
+    @classmethod
+    def from_json(cls, obj: Any, where: str) -> DatasetInfo:
+        """Parse and check dataset.json's object; DatasetError names the field at fault."""
+        if not isinstance(obj, dict):
+            raise DatasetError(f"{where}: expected a JSON object, got {type(obj).__name__}")
+        check_version(obj, Path(where), DATASET_FORMAT_VERSION, DatasetError)
+        check(obj, INFO_SCHEMA, where, DatasetError)
+        known = ("format_version", "name", "synthetic", "source", "notes", "splits", "stickers")
+        return cls(obj["name"], obj.get("synthetic", False), obj.get("source", ""), obj.get("notes", ""),
+                   obj.get("splits", {}), obj.get("stickers", 0), {k: v for k, v in obj.items() if k not in known})
+
+
 @dataclass(frozen=True)
 class Dataset:
     """A loaded, validated dataset directory."""
 
     root: Path
-    info: Mapping[str, Any]
+    info: DatasetInfo
     stickers: tuple[Sticker, ...]
     splits: Mapping[str, tuple[Conversation, ...]]
 
@@ -292,8 +328,7 @@ def load_dataset(root: Path | str, splits: Iterable[str] | None = None) -> Datas
     if not root.is_dir():
         raise DatasetError(f"{root}: not a dataset directory (it does not exist or is not a directory)")
     info_path = root / INFO_FILE
-    info = read_json_object(info_path, DatasetError, f"is {root} a dataset directory?")
-    check_version(info, info_path, DATASET_FORMAT_VERSION, DatasetError)
+    info = DatasetInfo.from_json(read_json_object(info_path, DatasetError, f"is {root} a dataset directory?"), str(info_path))
     stickers = load_catalog(root)
     index = {s.id: i for i, s in enumerate(stickers)}
     wanted = list(splits) if splits is not None else [*RETRIEVAL_SPLITS, EXTRA_INTENTION_SPLIT]
@@ -340,16 +375,14 @@ def _jsonl(records: Iterable[Mapping[str, Any]]) -> str:
 
 def write_dataset_files(
     directory: Path,
-    info: Mapping[str, Any],
+    info: DatasetInfo,
     stickers: Sequence[Sticker],
     splits: Mapping[str, Sequence[Conversation]],
 ) -> None:
-    """Write the metadata, catalog and split files into `directory` (images are the caller's)."""
+    """Write the metadata, catalog and split files into `directory` (images are the caller's);
+    the counts in dataset.json are those of what is written."""
     directory = Path(directory)
-    meta = dict(info)
-    meta["format_version"] = DATASET_FORMAT_VERSION
-    meta["splits"] = {name: len(convs) for name, convs in splits.items()}
-    meta["stickers"] = len(stickers)
+    meta = replace(info, splits={name: len(convs) for name, convs in splits.items()}, stickers=len(stickers)).to_json()
     atomic.write_text(directory / CATALOG_FILE, _jsonl(s.to_json() for s in stickers))
     for name, convs in splits.items():
         atomic.write_text(directory / f"{name}.jsonl", _jsonl(c.to_json() for c in convs))

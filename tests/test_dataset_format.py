@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sdk import atomic
-from sdk.dataset import Conversation, Sticker, Turn, load_dataset, write_dataset_files
+from sdk.dataset import Conversation, DatasetInfo, Sticker, Turn, load_dataset, write_dataset_files
 from sdk.errors import DatasetError
 
 
@@ -20,7 +20,7 @@ def _tiny(root: Path) -> Path:
     convs = [Conversation("c1", (Turn("A", "hi"), Turn("B", "so happy")), "joy", "a",
                           knowledge={"xReact": ("happy",)}),
              Conversation("c2", (Turn("A", "bad day"),), "sadness", "b")]
-    write_dataset_files(root, {"name": "tiny", "synthetic": True}, stickers, {"train": convs, "test": convs[:1]})
+    write_dataset_files(root, DatasetInfo("tiny", synthetic=True), stickers, {"train": convs, "test": convs[:1]})
     return root
 
 
@@ -29,7 +29,7 @@ def test_round_trip(tmp_path):
     assert ds.sticker_ids == ("a", "b")
     assert ds.split("train")[0].knowledge == {"xReact": ("happy",)}
     assert ds.split("train")[1].context == (Turn("A", "bad day"),)
-    assert ds.info["splits"] == {"train": 2, "test": 1}
+    assert ds.info.splits == {"train": 2, "test": 1} and ds.info.stickers == len(ds.stickers)
     with pytest.raises(DatasetError, match="split 'validation' not present"):
         ds.split("validation")
 
@@ -120,7 +120,7 @@ def test_synthetic_generation_failure_keeps_existing_dataset(tmp_path, monkeypat
     monkeypatch.setattr(synthetic, "write_dataset_files", lambda *a, **k: (_ for _ in ()).throw(OSError("disk full")))
     with pytest.raises(OSError):
         synthetic.generate(dest, synthetic.SyntheticConfig(stickers=28, conversations=40))
-    assert load_dataset(dest).info["name"] == "tiny"
+    assert load_dataset(dest).info.name == "tiny"
 
 
 text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=30)

@@ -47,7 +47,7 @@ def test_goemoji_from_shared_data(shared_data, tmp_path):
     assert 850 <= n <= 1000  # the README says about 950 comments contain an emoji
     assert counts["with_emoji"] == n + counts.get("dropped_no_catalog_emoji", 0) + counts.get("dropped_empty_context", 0)
     assert len(ds.split("extra_intention")) > 40000
-    assert ds.info["synthetic"] is False and "several_emoji" in ds.info["rules"]
+    assert ds.info.synthetic is False and "several_emoji" in ds.info.details["rules"]
     # the most used reply image on Reddit: face with tears of joy
     top = Counter(c.sticker_id for c in ds.split("train")).most_common(1)[0][0]
     assert top == "emoji-1f602"

@@ -39,7 +39,7 @@ def test_every_label_has_stickers_and_training_conversations(synthetic_dir):
 
 def test_world_is_bilingual_varied_and_says_it_is_synthetic(synthetic_dir):
     ds = load_dataset(synthetic_dir)
-    assert ds.info["synthetic"] is True and "SYNTHETIC" in ds.info["notes"]
+    assert ds.info.synthetic is True and "SYNTHETIC" in ds.info.notes and ds.info.details["generator"]["seed"] == 3
     assert (synthetic_dir / "SYNTHETIC.txt").is_file()
     convs = [c for split in ("train", "validation", "test") for c in ds.split(split)]
     chinese = [c for c in convs if any("\u4e00" <= ch <= "\u9fff" for ch in c.context[-1].text)]

@@ -137,7 +137,8 @@ def evaluate(run: Path | str, data: Path | str, split: str = "test", compare: Ma
     ranks = gold_ranks(scores["random"], gold)  # sanity anchor for the report: expected ~ S/2
     return {
         "split": split, "n": len(convs), "stickers": len(ds.stickers),
-        "dataset": {k: ds.info.get(k) for k in ("name", "synthetic", "source", "split_rule", "rules")},
+        "dataset": {"name": ds.info.name, "synthetic": ds.info.synthetic, "source": ds.info.source,
+                    "split_rule": ds.info.details.get("split_rule"), "rules": ds.info.details.get("rules")},
         "label_rule": label_rule,
         "tie_rule": "ties in scores are broken pessimistically (relevant stickers rank after irrelevant ones with the same score)",
         "models": models, "variants": details["variants"], "scoring_weights": details["weights"],

@@ -297,7 +297,8 @@ def _build_model(tr: TrainingRun) -> None:
     if tr.rank == 0 and not tr.resuming:
         tr.run.mkdir(parents=True, exist_ok=True)
         atomic.write_text(tr.run / rd.TOKENIZER, tok.to_str())
-        info = {k: tr.ds.info.get(k) for k in ("name", "synthetic", "source")} | {"path": str(tr.data.resolve())}
+        info = {"name": tr.ds.info.name, "synthetic": tr.ds.info.synthetic, "source": tr.ds.info.source,
+                "path": str(tr.data.resolve())}
         rd.write_config(tr.run, cfg, text_conf, vision_conf, tr.ctx_tok.settings, tr.image_settings, info,
                         {"tokenizer": tr.tok_report, "label_rule": label_rule})
         (tr.run / rd.LOG).unlink(missing_ok=True)

@@ -28,7 +28,7 @@ from pathlib import Path
 import regex
 
 from sdk import atomic
-from sdk.dataset import INFO_FILE, Conversation, Sticker, Turn, write_dataset_files
+from sdk.dataset import INFO_FILE, Conversation, DatasetInfo, Sticker, Turn, write_dataset_files
 from sdk.errors import DatasetError
 from sdk.labels import LABELS
 
@@ -205,15 +205,12 @@ def build(source: Path | str, out: Path | str, seed: int = 0, validation_fractio
         split_rule = f"train.tsv -> train with {validation_fraction:.0%} carved out as validation (seed {seed}); dev.tsv -> test"
     splits["extra_intention"] = train_plain
     stickers = sorted((e.sticker for e in catalog.values()), key=lambda s: s.id)
-    info = {
-        "name": "goemoji",
-        "synthetic": False,
-        "source": "GoEmotions (Demszky et al., 2020; Apache-2.0 / CC BY 4.0) comments with emoji; Noto Emoji images "
-                  "(Apache-2.0, Google) via emoji-datasource-google (MIT); CLDR annotations via emojibase-data (MIT)",
-        "split_rule": split_rule,
-        "rules": RULES,
-        "counts": dict(sorted(stats.items())),
-    }
+    info = DatasetInfo(
+        name="goemoji", synthetic=False,
+        source="GoEmotions (Demszky et al., 2020; Apache-2.0 / CC BY 4.0) comments with emoji; Noto Emoji images "
+               "(Apache-2.0, Google) via emoji-datasource-google (MIT); CLDR annotations via emojibase-data (MIT)",
+        details={"split_rule": split_rule, "rules": RULES, "counts": dict(sorted(stats.items()))},
+    )
     with atomic.atomic_dir(Path(out), INFO_FILE, "dataset", [source]) as tmp:
         (tmp / "images").mkdir()
         for entry in catalog.values():

@@ -18,7 +18,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont
 
 from sdk import atomic
-from sdk.dataset import INFO_FILE, Conversation, Sticker, Turn, write_dataset_files
+from sdk.dataset import INFO_FILE, Conversation, DatasetInfo, Sticker, Turn, write_dataset_files
 from sdk.errors import ArgumentError
 from sdk.labels import KNOWLEDGE_RELATIONS, LABELS
 
@@ -398,13 +398,12 @@ def generate(out: Path | str, cfg: SyntheticConfig = SyntheticConfig(), progress
     rng = random.Random(cfg.seed)
     stickers = make_stickers(cfg, rng)
     splits = split_conversations(make_conversations(cfg, stickers, rng))
-    info = {
-        "name": f"synthetic-seed{cfg.seed}",
-        "synthetic": True,
-        "source": "intra's built-in procedural generator (SYNTHETIC data: drawn stickers, templated conversations)",
-        "generator": {"seed": cfg.seed, "stickers": cfg.stickers, "conversations": cfg.conversations},
-        "notes": "SYNTHETIC. Not real user data; useful to exercise the pipeline and check learnability.",
-    }
+    info = DatasetInfo(
+        name=f"synthetic-seed{cfg.seed}", synthetic=True,
+        source="intra's built-in procedural generator (SYNTHETIC data: drawn stickers, templated conversations)",
+        notes="SYNTHETIC. Not real user data; useful to exercise the pipeline and check learnability.",
+        details={"generator": {"seed": cfg.seed, "stickers": cfg.stickers, "conversations": cfg.conversations}},
+    )
     with atomic.atomic_dir(Path(out), INFO_FILE, "dataset") as tmp:
         (tmp / "images").mkdir()
         items = stickers
