@@ -28,10 +28,10 @@ from typing import Any
 
 from . import atomic
 from .errors import DatasetError
-from .jsonfile import check_version, read_json_object
+from .jsonfile import read_json_object
 from .labels import ATTRIBUTES, KNOWLEDGE_RELATIONS, LABEL_INDEX, check_attributes, check_label
 from .paths import inside
-from .schema import Int, MapOf, Obj, check
+from .schema import Int, MapOf, Obj, check_document
 
 DATASET_FORMAT_VERSION = 1
 INFO_FILE = "dataset.json"
@@ -116,10 +116,7 @@ class DatasetInfo:
     @classmethod
     def from_json(cls, obj: Any, where: str) -> DatasetInfo:
         """Parse and check dataset.json's object; DatasetError names the field at fault."""
-        if not isinstance(obj, dict):
-            raise DatasetError(f"{where}: expected a JSON object, got {type(obj).__name__}")
-        check_version(obj, Path(where), DATASET_FORMAT_VERSION, DatasetError)
-        check(obj, INFO_SCHEMA, where, DatasetError)
+        check_document(obj, DATASET_FORMAT_VERSION, INFO_SCHEMA, where, DatasetError)
         known = ("format_version", "name", "synthetic", "source", "notes", "splits", "stickers")
         return cls(obj["name"], obj.get("synthetic", False), obj.get("source", ""), obj.get("notes", ""),
                    obj.get("splits", {}), obj.get("stickers", 0), {k: v for k, v in obj.items() if k not in known})

@@ -35,9 +35,3 @@ def read_json_object(path: Path, error: type[IntraError], missing: str = "") -> 
     if not isinstance(obj, dict):
         raise error(f"{path}: expected a JSON object, got {type(obj).__name__}")
     return obj
-
-
-def check_version(obj: dict[str, Any], path: Path, expected: int, error: type[IntraError]) -> None:
-    version = obj.get("format_version")
-    if version != expected:
-        raise error(f"{path}: field 'format_version' is {version!r}; this intra reads version {expected}")

@@ -22,7 +22,7 @@ from typing import Any
 from .errors import IntraError
 from .imageprep import ImageSettings
 from .labels import ATTRIBUTES, CONTEXT_MODE, LABELS, QUERY_MODES
-from .schema import Int, ListOf, MapOf, Obj, OneOf, Opt, check
+from .schema import Int, ListOf, MapOf, Obj, OneOf, Opt, check_document
 from .scoring import ScoreWeights
 from .textprep import TextSettings
 
@@ -142,13 +142,10 @@ class BundleManifest:
     @classmethod
     def from_json(cls, obj: Any, where: str, error: type[IntraError] = ManifestError) -> BundleManifest:
         """Parse and check manifest.json's object; `error` names `where` and the field at fault."""
-        if not isinstance(obj, dict):
-            raise error(f"{where}: expected a JSON object, got {type(obj).__name__}")
-        version = obj.get("format_version")
-        if version != BUNDLE_FORMAT_VERSION:
-            raise error(f"{where}: field 'format_version' is {version!r}; this intra reads version {BUNDLE_FORMAT_VERSION} "
-                        "(re-export the run with this intra's intra-export)")
-        check(obj, SCHEMA, where, error)
+        if isinstance(obj, dict) and obj.get("format_version") != BUNDLE_FORMAT_VERSION:
+            raise error(f"{where}: field 'format_version' is {obj.get('format_version')!r}; this intra reads version "
+                        f"{BUNDLE_FORMAT_VERSION} (re-export the run with this intra's intra-export)")
+        check_document(obj, BUNDLE_FORMAT_VERSION, SCHEMA, where, error)
         if obj["main_mode"] not in obj["modes"]:
             raise error(f"{where}: field 'main_mode' {obj['main_mode']!r} is not one of its 'modes'")
         if obj["labels"] != list(LABELS) or obj["attributes"] != list(ATTRIBUTES):

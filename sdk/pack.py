@@ -33,10 +33,10 @@ import numpy as np
 from . import atomic
 from .bundle import sha256_file
 from .errors import IntraError
-from .jsonfile import check_version, read_json_value
+from .jsonfile import read_json_value
 from .labels import LABEL_INDEX, check_attributes, check_label
 from .paths import inside
-from .schema import Int, ListOf, MapOf, Obj, OneOf, Opt, check
+from .schema import Int, ListOf, MapOf, Obj, OneOf, Opt, check_document
 from .scoring import l2_normalise, usage_vector, validate_usage
 
 PACK_FORMAT_VERSION = 1
@@ -116,10 +116,7 @@ class PackMeta:
     @classmethod
     def from_json(cls, obj: Any, where: str) -> PackMeta:
         """Parse and check pack.json's object; PackError names `where` and the field at fault."""
-        if not isinstance(obj, dict):
-            raise PackError(f"{where}: expected a JSON object, got {type(obj).__name__}")
-        check_version(obj, Path(where), PACK_FORMAT_VERSION, PackError)
-        check(obj, PACK_SCHEMA, where, PackError)
+        check_document(obj, PACK_FORMAT_VERSION, PACK_SCHEMA, where, PackError)
         if len(obj["stickers"]) != obj["count"]:
             raise PackError(f"{where}: field 'stickers' must list exactly 'count' ({obj['count']}) stickers")
         stickers = tuple(_sticker(rec, f"{where}: stickers[{i}]") for i, rec in enumerate(obj["stickers"]))

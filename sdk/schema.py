@@ -121,3 +121,13 @@ def _check_type(value: Any, kind: type, where: str, error: type[IntraError], pat
         ok = isinstance(value, kind)
     if not ok:
         _fail(error, where, path, f"must be {_NAMES.get(kind, kind.__name__)}, got {_type_name(value)}")
+
+
+def check_document(obj: Any, version: int, spec: Any, where: str, error: type[IntraError]) -> dict[str, Any]:
+    """`obj` when it is a JSON object of format `version` matching `spec`; `error` naming the field otherwise."""
+    if not isinstance(obj, dict):
+        raise error(f"{where}: expected a JSON object, got {_type_name(obj)}")
+    if obj.get("format_version") != version:
+        raise error(f"{where}: field 'format_version' is {obj.get('format_version')!r}; this intra reads version {version}")
+    check(obj, spec, where, error)
+    return obj
