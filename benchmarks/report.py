@@ -31,7 +31,8 @@ def markdown(r: dict[str, Any], explanations: dict[str, str] | None = None) -> s
     m = r["machine"]
     lines = [f"# intra benchmark{' (quick)' if r.get('quick') else ''}", "",
              f"Machine: {m['cpu']} ({m['cores']} cores), onnxruntime {m['onnxruntime']}, providers {', '.join(m['providers'])}.",
-             f"Model {r['variant']} ({r['fingerprint']}), pack of {r['pack_size']} stickers. All ratios are from this one run.", "",
+             f"Model {r['variant']} ({r['fingerprint']}), pack of {r['pack_size']} stickers. All ratios are from this one run."
+             + (f" Note: {r['length_note']}." if r.get("length_note") else ""), "",
              "## Targets", "", "| target | value | goal | result |", "|---|---|---|---|"]
     for key, desc, ok, goal in TARGETS:
         v = r.get(key)

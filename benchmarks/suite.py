@@ -33,10 +33,23 @@ SENTENCE = "honestly I can't believe how well that went today, thank you so much
 @dataclass(frozen=True)
 class BenchConfig:
     quick: bool = False
+    #: the text encoder's positions: longer contexts cannot be measured (onnxruntime refuses them)
+    max_tokens: int | None = None
+
+    @property
+    def wanted_lengths(self) -> tuple[int, ...]:
+        return (16, 64) if self.quick else (16, 64, 256)
 
     @property
     def lengths(self) -> tuple[int, ...]:
-        return (16, 64) if self.quick else (16, 64, 256)
+        """Context lengths in tokens, those beyond the encoder's positions left out."""
+        return tuple(n for n in self.wanted_lengths if self.max_tokens is None or n <= self.max_tokens)
+
+    def length_note(self) -> str | None:
+        dropped = [n for n in self.wanted_lengths if n not in self.lengths]
+        if not dropped:
+            return None
+        return f"lengths {', '.join(map(str, dropped))} left out: the text encoder has {self.max_tokens} positions"
 
     @property
     def batches(self) -> tuple[int, ...]:
@@ -232,13 +245,17 @@ def run_benchmark(model: Path | str, pack_dir: Path | str, run: Path | str | Non
                   log=print) -> dict[str, Any]:
     """Measure everything; returns the results (see report.py for the files)."""
     model, pack_dir = Path(model), Path(pack_dir)
-    cfg = BenchConfig(quick)
     manifest = read_manifest(model)
+    cfg = BenchConfig(quick, manifest.about.get("text_encoder_config", {}).get("max_position_embeddings"))
     pack = load_pack(pack_dir)
     results: dict[str, Any] = {"machine": machine(), "quick": quick, "model": str(model), "pack": str(pack_dir),
                                "pack_size": len(pack), "variant": manifest.about.get("variant"), "fingerprint": manifest.fingerprint}
     results["bundle_bytes"] = {p: sum(by_p[p].bytes for by_p in manifest.graphs.values() if p in by_p) for p in manifest.precisions}
     results["graph_bytes"] = {g: {p: e.bytes for p, e in by_p.items()} for g, by_p in manifest.graphs.items()}
+    results["lengths"] = list(cfg.lengths)
+    if cfg.length_note():
+        results["length_note"] = cfg.length_note()
+        log(cfg.length_note())
 
     latency: dict[str, Any] = {}
     precisions = [p for p in ("fp32", "int8") if p in manifest.precisions]

@@ -44,3 +44,34 @@ def test_int8_schemes_benchmark_measures_every_scheme(tiny_run_dir, synthetic_di
         assert 0.0 <= r["top5_agreement"] <= 1.0 and r["ms"] > 0 and r["text_encoder_mb"] > 0
     assert rows[0]["top5_agreement"] == 1.0 and all(r["text_encoder_mb"] < rows[0]["text_encoder_mb"] for r in rows[1:])
     assert "| scheme | top-5 agreement" in (tmp_path / "int8_schemes.md").read_text()
+
+
+ZEN3 = """processor\t: 0
+vendor_id\t: AuthenticAMD
+cpu family\t: 25
+model\t\t: 1
+model name\t: AMD EPYC 7B13
+stepping\t: 1
+flags\t\t: fpu sse2 avx avx2 fma f16c
+
+processor\t: 1
+flags\t\t: fpu
+"""
+
+
+def test_the_cpu_is_named_exactly():
+    from benchmarks.measure import cpu_info, machine
+
+    zen3 = cpu_info(ZEN3)
+    assert zen3["model_name"] == "AMD EPYC 7B13" and (zen3["family"], zen3["model"]) == ("25", "1")
+    assert zen3["flags"] == ["avx2", "fma", "f16c"] and "avx512f" not in zen3["summary"]
+    here = machine()
+    assert here["cpu"] == here["cpu_details"]["summary"] and "family" in here["cpu"]
+
+
+def test_lengths_beyond_the_encoders_positions_are_left_out_and_said():
+    from benchmarks.suite import BenchConfig
+
+    full = BenchConfig(quick=False, max_tokens=128)
+    assert full.lengths == (16, 64) and "256" in (full.length_note() or "") and "128 positions" in (full.length_note() or "")
+    assert BenchConfig(quick=True, max_tokens=512).length_note() is None and BenchConfig().lengths == (16, 64, 256)
