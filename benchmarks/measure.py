@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from sdk.cpu import cpu_info
+
 
 def timed(fn: Callable[[], Any], repeat: int, warmup: int = 2) -> dict[str, float]:
     """Milliseconds per call: p50, p95, p99, mean over `repeat` calls after `warmup`."""
@@ -59,40 +61,10 @@ def encoder_flops(config: dict[str, Any], tokens: int) -> float:
     return 2.0 * layers * tokens * (dense + attention)
 
 
-#: The instruction-set flags that decide which int8 and fp32 kernels onnxruntime can use.
-CPU_FLAGS = ("avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_int8",
-             "amx_bf16")
-
-
-def cpu_info(cpuinfo: str | None = None) -> dict[str, Any]:
-    """The CPU exactly: vendor, model name, family/model/stepping and the SIMD flags that matter.
-
-    "AMD EPYC" alone names several generations (Zen 3 has AVX2 only, Zen 4 adds AVX-512 and VNNI),
-    and an int8 speed-up measured on one does not carry over to another.
-    """
-    if cpuinfo is None:
-        try:
-            with open("/proc/cpuinfo", encoding="utf-8") as f:
-                cpuinfo = f.read()
-        except OSError:
-            cpuinfo = ""
-    fields: dict[str, str] = {}
-    for line in cpuinfo.split("\n\n", 1)[0].splitlines():
-        key, _, value = line.partition(":")
-        fields[key.strip()] = value.strip()
-    flags = set(fields.get("flags", "").split())
-    info = {"model_name": fields.get("model name") or platform.processor() or "unknown", "vendor": fields.get("vendor_id"),
-            "family": fields.get("cpu family"), "model": fields.get("model"), "stepping": fields.get("stepping"),
-            "flags": [f for f in CPU_FLAGS if f in flags]}
-    info["summary"] = (f"{info['model_name']} (family {info['family']}, model {info['model']}, stepping {info['stepping']}; "
-                       f"{' '.join(info['flags']) or 'no AVX2'})")
-    return info
-
-
 def machine() -> dict[str, Any]:
     import onnxruntime as ort
 
-    cpu = cpu_info()
+    cpu = cpu_info()  # from the runtime: the SDK keys its precision choice on the same description
     return {"cores": os.cpu_count(), "cpu": cpu["summary"], "cpu_details": cpu, "platform": platform.platform(),
             "python": platform.python_version(), "onnxruntime": ort.__version__, "providers": ort.get_available_providers(),
             "numpy": np.__version__}

@@ -21,10 +21,13 @@ from .jsonfile import read_json_value
 from .labels import ATTRIBUTES
 from .manifest import GRAPHS, MANIFEST, PRECISIONS, TOKENIZER, BundleManifest, fingerprint
 from .paths import inside
+from .precision_choice import fastest_cpu_precision
 from .providers import ProviderChoice, check_threads, choose_providers, make_session
 from .textprep import ContextTokenizer, Knowledge
 
 log = logging.getLogger("intra")
+#: the text the precision choice is timed on (repeated to fill the bundle's context length)
+SPEED_PROBE = "honestly I can't believe how well that went today, thank you so much for helping me out"
 
 
 class BundleError(IntraError, ValueError):
@@ -110,7 +113,14 @@ class Bundle:
             raise BundleError(f"{self.root}: bundle directory not found")
         self.manifest = read_manifest(self.root)
         self.choice: ProviderChoice = choose_providers(providers)
+        if verify:
+            verify_file(self.root, TOKENIZER, self.manifest.tokenizer_sha256)
+        self.labels = self.manifest.labels
+        self.text_settings, self.image_settings = self.manifest.text, self.manifest.image
+        self.tokenizer = _load_tokenizer(self.root / TOKENIZER, self.text_settings)
         self.precision = _pick_precision(self.manifest, self.root, precision, self.choice.default_precision)
+        if precision is None and self.choice.device == "cpu" and self.precision == "int8" and "fp32" in self.manifest.available():
+            self.precision = self._fastest_on_this_cpu(verify)
         if self.precision == "int8" and self.choice.device == "cuda":
             log.warning("int8 graphs are made for the CPU (onnxruntime's int8 kernels); on CUDA ask for fp16")
         # dynamic int8 quantizes activations with one scale per tensor: a row's result would depend
@@ -120,11 +130,6 @@ class Bundle:
         for graph in GRAPHS:
             entry = self.manifest.graphs[graph][self.precision]
             self._paths[graph] = verify_file(self.root, entry.file, entry.sha256) if verify else self.root / entry.file
-        if verify:
-            verify_file(self.root, TOKENIZER, self.manifest.tokenizer_sha256)
-        self.labels = self.manifest.labels
-        self.text_settings, self.image_settings = self.manifest.text, self.manifest.image
-        self.tokenizer = _load_tokenizer(self.root / TOKENIZER, self.text_settings)
         self.fingerprint: str = self.manifest.fingerprint
         self.modes: tuple[str, ...] = self.manifest.modes
         self.main_mode: str = self.manifest.main_mode
@@ -135,6 +140,19 @@ class Bundle:
         self._sessions: dict[str, Any] = {}
         self._providers: dict[str, str] = {}
         self._lock = threading.Lock()
+
+    def _fastest_on_this_cpu(self, verify: bool) -> str:
+        """int8 or fp32, whichever text encoder is faster on this CPU (sdk.precision_choice)."""
+        graphs = {}
+        for p in ("fp32", "int8"):
+            entry = self.manifest.graphs["text_encoder"][p]
+            graphs[p] = verify_file(self.root, entry.file, entry.sha256) if verify else self.root / entry.file
+        ids, mask = self.tokenizer.encode_contexts([[SPEED_PROBE] * 8])
+        try:
+            return fastest_cpu_precision(self.root, graphs, ids, mask, self.threads)
+        except Exception as e:  # onnxruntime could not load or run a graph: the gate's default stands
+            log.warning("could not time the precisions of %s (%s); using int8", self.root, _first_line(e))
+            return "int8"
 
     # ------------------------------------------------------------------ sessions
     def session(self, graph: str):

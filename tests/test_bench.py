@@ -60,7 +60,8 @@ flags\t\t: fpu
 
 
 def test_the_cpu_is_named_exactly():
-    from benchmarks.measure import cpu_info, machine
+    from benchmarks.measure import machine
+    from sdk.cpu import cpu_info
 
     zen3 = cpu_info(ZEN3)
     assert zen3["model_name"] == "AMD EPYC 7B13" and (zen3["family"], zen3["model"]) == ("25", "1")

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+from pathlib import Path
+
 import pytest
 
 from sdk.bundle import Bundle
@@ -38,3 +42,41 @@ def test_unknown_provider_in_rank(tiny_bundle, tiny_pack):
 def test_threads_are_checked_when_the_bundle_is_built(tiny_bundle, threads):
     with pytest.raises(ArgumentError, match="threads must be an integer from 1 to"):
         Bundle(tiny_bundle, precision="fp32", providers="cpu", threads=threads)
+
+
+def _timings(monkeypatch, ms: dict[str, float]) -> list[str]:
+    """Make the text encoders time as `ms`; returns the precisions timed, in order."""
+    from sdk import precision_choice
+
+    timed: list[str] = []
+
+    def fake(path, ids, mask, threads, repeat=precision_choice.REPEAT):
+        precision = Path(path).parent.name
+        timed.append(precision)
+        return ms[precision]
+
+    monkeypatch.setattr(precision_choice, "time_text_encoder", fake)
+    monkeypatch.delenv(precision_choice.ENV, raising=False)
+    return timed
+
+
+def test_the_default_cpu_precision_is_the_faster_here_and_cached(tiny_bundle, tmp_path, monkeypatch):
+    bundle = tmp_path / "model"
+    shutil.copytree(tiny_bundle, bundle, ignore=shutil.ignore_patterns(".precision-*"))
+    timed = _timings(monkeypatch, {"fp32": 10.0, "int8": 14.0})  # int8 slower here, as on a Zen 3 EPYC
+    assert Bundle(bundle, providers="cpu").precision == "fp32" and sorted(timed) == ["fp32", "int8"]
+    verdict = json.loads(next(bundle.glob(".precision-*.json")).read_text())
+    assert verdict["precision"] == "fp32" and verdict["ms"] == {"fp32": 10.0, "int8": 14.0} and "family" in verdict["cpu"]
+    timed.clear()
+    assert Bundle(bundle, providers="cpu").precision == "fp32" and timed == []  # cached: nothing measured again
+    assert Bundle(bundle, providers="cpu", precision="int8").precision == "int8" and timed == []  # asked for: no measuring
+    monkeypatch.setenv("INTRA_PRECISION", "int8")
+    assert Bundle(bundle, providers="cpu").precision == "int8" and timed == []
+
+
+def test_int8_is_kept_where_it_is_faster_and_ties_go_to_fp32(tiny_bundle, tmp_path, monkeypatch):
+    for ms, expected in (({"fp32": 10.0, "int8": 6.0}, "int8"), ({"fp32": 10.0, "int8": 10.0}, "fp32")):
+        bundle = tmp_path / expected
+        shutil.copytree(tiny_bundle, bundle, ignore=shutil.ignore_patterns(".precision-*"))
+        _timings(monkeypatch, ms)
+        assert Bundle(bundle, providers="cpu").precision == expected
