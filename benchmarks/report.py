@@ -27,12 +27,21 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+def _default_precision_line(chosen: dict[str, Any] | None) -> str:
+    if not chosen:
+        return ""
+    ms = chosen["why"].get("ms")
+    timed = f" (text encoder, one 64-token context: {', '.join(f'{p} {v:.1f} ms' for p, v in ms.items())})" if ms else ""
+    return f"Default CPU precision on this machine: {chosen['precision']}{timed}."
+
+
 def markdown(r: dict[str, Any], explanations: dict[str, str] | None = None) -> str:
     m = r["machine"]
     lines = [f"# intra benchmark{' (quick)' if r.get('quick') else ''}", "",
              f"Machine: {m['cpu']} ({m['cores']} cores), onnxruntime {m['onnxruntime']}, providers {', '.join(m['providers'])}.",
              f"Model {r['variant']} ({r['fingerprint']}), pack of {r['pack_size']} stickers. All ratios are from this one run."
-             + (f" Note: {r['length_note']}." if r.get("length_note") else ""), "",
+             + (f" Note: {r['length_note']}." if r.get("length_note") else ""),
+             _default_precision_line(r.get("default_precision_cpu")), "",
              "## Targets", "", "| target | value | goal | result |", "|---|---|---|---|"]
     for key, desc, ok, goal in TARGETS:
         v = r.get(key)

@@ -241,6 +241,16 @@ def gemm_fraction(model: Path, manifest: BundleManifest, threads: int, cfg: Benc
             "achieved_gflops": achieved, "gemm_peak_gflops": peak, "fraction": achieved / peak}
 
 
+def default_cpu_precision(model: Path) -> dict[str, Any]:
+    """What the SDK loads on this CPU when no precision is asked for, and the timings behind it."""
+    from sdk.precision_choice import cache_path
+
+    bundle = Bundle(model, providers="cpu")
+    path = cache_path(model, None)
+    why = json.loads(path.read_text()) if path.is_file() else {"reason": "only one CPU precision to choose from"}
+    return {"precision": bundle.precision, "why": why}
+
+
 def run_benchmark(model: Path | str, pack_dir: Path | str, run: Path | str | None = None, quick: bool = False,
                   log=print) -> dict[str, Any]:
     """Measure everything; returns the results (see report.py for the files)."""
@@ -298,6 +308,7 @@ def run_benchmark(model: Path | str, pack_dir: Path | str, run: Path | str | Non
     results["topk_100k_ms"] = row_100k["exact_ms"] if row_100k else None
 
     log("cold start, memory, pack building")
+    results["default_precision_cpu"] = default_cpu_precision(model)
     results["cold_start"] = cold_start(model, pack_dir)
     results["cold_start_s"] = results["cold_start"]["cold_start_s"]
     results["rss_mb_int8"] = ranking_rss(model, pack_dir, main_precision)

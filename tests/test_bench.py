@@ -6,7 +6,7 @@ from typer.testing import CliRunner
 
 from sdk.cli import app
 
-KEYS = ("speedup_int8_vs_torch_b1", "speedup_fp32_vs_torch_b1", "top5_agreement_int8", "map_delta_int8",
+KEYS = ("default_precision_cpu", "speedup_int8_vs_torch_b1", "speedup_fp32_vs_torch_b1", "top5_agreement_int8", "map_delta_int8",
         "overhead_fraction_10k", "topk_100k_ms", "cold_start_s", "rss_mb_int8", "gemm_peak_fraction", "machine")
 
 
@@ -23,6 +23,9 @@ def test_quick_benchmark_writes_results(tiny_bundle, tiny_pack, tiny_run_dir, tm
     assert [row["stickers"] for row in r["pack_scaling"]] == [100, 1000]
     assert 0.0 <= r["pack_scaling"][1]["ann_recall@10"] <= 1.0
     assert r["top5_agreement_int8"] >= 0.95  # from the manifest's parity figures
+    chosen = r["default_precision_cpu"]
+    assert chosen["precision"] in ("fp32", "int8") and (chosen["why"].get("precision") in (None, chosen["precision"]))
+    assert "family" in r["machine"]["cpu"] and isinstance(r["machine"]["cpu_details"]["flags"], list)
     md = (out / "results.md").read_text()
     assert "| target | value | goal | result |" in md and ("pass" in md or "MISS" in md)
     assert (out / "latency.png").stat().st_size > 1000 and (out / "pack_scaling.png").stat().st_size > 1000
