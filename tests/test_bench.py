@@ -1,6 +1,7 @@
 """The benchmark's --quick mode end to end on the tiny bundle (numbers are reported, never asserted on)."""
 
 import json
+from pathlib import Path
 
 from typer.testing import CliRunner
 
@@ -79,3 +80,19 @@ def test_lengths_beyond_the_encoders_positions_are_left_out_and_said():
     full = BenchConfig(quick=False, max_tokens=128)
     assert full.lengths == (16, 64) and "256" in (full.length_note() or "") and "128 positions" in (full.length_note() or "")
     assert BenchConfig(quick=True, max_tokens=512).length_note() is None and BenchConfig().lengths == (16, 64, 256)
+
+
+def test_gpu_script_says_no_cuda_here_and_its_rows_run_on_the_cpu(tiny_bundle, tiny_pack, synthetic_dir, tmp_path):
+    import shutil
+    import subprocess
+
+    from benchmarks.gpu_rows import gpu_rows, markdown
+
+    if shutil.which("nvidia-smi") is None:
+        script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu.sh"
+        proc = subprocess.run(["bash", str(script)], capture_output=True, text=True)
+        assert proc.returncode == 0 and "no CUDA device" in proc.stdout
+    r = gpu_rows(tiny_bundle, tiny_pack, synthetic_dir, providers="cpu", contexts=40, repeat=3)
+    assert r["provider"] == "CPUExecutionProvider" and r["contexts"] == 40
+    assert r["top5_agreement_vs_fp32_cpu"] >= 0.95 and r["max_score_diff_vs_fp32_cpu"] < 0.05
+    assert "| fp16, " in markdown(r)
