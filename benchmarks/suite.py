@@ -306,6 +306,7 @@ def run_benchmark(model: Path | str, pack_dir: Path | str, run: Path | str | Non
     results["pack_scaling"] = pack_scaling(pack.embeddings.shape[1], cfg)
     row_100k = next((r for r in results["pack_scaling"] if r["stickers"] == 100_000), None)
     results["topk_100k_ms"] = row_100k["exact_ms"] if row_100k else None
+    results["ann_recall10_100k"] = row_100k.get("ann_recall@10") if row_100k else None
 
     log("cold start, memory, pack building")
     results["default_precision_cpu"] = default_cpu_precision(model)
