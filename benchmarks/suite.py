@@ -104,6 +104,20 @@ def sdk_latency(model: Path, pack, precision: str, providers: str, threads: int,
     return rows
 
 
+def batch_invariance(model: Path, pack, n: int = 64) -> dict[str, Any]:
+    """Whether int8 `rank_many` (batches of 16, padded) equals `rank` row by row on `n` contexts of
+    varied length: the same top 5, scores within 1e-5."""
+    ranker = Ranker(Bundle(model, precision="int8", providers="cpu"), pack)
+    words = (SENTENCE + " and then we went home").split()
+    contexts = [[" ".join(words[: 3 + (7 * i) % len(words)])] * (1 + i % 4) for i in range(n)]
+    together = ranker.rank_many(contexts, top_k=5, batch_size=16)
+    alone = [ranker.rank(c, top_k=5) for c in contexts]
+    same_ids = all([m.sticker_id for m in a.matches] == [m.sticker_id for m in b.matches] for a, b in zip(alone, together))
+    diff = max(abs(x.score - y.score) for a, b in zip(alone, together) for x, y in zip(a.matches, b.matches))
+    return {"invariant": bool(same_ids and diff <= 1e-5), "same_top5": same_ids, "max_score_diff": diff, "contexts": n,
+            "row_by_row": ranker.bundle.row_by_row}
+
+
 def breakdown(model: Path, pack, precision: str, threads: int, cfg: BenchConfig, pack_size: int = 10_000) -> dict[str, float]:
     """Where the time of one rank() goes (batch 1, 64 tokens), scoring over a `pack_size` pack."""
     bundle = Bundle(model, precision=precision, providers="cpu", threads=threads)
@@ -301,6 +315,8 @@ def run_benchmark(model: Path | str, pack_dir: Path | str, run: Path | str | Non
     main_precision = "int8" if "int8" in precisions else "fp32"
     results["breakdown"] = breakdown(model, pack, main_precision, 1, cfg, pack_size=1000 if quick else 10_000)
     results["overhead_fraction_10k"] = results["breakdown"]["overhead_fraction"]
+    if "int8" in precisions:
+        results["batch_invariant_int8"] = batch_invariance(model, pack)
 
     log("pack scaling")
     results["pack_scaling"] = pack_scaling(pack.embeddings.shape[1], cfg)

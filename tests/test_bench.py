@@ -24,6 +24,7 @@ def test_quick_benchmark_writes_results(tiny_bundle, tiny_pack, tiny_run_dir, tm
     assert [row["stickers"] for row in r["pack_scaling"]] == [100, 1000]
     assert 0.0 <= r["pack_scaling"][1]["ann_recall@10"] <= 1.0
     assert r["top5_agreement_int8"] >= 0.95  # from the manifest's parity figures
+    assert r["batch_invariant_int8"]["invariant"] is True and r["batch_invariant_int8"]["contexts"] == 64
     chosen = r["default_precision_cpu"]
     assert chosen["precision"] in ("fp32", "int8") and (chosen["why"].get("precision") in (None, chosen["precision"]))
     assert "family" in r["machine"]["cpu"] and isinstance(r["machine"]["cpu_details"]["flags"], list)
