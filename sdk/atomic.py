@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -76,9 +77,11 @@ _RENAME_EXCHANGE = 2
 
 
 def _load_renameat2():
+    if not sys.platform.startswith("linux"):
+        return None  # other systems take the two-rename path, repaired by recover()
     try:
         fn = ctypes.CDLL(None, use_errno=True).renameat2
-    except (OSError, AttributeError):
+    except (OSError, AttributeError, TypeError):  # an old glibc, or no C library to ask
         return None
     fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
     fn.restype = ctypes.c_int
@@ -102,8 +105,8 @@ def exchange(a: Path, b: Path) -> bool:
 
 # ---------------------------------------------------------------------------- leftovers
 def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
+    if pid == os.getpid() or os.name != "posix":
+        return True  # on Windows os.kill(pid, 0) would end the process: never judge a writer dead there
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
