@@ -201,8 +201,7 @@ import json, time
 t0 = time.perf_counter()
 import sdk
 t1 = time.perf_counter()
-r = sdk.Ranker({str(model)!r}, {str(pack)!r}, precision="int8", providers="cpu")
-r.bundle.session("text_encoder"); r.bundle.session("intention_head")
+r = sdk.Ranker({str(model)!r}, {str(pack)!r}, precision="int8", providers="cpu")  # creates its two sessions
 t2 = time.perf_counter()
 r.rank("hello there")
 t3 = time.perf_counter()

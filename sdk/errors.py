@@ -15,6 +15,13 @@ class ArgumentError(IntraError, ValueError, TypeError):
     """
 
 
+def check_count(name: str, value: object, limit: int = 1_000_000) -> int:
+    """`value` when it is an int from 1 to `limit`; ArgumentError naming `name` otherwise."""
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= limit:
+        raise ArgumentError(f"{name} must be an integer from 1 to {limit:,}, got {value!r}")
+    return value
+
+
 class OutputError(IntraError, ValueError):
     """An output path intra refuses to write: it holds something intra did not write, or the input."""
 

@@ -30,7 +30,7 @@ import numpy as np
 from . import atomic
 from .bundle import Bundle, sha256_file
 from .dataset import CATALOG_FILE, INFO_FILE, RETRIEVAL_SPLITS, load_catalog, load_dataset
-from .errors import ArgumentError, DatasetError, MissingExtraError, OutputError
+from .errors import ArgumentError, DatasetError, MissingExtraError, OutputError, check_count
 from .imageprep import load_image, to_pixels
 from .jsonfile import read_json_object
 from .labels import ATTRIBUTES, LABELS, check_attributes, check_label
@@ -141,8 +141,7 @@ def read_usage(usage: Mapping[str, Any] | Path | str, ids: Sequence[str]) -> dic
 
 def check_build_args(batch_size: int, dtype: str, shard: tuple[int, int] | None) -> None:
     """Raise ArgumentError for a bad batch size, storage type or shard, before any work is done."""
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or not 1 <= batch_size <= 4096:
-        raise ArgumentError(f"batch_size must be an integer from 1 to 4096, got {batch_size!r}")
+    check_count("batch_size", batch_size, 4096)
     if dtype not in DTYPES:
         raise ArgumentError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     if shard is not None:

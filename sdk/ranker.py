@@ -24,7 +24,7 @@ import numpy as np
 from . import atomic
 from .bundle import MANIFEST, Bundle, BundleError
 from .context import Context, ContextError, parse_context, parse_knowledge
-from .errors import ArgumentError, MissingExtraError
+from .errors import ArgumentError, MissingExtraError, check_count
 from .jsonfile import read_json_object
 from .pack import PACK_FILE, Pack, PackError, load_pack
 from .scoring import ScoreTerms, ScoreWeights, softmax
@@ -217,13 +217,6 @@ class Ranker:
     def rank(self, context: Context, top_k: int = 5, knowledge: Knowledge | None = None) -> RankResult:
         """Rank the pack for one conversation."""
         return self.rank_many([context], top_k, [knowledge] if knowledge is not None else None)[0]
-
-
-def check_count(name: str, value: Any, limit: int = 1_000_000) -> int:
-    """`value` when it is an int from 1 to `limit`; ArgumentError naming `name` otherwise."""
-    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= limit:
-        raise ArgumentError(f"{name} must be an integer from 1 to {limit:,}, got {value!r}")
-    return value
 
 
 RANKER_OPTIONS = ("precision", "providers", "threads", "mode", "ann", "ann_threshold", "verify", "weights")
