@@ -18,6 +18,10 @@ TARGETS = [
     ("gemm_peak_fraction", "text encoder vs measured GEMM peak (1 thread)", lambda v: v >= 0.5, ">= 50%"),
     ("ann_recall10_100k", "ANN recall@10 over 100k stickers (isotropic, worst case)", lambda v: v >= 0.95, ">= 0.95"),
     ("batch_invariant_int8", "int8 rank_many == rank row by row (top 5, scores 1e-5)", lambda v: bool(v["invariant"]), "true"),
+    ("default_vs_fp32_b1", "default CPU precision's rank() over fp32's (batch 1, 64 tokens)", lambda v: v <= 1.0, "<= 1.0"),
+    ("int8_vs_dynamic_floor", "shipped int8 rank() over full dynamic int8 rank() (batch 1)", lambda v: v <= 1.15, "<= 1.15"),
+    ("speedup_vs_peer_b1", "rank() at batch 1 vs the sentence-transformers peer (peer ms / ours)", lambda v: v >= 1.0, ">= 1.0x"),
+    ("top5_margin_vs_peer", "top-5 agreement with our fp32 ranking: ours minus the peer's", lambda v: v >= 0.0, ">= 0"),
 ]
 
 
@@ -78,9 +82,28 @@ def markdown(r: dict[str, Any], explanations: dict[str, str] | None = None) -> s
               "## The physical limit", "", "| threads | GFLOP per context (64 tokens) | achieved GFLOP/s (fp32 text encoder) | numpy GEMM peak GFLOP/s | fraction |", "|---|---|---|---|---|"]
     for g in r["gemm"]:
         lines.append(f"| {g['threads']} | {g['gflop_per_context']:.3f} | {g['achieved_gflops']:.1f} | {g['gemm_peak_gflops']:.1f} | {g['fraction']:.2f} |")
-    if r.get("torch_note"):
-        lines += ["", f"Note: {r['torch_note']}"]
+    lines += _comparison_lines(r)
+    for note in ("torch_note", "peer_note"):
+        if r.get(note):
+            lines += ["", f"Note: {r[note]}"]
     return "\n".join(lines) + "\n"
+
+
+def _comparison_lines(r: dict[str, Any]) -> list[str]:
+    """The int8 floor and the peer, when the run was given."""
+    lines = []
+    if r.get("int8_floor"):
+        f = r["int8_floor"]
+        lines += ["", "## int8 against its floor (batch 1, 64 tokens, 1 thread, best of 3 alternating rounds)", "",
+                  f"Shipped int8 ({f['shipped_scheme']}): {f['shipped_ms']:.2f} ms; full dynamic int8 of every text-encoder "
+                  f"MatMul (fails the gate): {f['dynamic_ms']:.2f} ms; ratio {f['ratio']:.2f}."]
+    if r.get("peer"):
+        p = r["peer"]
+        lines += ["", "## The peer, side by side (same process, 1 thread, 64 tokens)", "", f"Peer: {p['peer']}.", "",
+                  "| | batch 1 ms | batch 32 ms | top-5 agreement with our fp32 ranking |", "|---|---|---|---|",
+                  f"| intra ({p['ours_precision']}) | {p['ours_b1_ms']:.2f} | {p['ours_b32_ms']:.2f} | {p['top5_agreement_ours']:.3f} |",
+                  f"| peer | {p['peer_b1_ms']:.2f} | {p['peer_b32_ms']:.2f} | {p['top5_agreement_peer']:.3f} |"]
+    return lines
 
 
 def plots(r: dict[str, Any], out: Path) -> list[str]:

@@ -6,6 +6,7 @@ headline row is batch 1, 64-token contexts, 1 thread.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -292,8 +293,6 @@ def run_benchmark(model: Path | str, pack_dir: Path | str, run: Path | str | Non
         log("latency: fp16 on CUDA")
         latency["fp16/cuda"] = sdk_latency(model, pack, "fp16", "cuda", 1, cfg)
     if run is not None:
-        import importlib.util
-
         if importlib.util.find_spec("torch") is None:
             results["torch_note"] = "PyTorch is not installed (the 'train' extra): no eager rows"
         else:
@@ -306,6 +305,9 @@ def run_benchmark(model: Path | str, pack_dir: Path | str, run: Path | str | Non
         row = latency.get(key, {}).get("64", {}).get("b1")
         return row["p50_ms"] if row else None
 
+    default = default_cpu_precision(model)
+    if b1(f"{default['precision']}/cpu/t1") and b1("fp32/cpu/t1"):
+        results["default_vs_fp32_b1"] = b1(f"{default['precision']}/cpu/t1") / b1("fp32/cpu/t1")
     torch_b1 = b1("torch-fp32/t1")
     results["speedup_int8_vs_torch_b1"] = torch_b1 / b1("int8/cpu/t1") if torch_b1 and b1("int8/cpu/t1") else None
     results["speedup_fp32_vs_torch_b1"] = torch_b1 / b1("fp32/cpu/t1") if torch_b1 and b1("fp32/cpu/t1") else None
@@ -324,7 +326,7 @@ def run_benchmark(model: Path | str, pack_dir: Path | str, run: Path | str | Non
     results["ann_recall10_100k"] = row_100k.get("ann_recall@10") if row_100k else None
 
     log("cold start, memory, pack building")
-    results["default_precision_cpu"] = default_cpu_precision(model)
+    results["default_precision_cpu"] = default
     results["cold_start"] = cold_start(model, pack_dir)
     results["cold_start_s"] = results["cold_start"]["cold_start_s"]
     results["rss_mb_int8"] = ranking_rss(model, pack_dir, main_precision)
@@ -340,4 +342,38 @@ def run_benchmark(model: Path | str, pack_dir: Path | str, run: Path | str | Non
     log("GEMM peak and the text encoder's share of it")
     results["gemm"] = [gemm_fraction(model, manifest, t, cfg) for t in cfg.threads]
     results["gemm_peak_fraction"] = results["gemm"][0]["fraction"]
+    if run is not None and "int8" in precisions and importlib.util.find_spec("torch") is not None:
+        results.update(run_comparisons(model, Path(run), pack, cfg, log))
     return results
+
+
+def validation_contexts(run: Path, n: int = 256) -> list[list[str]]:
+    """Up to `n` contexts of the run's validation split (test when it has none)."""
+    from sdk.dataset import load_dataset
+    from training.run_dir import read_config
+
+    ds = load_dataset(read_config(run)["dataset"]["path"])
+    split = "validation" if "validation" in ds.splits else "test"
+    return [[t.text for t in c.context] for c in ds.split(split)[:n]]
+
+
+def run_comparisons(model: Path, run: Path, pack, cfg: BenchConfig, log=print) -> dict[str, Any]:
+    """The rows that need the training run: the dynamic-int8 floor and the sentence-transformers peer."""
+    from .floor import int8_vs_dynamic_floor
+
+    out: dict[str, Any] = {}
+    ctx = context_of(Bundle(model, precision="int8", providers="cpu").tokenizer, 64)
+    log("int8 against full dynamic int8 (the floor)")
+    out["int8_floor"] = int8_vs_dynamic_floor(model, run, pack, ctx, cfg.repeat)
+    out["int8_vs_dynamic_floor"] = out["int8_floor"]["ratio"]
+    if importlib.util.find_spec("sentence_transformers") is None:
+        out["peer_note"] = "sentence-transformers is not installed (the 'train' extra): no peer rows"
+        return out
+    from .peer import compare
+
+    log("peer: sentence-transformers ONNX backend with its dynamic int8 (avx2)")
+    out["peer"] = compare(model, run, pack, validation_contexts(run), ctx, cfg.repeat)
+    out["speedup_vs_peer_b1"] = out["peer"]["speedup_vs_peer_b1"]
+    out["top5_agreement_peer"] = out["peer"]["top5_agreement_peer"]
+    out["top5_margin_vs_peer"] = out["peer"]["top5_agreement_ours"] - out["peer"]["top5_agreement_peer"]
+    return out

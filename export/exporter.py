@@ -28,7 +28,7 @@ from sdk.errors import ArgumentError, IntraError
 from sdk.imageprep import ImageSettings
 from sdk.labels import ATTRIBUTES
 from sdk.manifest import GRAPHS, MANIFEST, PRECISIONS, TOKENIZER, BundleManifest, Gate, GraphFile, fingerprint
-from sdk.scoring import ScoreWeights
+from sdk.scoring import ScoreTerms, ScoreWeights, usage_vector
 from sdk.textprep import ContextTokenizer, TextSettings
 from training.encoders import region_features
 from training.features import context_batch, refresh_label_table, sticker_inputs, sticker_labels
@@ -64,16 +64,26 @@ def _versions() -> dict[str, str]:
 class Fp32Result:
     """The fp32 bundle's scores and metrics on the reference split: what reduced precisions are gated against."""
 
-    scores: np.ndarray
-    metrics: dict[str, float]
+    ranking: Ranking
     fused: bool
+
+    @property
+    def scores(self) -> np.ndarray:
+        return self.ranking.scores
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        return self.ranking.metrics
 
 
 class Reference:
-    """PyTorch outputs on held-out inputs: the targets every graph is compared with."""
+    """PyTorch outputs on held-out inputs: the targets every graph is compared with.
+
+    Rankings are compared by the final score apps get (cosine plus the prior and label terms of
+    a pack built from the dataset, under the run's weights), and by the cosine alone."""
 
     def __init__(self, model, tokenizer, stickers, convs, labels, gold_index: dict[str, int], split: str = "validation",
-                 max_queries: int = 256) -> None:
+                 max_queries: int = 256, usage: np.ndarray | None = None, weights: ScoreWeights = ScoreWeights()) -> None:
         self.split = split
         self.convs = list(convs)[:max_queries]
         self.gold = np.array([gold_index[c.sticker_id] for c in self.convs])
@@ -86,11 +96,17 @@ class Reference:
             self.pixels = stickers.pixels[:32].numpy()
             self.regions = model.vis_proj(region_features(model.vision, stickers.pixels[:32])).numpy()
             self.vectors = sticker_matrix(model, tokenizer, stickers).numpy()
-            _, queries = query_matrix(model, tokenizer, self.convs)
-            self.scores = queries.numpy() @ self.vectors.T
+            logits, queries = query_matrix(model, tokenizer, self.convs)
         self.stickers = stickers
         self.labels = labels
+        self.usage = usage
+        self.cosines = queries.numpy() @ self.vectors.T
+        self.scores = self.final(self.cosines, logits, weights, logits is not None)
         self.metrics = retrieval_metrics(self.scores, self.gold, labels)
+
+    def final(self, cosines: np.ndarray, logits: np.ndarray | None, weights: ScoreWeights, has_head: bool) -> np.ndarray:
+        """The final scores of these queries, as a pack built from the dataset ranks them."""
+        return ScoreTerms(weights, self.labels, self.usage, has_head).scores(cosines, logits)
 
 
 def calibration_batches(ds, tokenizer, use_knowledge: bool, n: int = 256, batch: int = 16,
@@ -135,17 +151,39 @@ def graph_cosines(bundle: Bundle, ref: Reference, model, tokenizer) -> dict[str,
     return {k: round(v, 7) for k, v in out.items()}
 
 
-def end_to_end(bundle: Bundle, ref: Reference) -> tuple[np.ndarray, dict[str, float]]:
-    """Scores of the validation queries against the catalog through the bundle, and their metrics."""
+@dataclass
+class Ranking:
+    """The validation queries ranked through a bundle, as apps rank them: with the pack's usage
+    counts (a pack built from the dataset) and without (a pack built from a folder of images),
+    and by the cosine alone (reported, not gated)."""
+
+    scores: np.ndarray  # final score with the usage prior
+    no_prior: np.ndarray  # final score without it
+    cosines: np.ndarray
+    metrics: dict[str, float]
+
+    def agreement(self, reference: Ranking) -> dict[str, float]:
+        """Top-5 agreement with `reference` of each ranking; the gate takes the weaker app ranking."""
+        with_prior = topk_agreement(self.scores, reference.scores)
+        without = topk_agreement(self.no_prior, reference.no_prior)
+        return {"top5_agreement": round(min(with_prior, without), 4), "top5_with_prior": round(with_prior, 4),
+                "top5_without_prior": round(without, 4), "cosine_top5_agreement": round(topk_agreement(self.cosines, reference.cosines), 4)}
+
+
+def end_to_end(bundle: Bundle, ref: Reference) -> Ranking:
+    """The validation queries against the catalog through the bundle, scored as sdk.Ranker scores."""
     vectors = np.concatenate([
         bundle.sticker_vectors(ref.stickers.pixels[k:k + 64].numpy(), ref.stickers.attribute_texts[k:k + 64])
         for k in range(0, len(ref.stickers.pixels), 64)])
     pooled = np.concatenate([
         bundle.pooled(*(t.numpy() for t in context_batch(ref.convs[k:k + 64], bundle.tokenizer, "knowledge" in bundle.manifest.inputs)))
         for k in range(0, len(ref.convs), 64)])
-    _, queries = bundle.head(pooled)
-    scores = queries @ vectors.T
-    return scores, retrieval_metrics(scores, ref.gold, ref.labels)
+    logits, queries = bundle.head(pooled)
+    cosines = queries @ vectors.T
+    weights = bundle.score_weights
+    scores = ref.final(cosines, logits, weights, bundle.has_intention)
+    no_prior = ref.final(cosines, logits, replace(weights, prior=0.0), bundle.has_intention)
+    return Ranking(scores, no_prior, cosines, retrieval_metrics(scores, ref.gold, ref.labels))
 
 
 @dataclass
@@ -214,10 +252,11 @@ def export_run(run: Path | str, out: Path | str, precisions: tuple[str, ...] = P
     data = Path(data) if data is not None else Path(conf["dataset"]["path"])
     atomic.check_output(Path(out), MANIFEST, "model bundle", [run, data])  # refuse before exporting anything
     ds = load_dataset(data)
-    ref = _reference(model, tokenizer, image_settings, ds)
+    weights = read_weights(run)
+    ref = reference(model, tokenizer, image_settings, ds, weights)
     steps = tqdm(total=len(GRAPHS) + 1 + 2 * (len(precisions) - 1), desc="export", disable=not progress, unit="step")
     with atomic.atomic_dir(Path(out), MANIFEST, "model bundle", [run, data]) as tmp:
-        draft = BundleDraft(tmp, model, opset, precisions, tokenizer.settings, image_settings, read_weights(run), _about(run, conf),
+        draft = BundleDraft(tmp, model, opset, precisions, tokenizer.settings, image_settings, weights, _about(run, conf),
                             int(conf["text_encoder"]["hidden_size"]))
         _export_raw(draft, run, steps)
         fp32 = _export_fp32(draft, ref, tokenizer, conf["text_encoder"], steps)
@@ -249,12 +288,16 @@ def _check_args(precisions: tuple[str, ...], opset: int) -> tuple[str, ...]:
     return tuple(p for p in PRECISIONS if p == "fp32" or p in precisions)
 
 
-def _reference(model: IntRA, tokenizer: ContextTokenizer, image_settings: ImageSettings, ds: Dataset) -> Reference:
-    """PyTorch's outputs on the validation split (the test split when there is none)."""
+def reference(model: IntRA, tokenizer: ContextTokenizer, image_settings: ImageSettings, ds: Dataset,
+              weights: ScoreWeights) -> Reference:
+    """PyTorch's outputs on the validation split (the test split when there is none), ranked with
+    the training split's usage counts and labels under `weights`, as a pack built from `ds` is."""
     split = "validation" if "validation" in ds.splits else "test"
     refresh_label_table(model, tokenizer)
     labels, _ = sticker_labels(ds)
-    return Reference(model, tokenizer, sticker_inputs(ds, image_settings), ds.split(split), labels, ds.sticker_index(), split)
+    usage = usage_vector(ds.usage_counts() or None, ds.sticker_ids)
+    return Reference(model, tokenizer, sticker_inputs(ds, image_settings), ds.split(split), labels, ds.sticker_index(), split,
+                     usage=usage, weights=weights)
 
 
 def _about(run: Path, conf: dict[str, Any]) -> dict[str, Any]:
@@ -290,13 +333,14 @@ def _export_fp32(draft: BundleDraft, ref: Reference, tokenizer: ContextTokenizer
         draft.place("fp32", g)
     bundle = draft.bundle("fp32")
     cos = graph_cosines(bundle, ref, draft.model, tokenizer)
-    scores, metrics = end_to_end(bundle, ref)
+    ranking = end_to_end(bundle, ref)
+    scores, metrics = ranking.scores, ranking.metrics
     draft.parity["reference"] = {"split": ref.split, "queries": len(ref.convs), "torch_mAP": ref.metrics["mAP"]}
     draft.parity["fp32"] = {"graph_cosine": cos, "top5_agreement": topk_agreement(scores, ref.scores),
                             "map_delta": round(100 * (metrics["mAP"] - ref.metrics["mAP"]), 4), "mAP": metrics["mAP"]}
     draft.failures += [("fp32", r) for r in gate_fp32(cos).reasons]
     steps.update()
-    return Fp32Result(scores, metrics, fused)
+    return Fp32Result(ranking, fused)
 
 
 def _export_fp16(draft: BundleDraft, ref: Reference, fp32: Fp32Result, steps: tqdm) -> dict[str, Any]:
@@ -317,10 +361,11 @@ def _export_fp16(draft: BundleDraft, ref: Reference, fp32: Fp32Result, steps: tq
 
 
 def _reduced_figures(bundle: Bundle, ref: Reference, fp32: Fp32Result) -> dict[str, Any]:
-    scores, metrics = end_to_end(bundle, ref)
-    return {"top5_agreement": round(topk_agreement(scores, fp32.scores), 4),
-            "map_delta": round(100 * (metrics["mAP"] - fp32.metrics["mAP"]), 4), "mAP": metrics["mAP"],
-            "query_cosine_min": round(row_cosine(scores, fp32.scores), 6)}
+    """Agreement with fp32 of the app rankings (the gate takes the weaker) and of the cosine alone."""
+    ranking = end_to_end(bundle, ref)
+    return {**ranking.agreement(fp32.ranking),
+            "map_delta": round(100 * (ranking.metrics["mAP"] - fp32.metrics["mAP"]), 4), "mAP": ranking.metrics["mAP"],
+            "query_cosine_min": round(row_cosine(ranking.scores, fp32.scores), 6)}
 
 
 def _export_int8(draft: BundleDraft, ref: Reference, fp32: Fp32Result,
@@ -331,7 +376,7 @@ def _export_int8(draft: BundleDraft, ref: Reference, fp32: Fp32Result,
     batches: list[dict[str, np.ndarray]] = []
 
     def write(scheme: Int8Scheme) -> None:
-        if scheme.calibration and not batches:
+        if scheme.needs_calibration and not batches:
             batches.extend(calibration())
         write_int8_graphs(draft.raw, draft.tmp / "int8", GRAPHS, scheme, batches)
         for g in GRAPHS:

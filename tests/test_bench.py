@@ -31,24 +31,44 @@ def test_quick_benchmark_writes_results(tiny_bundle, tiny_pack, tiny_run_dir, tm
     md = (out / "results.md").read_text()
     assert "| target | value | goal | result |" in md and ("pass" in md or "MISS" in md)
     assert (out / "latency.png").stat().st_size > 1000 and (out / "pack_scaling.png").stat().st_size > 1000
+    # with --run: the dynamic-int8 floor and the sentence-transformers peer, side by side
+    assert r["int8_floor"]["dynamic_ms"] > 0 and r["int8_vs_dynamic_floor"] == r["int8_floor"]["ratio"] > 0
+    peer = r["peer"]
+    assert peer["peer_b1_ms"] > 0 and peer["peer_b32_ms"] > 0 and r["speedup_vs_peer_b1"] > 0
+    assert 0.0 <= r["top5_agreement_peer"] <= 1.0 and peer["top5_agreement_ours"] >= 0.95
+    assert "## The peer, side by side" in md and r["default_vs_fp32_b1"] > 0
 
 
 def test_int8_schemes_benchmark_measures_every_scheme(tiny_run_dir, synthetic_dir, tmp_path):
     from typer.testing import CliRunner
 
-    from benchmarks.int8_schemes import app, compared_schemes
+    from benchmarks.int8_schemes import SWEEP_KEEP, app, compared_schemes
 
     result = CliRunner().invoke(app, ["--run", str(tiny_run_dir), "--data", str(synthetic_dir), "--out", str(tmp_path),
                                       "--repeat", "3", "--tokens", "16"])
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "int8_schemes.json").read_text())
     rows = report["schemes"]
-    assert [r["scheme"] for r in rows[1:]] == [s.label for s in compared_schemes()]
+    schemes = [s.label for s in compared_schemes()]
+    assert [r["scheme"] for r in rows[1:len(schemes) + 1]] == schemes
+    assert len(rows) == 1 + len(schemes) + 3 * len(SWEEP_KEEP)  # then the sweep's schemes
     assert {r["kind"] for r in rows} == {"fp32", "dynamic", "weight-only", "static"}
     for r in rows:
         assert 0.0 <= r["top5_agreement"] <= 1.0 and r["ms"] > 0 and r["text_encoder_mb"] > 0
+        assert r["top5_agreement"] == min(r["top5_with_prior"], r["top5_without_prior"])
     assert rows[0]["top5_agreement"] == 1.0 and all(r["text_encoder_mb"] < rows[0]["text_encoder_mb"] for r in rows[1:])
-    assert "| scheme | top-5 agreement" in (tmp_path / "int8_schemes.md").read_text()
+    # the sweep: every weighted MatMul of the text encoder kept fp32 once, most sensitive first
+    sweep = report["sensitivity"]
+    assert len(sweep) == 6 * 2  # 6 MatMuls per layer, 2 layers in the tiny encoder
+    assert [r["top5_agreement"] for r in sweep] == sorted((r["top5_agreement"] for r in sweep), reverse=True)
+    assert report["cpu"]["model_name"] and "| scheme | top-5 (gated)" in (tmp_path / "int8_schemes.md").read_text()
+
+    # --no-parity: the same schemes, timed only (for a quiet machine)
+    result = CliRunner().invoke(app, ["--run", str(tiny_run_dir), "--data", str(synthetic_dir), "--out", str(tmp_path / "t"),
+                                      "--repeat", "2", "--tokens", "16", "--no-parity"])
+    assert result.exit_code == 0, result.output
+    timed = json.loads((tmp_path / "t" / "int8_schemes.json").read_text())["schemes"]
+    assert [r["scheme"] for r in timed[1:]] == schemes and all(r["ms"] > 0 and "top5_agreement" not in r for r in timed[1:])
 
 
 ZEN3 = """processor\t: 0
@@ -97,3 +117,19 @@ def test_gpu_script_says_no_cuda_here_and_its_rows_run_on_the_cpu(tiny_bundle, t
     assert r["provider"] == "CPUExecutionProvider" and r["contexts"] == 40
     assert r["top5_agreement_vs_fp32_cpu"] >= 0.95 and r["max_score_diff_vs_fp32_cpu"] < 0.05
     assert "| fp16, " in markdown(r)
+
+
+def test_the_peer_serves_the_same_encoder_through_sentence_transformers(tiny_run_dir, tiny_bundle, tmp_path):
+    """The peer is our trained encoder, not a lookalike: its pooled output equals the bundle's."""
+    from sentence_transformers import SentenceTransformer
+
+    from benchmarks.peer import sentence_transformer_dir
+    from export.parity import row_cosine
+    from sdk.bundle import Bundle
+
+    st = SentenceTransformer(str(sentence_transformer_dir(tiny_run_dir, tmp_path)), device="cpu")
+    bundle = Bundle(tiny_bundle, precision="fp32", providers="cpu")
+    contexts = [["hi there", "how are you?"], ["see you tomorrow at the station"], ["lol", "no way", "that is so sad"]]
+    ours = bundle.encode_contexts(contexts)
+    peer = st.encode([bundle.tokenizer.context_string(c) for c in contexts], convert_to_numpy=True)
+    assert row_cosine(ours, peer) > 0.9999

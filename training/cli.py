@@ -1,4 +1,4 @@
-"""`intra data`, `intra train` and `intra eval`: the training side's commands.
+"""`intra data`, `intra train`, `intra distill` and `intra eval`: the training side's commands.
 
 Registered into `intra` through the ``intra.commands`` entry point (:func:`register`); also a
 command line of its own, which `torchrun --nproc_per_node 2 -m training.cli train ...` uses for
@@ -130,10 +130,34 @@ def eval_cmd(
     typer.echo(f"wrote {out}/report.json, report.md, pr_curve.png")
 
 
+@app.command("distill")
+def distill_cmd(
+    run: Path = typer.Option(..., "--run", help="The teacher: a run directory made by `intra train`."),
+    out: Path = typer.Option(..., "--out", help="Run directory to write for the student (new or empty)."),
+    layers: int = typer.Option(3, min=1, help="Text-encoder layers of the student (fewer than the teacher's)."),
+    epochs: int = typer.Option(3, min=1, help="Passes over the distillation texts."),
+    extra_max: int = typer.Option(4096, min=0, help="At most this many extra intention-only comments among the texts."),
+    data: Path | None = typer.Option(None, help="Dataset directory. [default: the teacher's]"),
+    seed: int = typer.Option(0, help="Random seed."),
+) -> None:
+    """Distil a shallower text encoder from a trained run (fewer FLOPs per rank); writes a run to export."""
+    try:
+        require_extra("`intra distill`", "train", "torch", "transformers")
+        from .distill import DistillConfig, distill, read_record
+
+        distill(run, out, DistillConfig(layers=layers, epochs=epochs, extra_max=extra_max, seed=seed), data)
+        record = read_record(out)
+    except IntraError as e:
+        fail(e)
+    typer.echo(f"wrote {out}: {layers}-layer text encoder from teacher layers {record['kept_layers']}, "
+               f"loss by epoch {record['epoch_losses']}; export it with `intra export --run {out}`")
+
+
 def register(root: typer.Typer) -> None:
-    """Add `data`, `train` and `eval` to the `intra` app."""
+    """Add `data`, `train`, `distill` and `eval` to the `intra` app."""
     root.add_typer(data_app, name="data")
     root.command("train")(train_cmd)
+    root.command("distill")(distill_cmd)
     root.command("eval")(eval_cmd)
 
 
