@@ -200,7 +200,7 @@ def markdown(result: dict[str, Any]) -> str:
         gate = "pass" if r.get("passes_gate") else "fail" if "passes_gate" in r else "n/a"
         lines.append(f"| {r['scheme']} | {f(r, 'top5_agreement', '.4f')} | {f(r, 'top5_with_prior', '.4f')} | "
                      f"{f(r, 'top5_without_prior', '.4f')} | {f(r, 'cosine_top5_agreement', '.4f')} | {f(r, 'map_delta', '+.3f')} | "
-                     f"{r['text_encoder_mb']:.1f} | {r['ms']:.2f} | {gate} |")
+                     f"{r['text_encoder_mb']:.1f} | {'n/a' if r.get('ms') is None else format(r['ms'], '.2f')} | {gate} |")
     if result.get("sensitivity"):
         lines += ["", "Sensitivity sweep: dynamic int8 of every text-encoder MatMul but the one named (kept fp32), most "
                   "sensitive first.", "", "| MatMul kept fp32 | top-5 agreement | mAP delta (points) |", "| --- | --- | --- |"]
