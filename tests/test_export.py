@@ -180,25 +180,11 @@ def test_every_int8_scheme_keeps_minilm_close_at_under_a_third_of_its_bytes(tmp_
     well under half of fp32 and keeps the pooled output of real sentences close."""
     import onnxruntime as ort
 
-    from export.graphs import export_graph, graph_specs
     from export.int8 import INT8_SCHEMES, quantize_text_encoder
-    from export.opset import DEFAULT_OPSET
     from export.parity import row_cosine
-    from sdk.textprep import ContextTokenizer, TextSettings
-    from training.config import preset
-    from training.encoders import build_text_encoder, build_vision_encoder, default_text_model_dir, load_tokenizer
-    from training.model import IntRA
 
-    cfg = preset("small")
-    tok = load_tokenizer(default_text_model_dir())
-    text, text_conf = build_text_encoder(cfg, tok.get_vocab_size(), default_text_model_dir())
-    vision, vision_conf, image_settings = build_vision_encoder(cfg)
-    model = IntRA(cfg, text, text_conf, vision, vision_conf).eval()
-    fp32 = tmp_path / "fp32.onnx"
-    export_graph(graph_specs(model, image_settings.image_size, text_conf["hidden_size"])["text_encoder"], fp32, DEFAULT_OPSET)
-    ids, mask = ContextTokenizer(tok, TextSettings()).encode_texts(
-        ["I can't believe you did that, amazing!", "so sorry for your loss", "lol what", "thanks a lot for the help"])
-    feed = {"input_ids": ids, "attention_mask": mask}
+    fp32, feed = _minilm_text_encoder(tmp_path)
+    ids = feed["input_ids"]
     reference = ort.InferenceSession(str(fp32), providers=["CPUExecutionProvider"]).run(None, feed)[0]
     cosines = []
     calibration = [{k: v[i:i + 1] for k, v in feed.items()} for i in range(len(ids))]
