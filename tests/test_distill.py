@@ -79,3 +79,43 @@ def test_distilled_benchmark_measures_teacher_and_student(tiny_run_dir, syntheti
     assert CliRunner().invoke(app, ["--out", str(tmp_path), "--retime", "--repeat", "2"]).exit_code == 0
     again = json.loads((tmp_path / "distilled.json").read_text())["rows"][0]
     assert again["quality"] == row["quality"] and again["rank_ms"]["student"] > 0
+
+
+def test_fake_quant_rounds_like_dynamic_int8_and_comes_off_again():
+    import torch
+    from transformers import BertConfig, BertModel
+
+    from training.fake_quant import FakeQuantLinear, add_fake_quant, fake_quant_activations, remove_fake_quant
+
+    x = torch.randn(2, 5, 8) * torch.tensor([1.0, 50.0]).view(2, 1, 1)  # two contexts, very different ranges
+    q = fake_quant_activations(x)
+    for row, qrow in zip(x, q):  # per context: 256 levels over its own range (zero exact)
+        step = (row.max().clamp(min=0) - row.min().clamp(max=0)) / 255
+        assert (qrow - row).abs().max() <= step / 2 + 1e-6 and len(torch.unique(qrow)) <= 256
+    x.requires_grad_(True)
+    fake_quant_activations(x).sum().backward()
+    assert torch.equal(x.grad, torch.ones_like(x))  # straight through
+
+    model = BertModel(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32)).eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    assert add_fake_quant(model) == 2 * 6  # Q, K, V, attention output, feed-forward in and out, per layer
+    assert isinstance(model.encoder.layer[0].attention.self.query, FakeQuantLinear)
+    ids = torch.randint(0, 50, (2, 7))
+    quantized = model(input_ids=ids).last_hidden_state
+    assert remove_fake_quant(model) == 12
+    plain = model(input_ids=ids).last_hidden_state
+    assert not torch.allclose(quantized, plain) and torch.nn.functional.cosine_similarity(
+        quantized.flatten(), plain.flatten(), dim=0) > 0.99
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # same weights, same names
+
+
+def test_quantization_aware_distillation_keeps_every_layer(tiny_run_dir, synthetic_dir, tmp_path):
+    from training.distill import DistillConfig, distill, read_record
+    from training.run_dir import load_run
+
+    student = distill(tiny_run_dir, tmp_path / "qat", DistillConfig(layers=2, epochs=1, fake_quant=True), synthetic_dir,
+                      progress=False)
+    assert read_record(student)["fake_quant"] is True
+    model, _, _, _ = load_run(student)  # plain Linears again: loads as an ordinary run
+    assert len(model.text.encoder.layer) == 2
+    assert type(model.text.encoder.layer[0].attention.self.query).__name__ == "Linear"

@@ -139,13 +139,14 @@ def distill_cmd(
     extra_max: int = typer.Option(4096, min=0, help="At most this many extra intention-only comments among the texts."),
     data: Path | None = typer.Option(None, help="Dataset directory. [default: the teacher's]"),
     seed: int = typer.Option(0, help="Random seed."),
+    fake_quant: bool = typer.Option(False, "--fake-quant", help="Train under dynamic int8's rounding (quantization-aware; --layers may then equal the teacher's)."),
 ) -> None:
     """Distil a shallower text encoder from a trained run (fewer FLOPs per rank); writes a run to export."""
     try:
         require_extra("`intra distill`", "train", "torch", "transformers")
         from .distill import DistillConfig, distill, read_record
 
-        distill(run, out, DistillConfig(layers=layers, epochs=epochs, extra_max=extra_max, seed=seed), data)
+        distill(run, out, DistillConfig(layers=layers, epochs=epochs, extra_max=extra_max, seed=seed, fake_quant=fake_quant), data)
         record = read_record(out)
     except IntraError as e:
         fail(e)

@@ -27,6 +27,7 @@ from sdk.labels import LABELS
 
 from .config import ConfigError
 from .encoders import pooled_text, rebuild
+from .fake_quant import add_fake_quant, remove_fake_quant
 from .features import context_batch, refresh_label_table
 from .run_dir import BEST, CONFIG, TOKENIZER, load_run, save_weights
 
@@ -41,10 +42,15 @@ class DistillConfig:
     lr: float = 1e-4
     extra_max: int = 4096  # extra intention-only comments (GoEmotions has 42k; minutes each thousand)
     seed: int = 0
+    # train under dynamic int8's rounding (training/fake_quant.py): quantization-aware fine-tuning,
+    # which may keep every layer (layers = the teacher's)
+    fake_quant: bool = False
 
     def validate(self, teacher_layers: int) -> None:
-        if not 1 <= self.layers < teacher_layers:
-            raise ConfigError(f"layers must be between 1 and {teacher_layers - 1} (the teacher has {teacher_layers}), got {self.layers}")
+        most = teacher_layers if self.fake_quant else teacher_layers - 1
+        if not 1 <= self.layers <= most:
+            raise ConfigError(f"layers must be between 1 and {most} (the teacher has {teacher_layers}"
+                              f"{'' if self.fake_quant else '; as many only with fake_quant'}), got {self.layers}")
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -111,12 +117,15 @@ def distill(teacher_run: Path | str, out: Path | str, cfg: DistillConfig = Disti
     torch.manual_seed(cfg.seed)
     ds = load_dataset(data)
     student, student_conf, keep = student_encoder(model.text, conf["text_encoder"], cfg.layers)
+    if cfg.fake_quant:
+        add_fake_quant(student)
     batches = distill_batches(ds, tokenizer, model.cfg.use_knowledge, cfg)
     with torch.no_grad():
         targets = [_outputs(model, model.text, ids, mask, is_context) for ids, mask, is_context in
                    tqdm(batches, desc="teacher outputs", disable=not progress, leave=False)]
     losses = _train_student(model, student, batches, targets, cfg, progress)
     student.eval()
+    remove_fake_quant(student)  # an fp32 model again: the export quantizes it
     model.text = student
     refresh_label_table(model, tokenizer)
     _write_run(teacher_run, out, model, {**conf, "text_encoder": student_conf},
