@@ -142,13 +142,15 @@ def rank_cmd(
     providers: str = typer.Option("auto", callback=choice(PROVIDER_REQUESTS), help=PROVIDERS_HELP),
     threads: int | None = typer.Option(None, min=1, help="onnxruntime intra-op threads, at most the CPUs this process may use. [default: onnxruntime's]"),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    diverse: bool = typer.Option(False, "--diverse", help="Keep near-duplicate stickers (pack vectors with cosine above 0.98) out of the top k."),
 ) -> None:
     """Rank a pack's stickers as the reply to a conversation."""
     from .ranker import rank
 
     try:
         t0 = time.perf_counter()
-        result = rank(turns, pack, top_k=top_k, model=model, precision=precision, providers=providers, threads=threads)
+        result = rank(turns, pack, top_k=top_k, model=model, diverse=diverse, precision=precision, providers=providers,
+                      threads=threads)
         elapsed = time.perf_counter() - t0
     except IntraError as e:
         fail(e)

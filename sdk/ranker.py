@@ -24,6 +24,7 @@ import numpy as np
 from . import atomic
 from .bundle import MANIFEST, Bundle, BundleError
 from .context import Context, ContextError, parse_context, parse_knowledge
+from .diversity import DIVERSE_THRESHOLD, candidate_count, check_threshold, drop_near_duplicates
 from .errors import ArgumentError, MissingExtraError, check_count
 from .jsonfile import read_json_object
 from .pack import PACK_FILE, Pack, PackError, load_pack
@@ -187,10 +188,15 @@ class Ranker:
         return top_k(self.scores(queries, logits), k)
 
     def rank_many(self, contexts: Sequence[Context], top_k: int = 5, knowledge: Sequence[Knowledge | None] | None = None,
-                  batch_size: int = 32) -> list[RankResult]:
-        """Rank several conversations, batched through the graphs."""
+                  batch_size: int = 32, diverse: bool = False, diverse_threshold: float = DIVERSE_THRESHOLD) -> list[RankResult]:
+        """Rank several conversations, batched through the graphs; `diverse` drops near-duplicate
+        stickers (vectors with a cosine above `diverse_threshold`) from each top k."""
         check_count("top_k", top_k)
         check_count("batch_size", batch_size)
+        if not isinstance(diverse, bool):
+            raise ArgumentError(f"diverse must be True or False, got {diverse!r}")
+        if diverse:
+            check_threshold(diverse_threshold)
         if isinstance(contexts, (str, bytes)) or not isinstance(contexts, Sequence):
             raise ContextError("rank_many expects a list of contexts; use rank() for one")
         results: list[RankResult] = []
@@ -198,7 +204,13 @@ class Ranker:
             chunk = contexts[start:start + batch_size]
             kn = knowledge[start:start + batch_size] if knowledge is not None else None
             logits, queries = self.query(chunk, kn)
-            idx, scores = self.search(queries, top_k, logits)
+            idx: np.ndarray | list[np.ndarray]
+            scores: np.ndarray | list[np.ndarray]
+            if diverse:
+                wide = self.search(queries, candidate_count(top_k, len(self.pack)), logits)
+                idx, scores = drop_near_duplicates(*wide, self.pack.embeddings, top_k, diverse_threshold)
+            else:
+                idx, scores = self.search(queries, top_k, logits)
             probs = None
             if logits is not None:
                 probs = softmax(logits)
@@ -214,9 +226,11 @@ class Ranker:
                     search="ann" if self._ann is not None else "exact"))
         return results
 
-    def rank(self, context: Context, top_k: int = 5, knowledge: Knowledge | None = None) -> RankResult:
-        """Rank the pack for one conversation."""
-        return self.rank_many([context], top_k, [knowledge] if knowledge is not None else None)[0]
+    def rank(self, context: Context, top_k: int = 5, knowledge: Knowledge | None = None, diverse: bool = False,
+             diverse_threshold: float = DIVERSE_THRESHOLD) -> RankResult:
+        """Rank the pack for one conversation (`diverse`: no near-duplicates in the top k)."""
+        return self.rank_many([context], top_k, [knowledge] if knowledge is not None else None, diverse=diverse,
+                              diverse_threshold=diverse_threshold)[0]
 
 
 RANKER_OPTIONS = ("precision", "providers", "threads", "mode", "ann", "ann_threshold", "verify", "weights")
@@ -291,6 +305,7 @@ def get_ranker(pack: Pack | Path | str, model: Bundle | Path | str | None = None
 
 
 def rank(context: Context, pack: Pack | Path | str, top_k: int = 5, model: Bundle | Path | str | None = None,
-         knowledge: Knowledge | Mapping[str, Sequence[str]] | None = None, **options: Any) -> RankResult:
-    """Rank `pack`'s stickers for `context` (a string, a list of turns or of (speaker, text) pairs)."""
-    return get_ranker(pack, model, **options).rank(context, top_k, knowledge)
+         knowledge: Knowledge | Mapping[str, Sequence[str]] | None = None, diverse: bool = False, **options: Any) -> RankResult:
+    """Rank `pack`'s stickers for `context` (a string, a list of turns or of (speaker, text) pairs);
+    `diverse=True` keeps near-duplicate stickers out of the top k."""
+    return get_ranker(pack, model, **options).rank(context, top_k, knowledge, diverse=diverse)

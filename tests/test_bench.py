@@ -133,3 +133,21 @@ def test_the_peer_serves_the_same_encoder_through_sentence_transformers(tiny_run
     ours = bundle.encode_contexts(contexts)
     peer = st.encode([bundle.tokenizer.context_string(c) for c in contexts], convert_to_numpy=True)
     assert row_cosine(ours, peer) > 0.9999
+
+
+def test_diversity_benchmark_counts_changed_top5(tiny_bundle, synthetic_dir, tmp_path):
+    from benchmarks.diversity import app
+    from sdk.dataset import load_dataset
+
+    result = CliRunner().invoke(app, ["--model", str(tiny_bundle), "--data", str(synthetic_dir), "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    r = json.loads((tmp_path / "diversity.json").read_text())
+    assert r["conversations"] == len(load_dataset(synthetic_dir).split("test")) and 0 <= r["changed"] <= r["conversations"]
+    assert r["changed_fraction"] == r["changed"] / r["conversations"] and r["near_duplicate_pairs"] >= 0
+
+
+def test_intra_rank_takes_diverse(tiny_pack, tiny_bundle):
+    result = CliRunner().invoke(app, ["rank", "so happy today", "--pack", str(tiny_pack), "--model", str(tiny_bundle),
+                                      "--diverse", "--json"])
+    assert result.exit_code == 0, result.output
+    assert 1 <= len(json.loads(result.output)["matches"]) <= 5

@@ -161,3 +161,50 @@ def test_sdk_rank_checks_its_options(tiny_bundle, tiny_pack, options, message):
         sdk.rank("hi", tiny_pack, model=tiny_bundle, **options)
     with pytest.raises(ArgumentError, match="pack must be"):
         sdk.rank("hi", 42)
+
+
+def test_diverse_keeps_near_duplicates_out_of_the_top_k(tiny_bundle, tiny_pack, tmp_path):
+    """Copies of the best sticker crowd the plain top 5; diverse=True keeps one of them."""
+    import shutil
+
+    from helpers import save_vectors
+
+    from sdk.diversity import drop_near_duplicates
+
+    context = ["thank you so much, you saved my day"]
+    copy = tmp_path / "pack"
+    shutil.copytree(tiny_pack, copy)
+    pack = load_pack(copy)
+    ids = list(pack.ids)
+    rng = np.random.default_rng(0)  # well-spread vectors (the tiny model's own are nearly parallel)
+    emb = rng.standard_normal(pack.embeddings.shape).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    save_vectors(copy, emb.astype(np.float16))
+    plain = Ranker(tiny_bundle, copy, precision="fp32", providers="cpu").rank(context, top_k=5)
+    best = ids.index(plain.matches[0].sticker_id)
+    others = [ids.index(m.sticker_id) for m in plain.matches[1:]]
+    emb[others] = emb[best]  # the runners-up become copies of the winner
+    save_vectors(copy, emb.astype(np.float16))
+    dup = Ranker(tiny_bundle, copy, precision="fp32", providers="cpu")
+    assert [m.sticker_id for m in dup.rank(context, top_k=5, diverse=False).matches] == \
+        [m.sticker_id for m in dup.rank(context, top_k=5).matches]
+    crowded = [m.sticker_id for m in dup.rank(context, top_k=5).matches]
+    # the copies crowd the plain top 5 (not all of it: the label and prior terms still differ per sticker)
+    assert sum(ids.index(s) in [best, *others] for s in crowded) >= 3
+    spread = dup.rank(context, top_k=5, diverse=True)
+    kept = [ids.index(m.sticker_id) for m in spread.matches]
+    assert len(kept) == 5 and sum(i in [best, *others] for i in kept) == 1
+    vectors = dup.pack.embeddings
+    assert max(float(vectors[a] @ vectors[b]) for a in kept for b in kept if a != b) <= 0.98
+    # same scores as the plain ranking for what is kept, best first
+    assert [m.score for m in spread.matches] == sorted((m.score for m in spread.matches), reverse=True)
+    assert spread.matches[0].sticker_id == crowded[0]
+
+    # the helper on its own: -1 padding skipped, short rows when the candidates run out
+    idx, sc = drop_near_duplicates(np.array([[0, -1, 1, 2]]), np.array([[3.0, 0.0, 2.0, 1.0]]),
+                                   np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]], np.float32), top_k=3)
+    assert idx[0].tolist() == [0, 2] and sc[0].tolist() == [3.0, 1.0]
+    with pytest.raises(ArgumentError, match="diverse_threshold"):
+        dup.rank(context, diverse=True, diverse_threshold=1.5)
+    with pytest.raises(ArgumentError, match="diverse must be True or False"):
+        dup.rank(context, diverse="yes")  # type: ignore[arg-type]
