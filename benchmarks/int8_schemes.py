@@ -6,9 +6,10 @@ Measures the schemes the export searches (export/int8.py INT8_SCHEMES) and the o
 (dynamic int8 with chosen projections kept fp32, SmoothQuant-style outlier migration, static QDQ
 of the weighted MatMuls with three calibration methods), then a per-MatMul sensitivity sweep
 (dynamic int8 of all but one) and schemes that keep the most sensitive MatMuls fp32 or in
-weight-only blocks, on the validation split, as the export's parity gate does. `ms` is the text encoder alone at batch 1
-(median of `--repeat` calls), the part of `rank()` that int8 changes. Writes DIR/int8_schemes.json
-and DIR/int8_schemes.md.
+weight-only blocks, on the validation split, as the export's parity gate does. `ms` is the text
+encoder alone at batch 1 (the best of 3 rounds' medians of `--repeat` calls, every scheme in turn
+in each round), the part of `rank()` that int8 changes. Writes DIR/int8_schemes.json and
+DIR/int8_schemes.md.
 """
 
 from __future__ import annotations
@@ -88,6 +89,8 @@ class Bench:
             export_graph(spec, self.raw / f"{name}.onnx", DEFAULT_OPSET)
         self.fp32 = end_to_end(Bundle(tmp / "fp32", precision="fp32", providers="cpu"), self.ref)
         self.calibration = calibration_batches(self.ds, tok, model.cfg.use_knowledge)
+        self.kept: list[Path] = []  # the text encoders to time
+        (tmp / "texts").mkdir()
 
     def reference_row(self) -> dict[str, Any]:
         text = self.tmp / "fp32" / "fp32" / "text_encoder.onnx"
@@ -95,9 +98,9 @@ class Bench:
                 "top5_without_prior": 1.0, "cosine_top5_agreement": 1.0, "map_delta": 0.0,
                 "text_encoder_mb": round(text.stat().st_size / 1e6, 2), "text_encoder_path": str(text), "passes_gate": True}
 
-    def row(self, scheme, parity: bool = True) -> dict[str, Any]:
-        """Parity of one scheme, ranked as the SDK ranks it (a dynamic scheme row by row); its text
-        encoder is kept for the timings."""
+    def row(self, scheme, parity: bool = True, keep: bool = True) -> dict[str, Any]:
+        """Parity of one scheme, ranked as the SDK ranks it (a dynamic scheme row by row); with
+        `keep` its text encoder is kept for the timings."""
         from export.exporter import end_to_end
         from export.int8 import describe, write_int8_graphs
         from export.parity import gate_reduced
@@ -107,11 +110,14 @@ class Bench:
         shutil.rmtree(variant, ignore_errors=True)
         shutil.copytree(self.tmp / "fp32", variant)
         write_int8_graphs(self.raw, variant / "fp32", list(self.specs), scheme, self.calibration)
-        kept = self.tmp / "texts" / f"{len(list((self.tmp / 'texts').glob('*.onnx'))) if (self.tmp / 'texts').is_dir() else 0}.onnx"
-        kept.parent.mkdir(exist_ok=True)
-        shutil.copyfile(variant / "fp32" / "text_encoder.onnx", kept)
+        text = variant / "fp32" / "text_encoder.onnx"
         out = {"scheme": scheme.label, "kind": scheme.kind, "text_encoder": describe(scheme),
-               "text_encoder_mb": round(kept.stat().st_size / 1e6, 2), "text_encoder_path": str(kept)}
+               "text_encoder_mb": round(text.stat().st_size / 1e6, 2)}
+        if keep:
+            kept = self.tmp / "texts" / f"{len(self.kept)}.onnx"
+            shutil.copyfile(text, kept)
+            self.kept.append(kept)
+            out["text_encoder_path"] = str(kept)
         if not parity:
             return out
         bundle = Bundle(variant, precision="fp32", providers="cpu", verify=False)
@@ -151,8 +157,7 @@ class Bench:
         names = matmul_nodes(self.raw / "text_encoder.onnx")
         rows = []
         for name in tqdm(names, desc="sensitivity sweep", disable=not progress):
-            r = self.row(Int8Scheme(f"all but {name}", keep_fp32=(name.lower(),)))
-            Path(r["text_encoder_path"]).unlink()  # the sweep's graphs are not timed
+            r = self.row(Int8Scheme(f"all but {name}", keep_fp32=(name.lower(),)), keep=False)  # not timed
             rows.append({"matmul": name, "top5_agreement": r["top5_agreement"], "map_delta": r["map_delta"]})
         return sorted(rows, key=lambda r: -r["top5_agreement"])
 

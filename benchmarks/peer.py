@@ -20,6 +20,7 @@ import numpy as np
 from sdk.bundle import Bundle
 from sdk.errors import IntraError
 from sdk.pack import Pack
+from sdk.providers import session_options
 from sdk.ranker import Ranker
 
 from .measure import timed
@@ -64,17 +65,8 @@ def load_peer(st_dir: Path, threads: int) -> tuple[Any, str]:
         raise IntraError(f"{st_dir / 'onnx'}: sentence-transformers wrote no avx2 model")
     model = SentenceTransformer(str(st_dir), backend="onnx", device="cpu",
                                 model_kwargs={"file_name": f"onnx/{written[0].name}", "provider": "CPUExecutionProvider",
-                                              "session_options": _session_options(threads)})
+                                              "session_options": session_options(threads)})
     return model, written[0].name
-
-
-def _session_options(threads: int) -> Any:
-    import onnxruntime as ort
-
-    o = ort.SessionOptions()
-    o.intra_op_num_threads = threads
-    o.inter_op_num_threads = 1
-    return o
 
 
 class PeerRanker:

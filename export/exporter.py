@@ -100,8 +100,7 @@ class Reference:
         self.stickers = stickers
         self.labels = labels
         self.usage = usage
-        self.cosines = queries.numpy() @ self.vectors.T
-        self.scores = self.final(self.cosines, logits, weights, logits is not None)
+        self.scores = self.final(queries.numpy() @ self.vectors.T, logits, weights, logits is not None)
         self.metrics = retrieval_metrics(self.scores, self.gold, labels)
 
     def final(self, cosines: np.ndarray, logits: np.ndarray | None, weights: ScoreWeights, has_head: bool) -> np.ndarray:

@@ -60,7 +60,6 @@ def smooth(src: Path, dst: Path, batches: Sequence[dict[str, np.ndarray]], alpha
     inits = {i.name: i for i in model.graph.initializer}
     groups = _weighted_inputs(model)
     act = activation_channel_max(src, list(groups), batches)
-    nodes = list(model.graph.node)
     for k, (x, users) in enumerate(groups.items()):
         weights = [numpy_helper.to_array(inits[n.input[1]]) for n in users]
         w_max = np.max([np.abs(w).max(1) for w in weights], axis=0)
@@ -75,8 +74,7 @@ def smooth(src: Path, dst: Path, batches: Sequence[dict[str, np.ndarray]], alpha
         mul = helper.make_node("Mul", [x, inv.name], [scaled], name=f"smooth_{k}")
         for n in users:
             n.input[0] = scaled
-        model.graph.node.insert(nodes.index(users[0]), mul)
-        nodes = list(model.graph.node)
+        model.graph.node.insert(list(model.graph.node).index(users[0]), mul)
     onnx.save(model, str(dst))
     onnx.checker.check_model(str(dst))
     return len(groups)

@@ -18,6 +18,7 @@ from pathlib import Path
 import typer
 
 from .cli_base import DTYPES_HELP, PRECISION_HELP, PROVIDERS_HELP, choice, fail, new_app, run_guarded
+from .diversity import DIVERSE_THRESHOLD
 from .errors import IntraError
 from .manifest import PRECISIONS
 from .pack import DTYPES
@@ -142,7 +143,7 @@ def rank_cmd(
     providers: str = typer.Option("auto", callback=choice(PROVIDER_REQUESTS), help=PROVIDERS_HELP),
     threads: int | None = typer.Option(None, min=1, help="onnxruntime intra-op threads, at most the CPUs this process may use. [default: onnxruntime's]"),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
-    diverse: bool = typer.Option(False, "--diverse", help="Keep near-duplicate stickers (pack vectors with cosine above 0.98) out of the top k."),
+    diverse: bool = typer.Option(False, "--diverse", help=f"Keep near-duplicate stickers (pack vectors with cosine above {DIVERSE_THRESHOLD}) out of the top k."),
 ) -> None:
     """Rank a pack's stickers as the reply to a conversation."""
     from .ranker import rank

@@ -133,8 +133,8 @@ def eval_cmd(
 @app.command("distill")
 def distill_cmd(
     run: Path = typer.Option(..., "--run", help="The teacher: a run directory made by `intra train`."),
-    out: Path = typer.Option(..., "--out", help="Run directory to write for the student (new or empty)."),
-    layers: int = typer.Option(3, min=1, help="Text-encoder layers of the student (fewer than the teacher's)."),
+    out: Path = typer.Option(..., "--out", help="Run directory to write for the student: free, empty or an earlier distilled run (replaced atomically)."),
+    layers: int = typer.Option(3, min=1, help="Text-encoder layers of the student: fewer than the teacher's, or as many with --fake-quant."),
     epochs: int = typer.Option(3, min=1, help="Passes over the distillation texts."),
     extra_max: int = typer.Option(4096, min=0, help="At most this many extra intention-only comments among the texts."),
     data: Path | None = typer.Option(None, help="Dataset directory. [default: the teacher's]"),
