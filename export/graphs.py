@@ -4,7 +4,7 @@
 | text_encoder   | input_ids, attention_mask (batch, sequence)              | pooled (H^T)                           |
 | intention_head | pooled                                                   | logits, query, query_<mode> per mode   |
 | vision_encoder | pixel_values (batch)                                     | regions (h^I = f_vis(ViT regions))     |
-| selector       | regions, attributes (H^A), attribute_mask (batch)        | sticker (normalised H^R)               |
+| selector       | regions, attributes (H^A), attribute_mask (batch)        | sticker (normalised H^R), attribute_share |
 
 The label table (label_proj applied to H^Y) is baked into intention_head as a constant.
 """
@@ -75,12 +75,14 @@ class SelectorGraph(nn.Module):
         if model.attributes:
             self.des_proj = model.des_proj
 
-    def forward(self, regions: torch.Tensor, attributes: torch.Tensor, attribute_mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, regions: torch.Tensor, attributes: torch.Tensor, attribute_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.attributes:
-            attrs = self.des_proj(attributes)
+            attrs, mask = self.des_proj(attributes), attribute_mask
         else:  # keep the inputs in the graph so every bundle has the same signature
             attrs = regions.new_zeros(regions.shape[0], attributes.shape[1], regions.shape[-1]) + 0.0 * attributes.sum()
-        return F.normalize(self.model.pool_sticker(regions, attrs, attribute_mask), dim=-1)
+            mask = attribute_mask * 0.0  # no descriptions were read: no attribute drew anything
+        sticker = F.normalize(self.model.pool_sticker(regions, attrs, attribute_mask), dim=-1)
+        return sticker, self.model.attribute_share(regions, attrs, mask)
 
 
 @dataclass
@@ -108,8 +110,9 @@ def graph_specs(model: IntRA, image_size: int, text_hidden: int) -> dict[str, Gr
         "vision_encoder": GraphSpec(VisionEncoderGraph(model), (torch.zeros(2, 3, image_size, image_size),), ["pixel_values"], ["regions"],
                                     {"pixel_values": {0: "batch"}, "regions": {0: "batch"}}),
         "selector": GraphSpec(SelectorGraph(model), (regions, torch.zeros(2, n_attr, text_hidden), torch.ones(2, n_attr)),
-                              ["regions", "attributes", "attribute_mask"], ["sticker"],
-                              {"regions": {0: "batch"}, "attributes": {0: "batch"}, "attribute_mask": {0: "batch"}, "sticker": {0: "batch"}}),
+                              ["regions", "attributes", "attribute_mask"], ["sticker", "attribute_share"],
+                              {"regions": {0: "batch"}, "attributes": {0: "batch"}, "attribute_mask": {0: "batch"}, "sticker": {0: "batch"},
+                               "attribute_share": {0: "batch"}}),
     }
 
 

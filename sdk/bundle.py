@@ -229,8 +229,18 @@ class Bundle:
     def stickers(self, regions: np.ndarray, attributes: np.ndarray, mask: np.ndarray) -> np.ndarray:
         return self._rows("selector", ["sticker"], {"regions": regions, "attributes": attributes, "attribute_mask": mask})[0]
 
+    @property
+    def has_attribute_share(self) -> bool:
+        """The selector also says how much each attribute drew it (bundles exported since `why`)."""
+        return any(o.name == "attribute_share" for o in self.session("selector").get_outputs())
+
     def sticker_vectors(self, pixels: np.ndarray, descriptions: Sequence[Sequence[str]]) -> np.ndarray:
         """Normalised sticker vectors for pixels (S, 3, H, W) and per-sticker attribute texts (S, A)."""
+        return self.sticker_side(pixels, descriptions, with_share=False)[0]
+
+    def sticker_side(self, pixels: np.ndarray, descriptions: Sequence[Sequence[str]],
+                     with_share: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+        """(normalised sticker vectors, (S, A) attribute shares or None when the bundle lacks them)."""
         flat = [(i, j, t) for i, row in enumerate(descriptions) for j, t in enumerate(row) if t and t.strip()]
         attrs = np.zeros((len(descriptions), len(ATTRIBUTES), self.text_hidden), np.float32)
         mask = np.zeros((len(descriptions), len(ATTRIBUTES)), np.float32)
@@ -238,4 +248,6 @@ class Bundle:
             emb = self.encode_texts([t for _, _, t in flat])
             for (i, j, _), v in zip(flat, emb):
                 attrs[i, j], mask[i, j] = v, 1.0
-        return self.stickers(self.regions(pixels), attrs, mask)
+        names = ["sticker", "attribute_share"] if with_share and self.has_attribute_share else ["sticker"]
+        out = self._rows("selector", names, {"regions": self.regions(pixels), "attributes": attrs, "attribute_mask": mask})
+        return out[0], (out[1] if len(out) > 1 else None)

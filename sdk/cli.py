@@ -1,6 +1,6 @@
 """The `intra` command line: the runtime's commands, and those other packages register.
 
-The runtime owns `info` (check a dataset), `pack build|info|merge` and `rank`; they need only the
+The runtime owns `info` (check a dataset), `pack build|info|merge`, `rank` and `history`; they need only the
 base install. Other packages add theirs through the ``intra.commands`` entry-point group (a
 function that takes the root typer app), the way pytest finds plugins: training adds `data`,
 `train` and `eval`, export adds `export`, benchmarks add `bench` and `demo`. The runtime never
@@ -20,6 +20,7 @@ import typer
 from .cli_base import DTYPES_HELP, PRECISION_HELP, PROVIDERS_HELP, choice, fail, new_app, run_guarded
 from .diversity import DIVERSE_THRESHOLD
 from .errors import IntraError
+from .history import DEFAULT_HISTORY_WEIGHT
 from .manifest import PRECISIONS
 from .pack import DTYPES
 from .providers import PROVIDER_REQUESTS
@@ -30,6 +31,8 @@ log = logging.getLogger("intra")
 app = new_app("intra: pick the right sticker to reply with (Int-RA), trained in PyTorch, run on onnxruntime.")
 pack_app = new_app("Build, inspect and merge sticker packs (runs on onnxruntime only).")
 app.add_typer(pack_app, name="pack")
+history_app = new_app("Keep a user's sticker history on the device (blended into `intra rank --history`).")
+app.add_typer(history_app, name="history")
 
 
 def add_registered_commands(root: typer.Typer, group: str = COMMANDS_GROUP) -> list[str]:
@@ -133,37 +136,113 @@ def pack_merge(
     typer.echo(f"wrote merged pack {out}: {n} stickers")
 
 
+STICKER_TURN_PREFIX = "@sticker:"
+
+
+def _turns(args: list[str]) -> list[dict[str, str]]:
+    """CLI turns as context dicts: `@sticker:ID` is a sticker the chat already holds."""
+    return [{"sticker": t[len(STICKER_TURN_PREFIX):]} if t.startswith(STICKER_TURN_PREFIX) else {"text": t} for t in args]
+
+
+def _print_table(result, elapsed: float) -> None:
+    if result.intention is not None:
+        typer.echo(f"intention: {result.intention} ({result.intention_probability:.2f})   "
+                   f"[{result.provider}, {result.precision}, mode {result.mode}, {elapsed * 1000:.0f} ms incl. loading]")
+    typer.echo(f"{'#':>2}  {'sticker':<24} {'score':>6}  {'label':<15} why")
+    for i, m in enumerate(result.matches, 1):
+        typer.echo(f"{i:>2}  {m.sticker_id:<24} {m.score:6.3f}  {m.label or '-':<15} {m.why.summary() if m.why else ''}")
+        typer.echo(f"    {m.file}")
+
+
 @app.command("rank")
 def rank_cmd(
-    turns: list[str] = typer.Argument(..., help="The conversation, one argument per turn, oldest first."),
+    turns: list[str] = typer.Argument(..., help=f"The conversation, one argument per turn, oldest first; {STICKER_TURN_PREFIX}ID is a sticker of the pack sent earlier in the chat."),
     pack: Path = typer.Option(..., "--pack", help="Pack directory."),
     model: Path | None = typer.Option(None, "--model", help="Model bundle. [default: the one that built the pack]"),
     top_k: int = typer.Option(5, "--top-k", min=1, max=1_000_000, help="How many stickers to return."),
     precision: str | None = typer.Option(None, callback=choice(PRECISIONS), help=f"{PRECISION_HELP} [default: fp16 on CUDA; on the CPU the faster of int8 and fp32 on this CPU, timed once and cached]"),
     providers: str = typer.Option("auto", callback=choice(PROVIDER_REQUESTS), help=PROVIDERS_HELP),
     threads: int | None = typer.Option(None, min=1, help="onnxruntime intra-op threads, at most the CPUs this process may use. [default: onnxruntime's]"),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON (with each match's why) instead of a table."),
     diverse: bool = typer.Option(False, "--diverse", help=f"Keep near-duplicate stickers (pack vectors with cosine above {DIVERSE_THRESHOLD}) out of the top k."),
+    history: Path | None = typer.Option(None, "--history", help="Personal history file (intra history record) blended into the ranking. [default: none]"),
+    history_weight: float = typer.Option(DEFAULT_HISTORY_WEIGHT, "--history-weight", min=0.0, help="Weight of the history term w * log(1 + uses)."),
+    html: Path | None = typer.Option(None, "--html", help="Also write a self-contained HTML page of the ranking (images inlined)."),
 ) -> None:
-    """Rank a pack's stickers as the reply to a conversation."""
-    from .ranker import rank
+    """Rank a pack's stickers as the reply to a conversation, with why each was picked."""
+    from .ranker import get_ranker
 
+    context = _turns(turns)
     try:
         t0 = time.perf_counter()
-        result = rank(turns, pack, top_k=top_k, model=model, diverse=diverse, precision=precision, providers=providers,
-                      threads=threads)
+        ranker = get_ranker(pack, model, precision=precision, providers=providers, threads=threads, history=history,
+                            history_weight=history_weight)
+        result = ranker.rank(context, top_k=top_k, diverse=diverse, explain=True)
         elapsed = time.perf_counter() - t0
+        if html is not None:
+            from .gallery import Entry, write_gallery
+
+            write_gallery(html, [Entry(context, result)], title="intra rank", files=ranker.sticker_files(context))
     except IntraError as e:
         fail(e)
     if as_json:
         typer.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
-        return
-    if result.intention is not None:
-        typer.echo(f"intention: {result.intention} ({result.intention_probability:.2f})   "
-                   f"[{result.provider}, {result.precision}, mode {result.mode}, {elapsed * 1000:.0f} ms incl. loading]")
-    typer.echo(f"{'#':>2}  {'sticker':<24} {'score':>6}  {'label':<15} file")
-    for i, m in enumerate(result.matches, 1):
-        typer.echo(f"{i:>2}  {m.sticker_id:<24} {m.score:6.3f}  {m.label or '-':<15} {m.file}")
+    else:
+        _print_table(result, elapsed)
+
+
+@history_app.command("record")
+def history_record(
+    file: Path = typer.Argument(..., help="History file (created if missing)."),
+    sticker_ids: list[str] = typer.Argument(..., help="Sticker ids the user sent, oldest first."),
+    pack: Path | None = typer.Option(None, "--pack", help="Refuse ids that are not in this pack. [default: no check]"),
+) -> None:
+    """Note that the user sent these stickers."""
+    from .history import History
+    from .pack import load_pack
+
+    try:
+        if pack is not None:
+            known = set(load_pack(pack, verify=False).ids)
+            unknown = [s for s in sticker_ids if s not in known]
+            if unknown:
+                fail(f"{pack}: sticker(s) {', '.join(map(repr, unknown))} not in the pack; nothing recorded")
+        h = History(file)
+        for sid in sticker_ids:
+            h.record(sid)
+    except IntraError as e:
+        fail(e)
+    typer.echo(f"{file}: {len(sticker_ids)} use(s) recorded; {len(h)} sticker(s), {h.clock} use(s) in all")
+
+
+@history_app.command("show")
+def history_show(file: Path = typer.Argument(..., help="History file.")) -> None:
+    """Print the stickers of a history, heaviest first."""
+    from .history import History
+
+    try:
+        if not file.is_file():
+            fail(f"{file}: no history file there")
+        h = History(file)
+    except IntraError as e:
+        fail(e)
+    rows = sorted(h.uses, key=h.weight, reverse=True)
+    typer.echo(json.dumps({"uses": h.clock, "stickers": [{"id": k, "count": h.uses[k].count, "weight": round(h.weight(k), 4)}
+                                                         for k in rows]}, ensure_ascii=False, indent=2))
+
+
+@history_app.command("forget")
+def history_forget(file: Path = typer.Argument(..., help="History file to erase.")) -> None:
+    """Erase a history (the file is kept, empty)."""
+    from .history import History
+
+    try:
+        if not file.is_file():
+            fail(f"{file}: no history file there")
+        History(file).forget()
+    except IntraError as e:
+        fail(e)
+    typer.echo(f"{file}: history erased")
 
 
 add_registered_commands(app)

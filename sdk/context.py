@@ -1,7 +1,9 @@
 """Parse what apps pass as a conversation (and its knowledge) into checked, capped values.
 
 Accepted contexts: a string; a list of strings; a list of (speaker, text) pairs; a list of
-{"speaker", "text"} dicts. bytes are decoded as strict UTF-8. Turns are read newest first and
+{"speaker", "text"} dicts, or {"speaker", "sticker": <id in the pack>} for a sticker sent earlier in
+the chat (read as that sticker's descriptions, which `sticker_text` gives; an id it does not know
+raises :class:`ContextError` naming the turn). bytes are decoded as strict UTF-8. Turns are read newest first and
 only the newest MAX_TURNS turns, and the newest MAX_CONTEXT_CHARS characters of them, are kept
 (older ones are dropped unread): the encoder keeps only the latest tokens anyway, and this bounds
 the work of any input. Knowledge is {relation: [texts]} over KNOWLEDGE_RELATIONS, capped at
@@ -10,7 +12,7 @@ MAX_KNOWLEDGE_CHARS. Anything else raises :class:`ContextError` naming the posit
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .errors import IntraError
@@ -49,10 +51,27 @@ def _utf8(text: str, where: str) -> str:
     return text
 
 
-def _turn_text(item: Any, where: str) -> str:
+StickerText = Callable[[str], "str | None"]
+
+
+def _sticker_turn(item: Mapping[str, Any], where: str, sticker_text: StickerText | None) -> str:
+    if "text" in item:
+        raise ContextError(f"{where}: a turn has either 'text' or 'sticker', not both")
+    sid = item["sticker"]
+    if not isinstance(sid, str) or not sid:
+        raise ContextError(f"{where}.sticker: expected a sticker id, got {sid!r}")
+    text = sticker_text(sid) if sticker_text is not None else None
+    if text is None:
+        raise ContextError(f"{where}.sticker: sticker {sid!r} is not in the pack")
+    return text
+
+
+def _turn_text(item: Any, where: str, sticker_text: StickerText | None = None) -> str:
     if isinstance(item, Mapping):
+        if "sticker" in item:
+            return _sticker_turn(item, where, sticker_text)
         if "text" not in item:
-            raise ContextError(f"{where}: a dict turn needs a 'text' field")
+            raise ContextError(f"{where}: a dict turn needs a 'text' (or a 'sticker') field")
         return _text(item["text"], f"{where}.text")
     if isinstance(item, (tuple, list)):
         if len(item) != 2:
@@ -62,8 +81,10 @@ def _turn_text(item: Any, where: str) -> str:
     return _text(item, where)
 
 
-def parse_context(context: Context) -> list[str]:
-    """Turn texts, oldest first, empty turns dropped, the newest kept within the caps; raises ContextError."""
+def parse_context(context: Context, sticker_text: StickerText | None = None) -> list[str]:
+    """Turn texts, oldest first, empty turns dropped, the newest kept within the caps; raises ContextError.
+
+    `sticker_text(id)` reads a sticker turn (None: not in the pack); without it sticker turns are refused."""
     if isinstance(context, (str, bytes)):
         items: Sequence[Any] = [context]
     elif isinstance(context, Sequence):
@@ -74,7 +95,7 @@ def parse_context(context: Context) -> list[str]:
     room = MAX_CONTEXT_CHARS
     for i in range(len(items) - 1, -1, -1):
         where = f"context[{i}]"
-        text = _turn_text(items[i], where).strip()
+        text = _turn_text(items[i], where, sticker_text).strip()
         if not text:
             continue
         text = _utf8(text[-room:], where)

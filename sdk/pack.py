@@ -5,7 +5,7 @@
     {"format_version": 1, "fingerprint": <bundle fingerprint>, "precision": "int8", "model_path": ...,
      "created": ..., "count": N, "dim": d,
      "embeddings": {"file": "embeddings.npy", "dtype": "float16", "sha256": ...},
-     "stickers": [{"id", "file", "sha256", "label", "attributes", "notes"?}, ...],
+     "stickers": [{"id", "file", "sha256", "label", "attributes", "notes"?, "focus"?}, ...],
      "usage"?: {sticker id: count}}
 
 ``usage`` (optional) holds how often each sticker was used: the training split's counts for a pack
@@ -34,7 +34,7 @@ from . import atomic
 from .bundle import sha256_file
 from .errors import IntraError
 from .jsonfile import read_json_value
-from .labels import LABEL_INDEX, check_attributes, check_label
+from .labels import ATTRIBUTES, LABEL_INDEX, check_attributes, check_label
 from .paths import inside
 from .schema import Int, ListOf, MapOf, Obj, OneOf, Opt, check_document
 from .scoring import l2_normalise, usage_vector, validate_usage
@@ -57,16 +57,31 @@ class PackSticker:
     label: str | None = None
     attributes: dict[str, str] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    #: (attribute, share): the description that drew the selector's attention most, and its share
+    #: of the region weights; None when the sticker has no descriptions or the bundle predates it
+    focus: tuple[str, float] | None = None
 
     def record(self) -> dict[str, Any]:
         rec: dict[str, Any] = {"id": self.id, "file": self.file, "sha256": self.sha256, "label": self.label, "attributes": self.attributes}
         if self.notes:
             rec["notes"] = list(self.notes)
+        if self.focus is not None:
+            rec["focus"] = {"attribute": self.focus[0], "share": self.focus[1]}
         return rec
 
 
+def sticker_turn_text(sticker: PackSticker) -> str:
+    """A sticker as a turn of text: its descriptions in attribute order, else its label, else "a sticker".
+
+    Descriptions rather than the vector: the text encoder reads tokens, and a sticker's vector lives
+    in the query space, not in the encoder's input (benchmarks.sticker_turns measures the result)."""
+    described = [sticker.attributes[a] for a in ATTRIBUTES if sticker.attributes.get(a)]
+    return "; ".join(described) if described else (sticker.label or "a sticker")
+
+
 STICKER_SCHEMA = Obj({"id": str, "file": str, "sha256": str},
-                     {"label": Opt(str), "attributes": Opt(MapOf(str)), "notes": Opt(ListOf(str))})
+                     {"label": Opt(str), "attributes": Opt(MapOf(str)), "notes": Opt(ListOf(str)),
+                      "focus": Opt(Obj({"attribute": OneOf(ATTRIBUTES), "share": float}))})
 PACK_SCHEMA = Obj(
     {"format_version": int, "fingerprint": str, "count": Int(0, 100_000_000), "dim": Int(1, 65_536),
      "embeddings": Obj({"file": str, "sha256": str}, {"dtype": OneOf(DTYPES)}),
@@ -137,8 +152,9 @@ def _sticker(rec: dict[str, Any], where: str) -> PackSticker:
     label = rec.get("label")
     if label is not None:
         check_label(label, where, PackError)
+    focus = rec.get("focus")
     return PackSticker(rec["id"], rec["file"], rec["sha256"], label, check_attributes(rec.get("attributes"), where, PackError),
-                       tuple(rec.get("notes") or ()))
+                       tuple(rec.get("notes") or ()), (focus["attribute"], float(focus["share"])) if focus else None)
 
 
 @dataclass

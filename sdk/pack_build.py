@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +139,14 @@ def read_usage(usage: Mapping[str, Any] | Path | str, ids: Sequence[str]) -> dic
     return validate_usage(usage, ids, "usage", PackError)
 
 
+def with_focus(record: PackSticker, shares: np.ndarray) -> PackSticker:
+    """`record` with the attribute that drew the selector most (none when no description was read)."""
+    j = int(np.argmax(shares))
+    if not np.isfinite(shares[j]) or shares[j] <= 0:
+        return record
+    return replace(record, focus=(ATTRIBUTES[j], round(float(shares[j]), 4)))
+
+
 def check_build_args(batch_size: int, dtype: str, shard: tuple[int, int] | None) -> None:
     """Raise ArgumentError for a bad batch size, storage type or shard, before any work is done."""
     check_count("batch_size", batch_size, 4096)
@@ -198,7 +206,10 @@ def build_pack(source: Path | str, model: Bundle | Path | str, out: Path | str, 
                 log.warning(note)
             records.append(PackSticker(s.id, name, sha256_file(s.path), s.label, attrs,
                                        tuple(loaded.notes)))
-        vectors.append(bundle.sticker_vectors(np.stack(pixels), texts))
+        vecs, shares = bundle.sticker_side(np.stack(pixels), texts)
+        vectors.append(vecs)
+        if shares is not None:
+            records[-len(chunk):] = [with_focus(r, row) for r, row in zip(records[-len(chunk):], shares)]
         bar.update(len(chunk))
     bar.close()
     extra: dict[str, Any] = {"precision": bundle.precision, "model_path": str(bundle.root.resolve()), "source_kind": kind,

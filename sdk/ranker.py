@@ -26,10 +26,12 @@ from .bundle import MANIFEST, Bundle, BundleError
 from .context import Context, ContextError, parse_context, parse_knowledge
 from .diversity import DIVERSE_THRESHOLD, candidate_count, check_threshold, drop_near_duplicates
 from .errors import ArgumentError, MissingExtraError, check_count
+from .history import DEFAULT_HISTORY_WEIGHT, History, check_history_options
 from .jsonfile import read_json_object
-from .pack import PACK_FILE, Pack, PackError, load_pack
+from .pack import PACK_FILE, Pack, PackError, load_pack, sticker_turn_text
 from .scoring import ScoreTerms, ScoreWeights, softmax
 from .textprep import Knowledge
+from .why import Why, sticker_focus
 
 log = logging.getLogger("intra")
 
@@ -42,6 +44,14 @@ class Match:
     score: float
     file: Path
     label: str | None
+    #: the parts of the score and what drew the selector (rank(..., explain=True); else None)
+    why: Why | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"sticker_id": self.sticker_id, "score": self.score, "file": str(self.file), "label": self.label}
+        if self.why is not None:
+            out["why"] = self.why.to_dict()
+        return out
 
 
 @dataclass(frozen=True)
@@ -56,7 +66,7 @@ class RankResult:
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"matches": [{"sticker_id": m.sticker_id, "score": m.score, "file": str(m.file), "label": m.label} for m in self.matches],
+        return {"matches": [m.to_dict() for m in self.matches],
                 "intention": self.intention, "intention_probability": self.intention_probability, "provider": self.provider,
                 "precision": self.precision, "mode": self.mode, "search": self.search}
 
@@ -111,8 +121,15 @@ class Ranker:
     def __init__(self, model: Bundle | Path | str, pack: Pack | Path | str, precision: str | None = None,
                  providers: str | Sequence[str] = "auto", threads: int | None = None, mode: str | None = None,
                  ann: bool | None = None, ann_threshold: int = ANN_THRESHOLD, verify: bool = True,
-                 weights: ScoreWeights | None = None) -> None:
+                 weights: ScoreWeights | None = None, history: History | Path | str | None = None,
+                 history_weight: float = DEFAULT_HISTORY_WEIGHT) -> None:
         _check_options(mode, ann, ann_threshold, verify, weights)
+        check_history_options(history_weight, 1.0)
+        if history is not None and not isinstance(history, (History, str, Path)):
+            raise ArgumentError(f"history must be a file path, an sdk.History or None, got {type(history).__name__}")
+        # the history file is read first: a corrupt one fails before any model is loaded
+        self.history = history if isinstance(history, History) else History(history)
+        self.history_weight = float(history_weight)
         self.bundle = model if isinstance(model, Bundle) else Bundle(model, precision=precision, providers=providers, threads=threads, verify=verify)
         self.pack = pack if isinstance(pack, Pack) else load_pack(pack, verify=verify)
         if len(self.pack) == 0:
@@ -138,6 +155,7 @@ class Ranker:
                     raise
                 log.warning("pack of %d stickers: exact search (install the 'ann' extra for an ANN index)", len(self.pack))
         self._labels = self.bundle.labels
+        self._index = {sid: i for i, sid in enumerate(self.pack.ids)}
         for graph in ("text_encoder", "intention_head"):  # a damaged graph fails here, not at the first rank()
             self.bundle.session(graph)
 
@@ -145,7 +163,7 @@ class Ranker:
         parsed = []
         for i, c in enumerate(contexts):
             try:
-                parsed.append(parse_context(c))
+                parsed.append(parse_context(c, self.sticker_text))
             except ContextError as e:
                 raise ContextError(f"contexts[{i}]: {e}" if len(contexts) > 1 else str(e)) from None
         if knowledge is None:
@@ -157,14 +175,42 @@ class Ranker:
         know = [parse_knowledge(k, f"knowledge[{i}]") for i, k in enumerate(knowledge)]
         return parsed, know if self.use_knowledge else [None] * len(parsed)
 
+    def sticker_text(self, sticker_id: str) -> str | None:
+        """How a sticker sent earlier in the chat is read: its descriptions (None: not in the pack)."""
+        i = self._index.get(sticker_id)
+        return None if i is None else sticker_turn_text(self.pack.stickers[i])
+
+    def sticker_files(self, context: Context) -> dict[str, Path]:
+        """Image files of the pack's stickers that `context` holds as sticker turns (for galleries)."""
+        ids = [t["sticker"] for t in context if isinstance(t, Mapping) and t.get("sticker") in self._index] \
+            if not isinstance(context, (str, bytes)) else []
+        return {sid: self.pack.path_of(self._index[sid]) for sid in ids}
+
     def query(self, contexts: Sequence[Context], knowledge: Sequence[Knowledge | None] | None = None) -> tuple[np.ndarray | None, np.ndarray]:
         """(intention logits or None, normalised query vectors) for several contexts."""
         parsed, know = self._rows(contexts, knowledge)
         return self.bundle.head(self.bundle.encode_contexts(parsed, know), self.mode)
 
+    def record(self, sticker_id: str) -> None:
+        """Note that the user sent `sticker_id` (a sticker of this pack): later rankings favour it."""
+        if sticker_id not in self._index:
+            raise ArgumentError(f"sticker {sticker_id!r} is not in the pack {self.pack.root}")
+        self.history.record(sticker_id)
+
+    def forget(self) -> None:
+        """Erase the personal history (the file too, when there is one)."""
+        self.history.forget()
+
+    def _history_term(self) -> tuple[np.ndarray, np.ndarray] | None:
+        return self.history.term(self._index, self.history_weight) if len(self.history) else None
+
     def scores(self, queries: np.ndarray, logits: np.ndarray | None) -> np.ndarray:
-        """(Q, S) final scores of every sticker: cosine plus the prior and label terms."""
-        return self.terms.scores(queries @ self.pack.embeddings.T, logits)
+        """(Q, S) final scores of every sticker: cosine plus the prior, label and history terms."""
+        out = self.terms.scores(queries @ self.pack.embeddings.T, logits)
+        hist = self._history_term()
+        if hist is not None:  # out is a fresh array (the product or its copy): safe to add in place
+            out[:, hist[0]] += hist[1][None, :]
+        return out
 
     def score_matrix(self, contexts: Sequence[Context], knowledge: Sequence[Knowledge | None] | None = None,
                      batch_size: int = 32) -> tuple[np.ndarray | None, np.ndarray]:
@@ -181,29 +227,56 @@ class Ranker:
 
     def search(self, queries: np.ndarray, k: int, logits: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(indices, scores) of the k best stickers per query."""
-        if self._ann is not None:
-            if self.terms.active:
-                queries = np.hstack([queries, self.terms.query_extra(logits, len(queries))])
-            return self._ann.search(queries, k)
-        return top_k(self.scores(queries, logits), k)
+        if self._ann is None:
+            return top_k(self.scores(queries, logits), k)
+        extended = np.hstack([queries, self.terms.query_extra(logits, len(queries))]) if self.terms.active else queries
+        idx, scores = self._ann.search(extended, k)
+        hist = self._history_term()
+        return (idx, scores) if hist is None else self._merge_history(queries, logits, idx, scores, hist, k)
+
+    def _merge_history(self, queries: np.ndarray, logits: np.ndarray | None, idx: np.ndarray, scores: np.ndarray,
+                       hist: tuple[np.ndarray, np.ndarray], k: int) -> tuple[np.ndarray, np.ndarray]:
+        """ANN candidates merged with the history's stickers, those scored exactly with their term."""
+        hidx, hval = hist
+        cand = np.broadcast_to(hidx, (len(queries), len(hidx)))
+        exact = (queries @ self.pack.embeddings[hidx].T + self.terms.label_terms(logits, cand)
+                 + self.terms.prior_at(hidx)[None, :] + hval[None, :])
+        scores = np.where(np.isin(idx, hidx), -np.inf, scores)  # those come back exactly, from `exact`
+        all_idx, all_scores = np.hstack([idx, cand]), np.hstack([scores, exact]).astype(np.float32)
+        pos, best = top_k(all_scores, k)
+        return np.take_along_axis(all_idx, pos, axis=1), best
+
+    def _explain(self, r: int, idx: np.ndarray, queries: np.ndarray, logits: np.ndarray | None,
+                 intention: tuple[str | None, float | None]) -> list[Why]:
+        """The parts of row r's scores for the stickers `idx` (read, not recomputed through a graph)."""
+        idx = idx[idx >= 0]
+        cos = self.pack.embeddings[idx] @ queries[r]
+        label = self.terms.label_terms(None if logits is None else logits[r:r + 1], idx[None, :])[0]
+        prior = self.terms.prior_moves(idx)
+        term = self._history_term()
+        hist = dict(zip(term[0].tolist(), term[1].tolist())) if term is not None else {}
+        return [Why(intention[0], intention[1], float(cos[j]), float(label[j]), float(prior[j]), float(hist.get(i, 0.0)),
+                    *sticker_focus(self.pack.stickers[i])) for j, i in enumerate(idx)]
 
     def rank_many(self, contexts: Sequence[Context], top_k: int = 5, knowledge: Sequence[Knowledge | None] | None = None,
-                  batch_size: int = 32, diverse: bool = False, diverse_threshold: float = DIVERSE_THRESHOLD) -> list[RankResult]:
+                  batch_size: int = 32, diverse: bool = False, diverse_threshold: float = DIVERSE_THRESHOLD,
+                  explain: bool = False) -> list[RankResult]:
         """Rank several conversations, batched through the graphs; `diverse` drops near-duplicate
-        stickers (vectors with a cosine above `diverse_threshold`) from each top k."""
+        stickers (vectors with a cosine above `diverse_threshold`) from each top k; `explain` fills
+        each match's `why`."""
         check_count("top_k", top_k)
         check_count("batch_size", batch_size)
-        if not isinstance(diverse, bool):
-            raise ArgumentError(f"diverse must be True or False, got {diverse!r}")
+        for name, flag in (("diverse", diverse), ("explain", explain)):
+            if not isinstance(flag, bool):
+                raise ArgumentError(f"{name} must be True or False, got {flag!r}")
         if diverse:
             check_threshold(diverse_threshold)
         if isinstance(contexts, (str, bytes)) or not isinstance(contexts, Sequence):
             raise ContextError("rank_many expects a list of contexts; use rank() for one")
         results: list[RankResult] = []
         for start in range(0, len(contexts), batch_size):
-            chunk = contexts[start:start + batch_size]
             kn = knowledge[start:start + batch_size] if knowledge is not None else None
-            logits, queries = self.query(chunk, kn)
+            logits, queries = self.query(contexts[start:start + batch_size], kn)
             idx: np.ndarray | list[np.ndarray]
             scores: np.ndarray | list[np.ndarray]
             if diverse:
@@ -211,29 +284,35 @@ class Ranker:
                 idx, scores = drop_near_duplicates(*wide, self.pack.embeddings, top_k, diverse_threshold)
             else:
                 idx, scores = self.search(queries, top_k, logits)
-            probs = None
-            if logits is not None:
-                probs = softmax(logits)
-            for r in range(len(chunk)):
-                matches = tuple(Match(self.pack.stickers[i].id, float(s), self.pack.path_of(int(i)), self.pack.stickers[i].label)
-                                for i, s in zip(idx[r], scores[r]) if i >= 0)
-                intent, prob = (None, None) if probs is None else (int(probs[r].argmax()), float(probs[r].max()))
-                results.append(RankResult(
-                    matches=matches,
-                    intention=self._labels[intent] if intent is not None else None,
-                    intention_probability=prob,
-                    provider=self.bundle.provider, precision=self.bundle.precision, mode=self.mode,
-                    search="ann" if self._ann is not None else "exact"))
+            results.extend(self._results(idx, scores, queries, logits, explain))
         return results
 
+    def _results(self, idx: np.ndarray | list[np.ndarray], scores: np.ndarray | list[np.ndarray], queries: np.ndarray,
+                 logits: np.ndarray | None, explain: bool) -> list[RankResult]:
+        probs = softmax(logits) if logits is not None else None
+        out = []
+        for r in range(len(queries)):
+            intention = (None, None) if probs is None else (self._labels[int(probs[r].argmax())], float(probs[r].max()))
+            rows = np.asarray(idx[r])
+            whys: list[Why | None] = list(self._explain(r, rows, queries, logits, intention)) if explain else [None] * len(rows)
+            kept = [(int(i), float(s)) for i, s in zip(rows, scores[r]) if i >= 0]
+            matches = tuple(Match(self.pack.stickers[i].id, s, self.pack.path_of(i), self.pack.stickers[i].label, why)
+                            for (i, s), why in zip(kept, whys))
+            out.append(RankResult(matches=matches, intention=intention[0], intention_probability=intention[1],
+                                  provider=self.bundle.provider, precision=self.bundle.precision, mode=self.mode,
+                                  search="ann" if self._ann is not None else "exact"))
+        return out
+
     def rank(self, context: Context, top_k: int = 5, knowledge: Knowledge | None = None, diverse: bool = False,
-             diverse_threshold: float = DIVERSE_THRESHOLD) -> RankResult:
-        """Rank the pack for one conversation (`diverse`: no near-duplicates in the top k)."""
+             diverse_threshold: float = DIVERSE_THRESHOLD, explain: bool = False) -> RankResult:
+        """Rank the pack for one conversation (`diverse`: no near-duplicates in the top k; `explain`:
+        each match's `why`)."""
         return self.rank_many([context], top_k, [knowledge] if knowledge is not None else None, diverse=diverse,
-                              diverse_threshold=diverse_threshold)[0]
+                              diverse_threshold=diverse_threshold, explain=explain)[0]
 
 
-RANKER_OPTIONS = ("precision", "providers", "threads", "mode", "ann", "ann_threshold", "verify", "weights")
+RANKER_OPTIONS = ("precision", "providers", "threads", "mode", "ann", "ann_threshold", "verify", "weights", "history",
+                  "history_weight")
 CACHE_SIZE = 8
 _CACHE: OrderedDict[tuple, Ranker] = OrderedDict()
 _CACHE_LOCK = threading.Lock()
@@ -305,7 +384,8 @@ def get_ranker(pack: Pack | Path | str, model: Bundle | Path | str | None = None
 
 
 def rank(context: Context, pack: Pack | Path | str, top_k: int = 5, model: Bundle | Path | str | None = None,
-         knowledge: Knowledge | Mapping[str, Sequence[str]] | None = None, diverse: bool = False, **options: Any) -> RankResult:
+         knowledge: Knowledge | Mapping[str, Sequence[str]] | None = None, diverse: bool = False, explain: bool = False,
+         **options: Any) -> RankResult:
     """Rank `pack`'s stickers for `context` (a string, a list of turns or of (speaker, text) pairs);
-    `diverse=True` keeps near-duplicate stickers out of the top k."""
-    return get_ranker(pack, model, **options).rank(context, top_k, knowledge, diverse=diverse)
+    `diverse=True` keeps near-duplicate stickers out of the top k, `explain=True` fills `Match.why`."""
+    return get_ranker(pack, model, **options).rank(context, top_k, knowledge, diverse=diverse, explain=explain)

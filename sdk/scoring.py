@@ -124,6 +124,21 @@ class ScoreTerms:
             out[:, -1] = self._prior
         return out
 
+    def label_terms(self, logits: np.ndarray | None, idx: np.ndarray) -> np.ndarray:
+        """(Q, k) w_label log P(label(s) | ctx) of the stickers `idx[r]` (zeros when the term is off)."""
+        if not self.use_label or logits is None:
+            return np.zeros(idx.shape, np.float32)
+        cols = self.query_extra(logits, len(idx))[:, :-1]
+        return np.take_along_axis(cols, self._column[idx], axis=1)
+
+    def prior_at(self, idx: np.ndarray) -> np.ndarray:
+        """w_prior log P(s) of the stickers `idx` (zeros when the prior is off)."""
+        return np.zeros(idx.shape, np.float32) if self._prior is None else self._prior[idx]
+
+    def prior_moves(self, idx: np.ndarray) -> np.ndarray:
+        """How far the prior moved the stickers `idx` against the pack's average sticker."""
+        return np.zeros(idx.shape, np.float32) if self._prior is None else self._prior[idx] - self._prior.mean()
+
     def scores(self, cosines: np.ndarray, logits: np.ndarray | None) -> np.ndarray:
         """Final scores from (Q, S) cosines and the (Q, L) intention logits (None without a head).
 

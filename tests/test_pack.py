@@ -99,7 +99,7 @@ def test_interrupted_pack_build_keeps_the_existing_pack(tiny_bundle, tiny_pack, 
     target = tmp_path / "pack"
     shutil.copytree(tiny_pack, target)
     calls = {"n": 0}
-    real = Bundle.sticker_vectors
+    real = Bundle.sticker_side
 
     def dies(self, *a, **k):
         calls["n"] += 1
@@ -107,7 +107,7 @@ def test_interrupted_pack_build_keeps_the_existing_pack(tiny_bundle, tiny_pack, 
             raise KeyboardInterrupt
         return real(self, *a, **k)
 
-    monkeypatch.setattr(Bundle, "sticker_vectors", dies)
+    monkeypatch.setattr(Bundle, "sticker_side", dies)
     with pytest.raises(KeyboardInterrupt):
         sdk.build_pack(synthetic_dir, tiny_bundle, target, precision="fp32", providers="cpu", progress=False)
     assert load_pack(target).ids == load_pack(tiny_pack).ids

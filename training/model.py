@@ -116,6 +116,13 @@ class IntRA(nn.Module):
         # the regions stay in the graph (times zero) so that every exported selector has one signature
         return (attrs * w).sum(1) / w.sum(1).clamp(min=1.0) + 0.0 * regions.sum(dim=(1, 2))[:, None]
 
+    def attribute_share(self, regions: torch.Tensor, attrs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """(S, A) how much each attribute drew the sticker side: its share of the selector's region
+        weights, or, descriptions-only, an equal share per present description."""
+        if self.use_image:
+            return self.selector.attribute_share(regions, attrs, mask)
+        return mask / mask.sum(-1, keepdim=True).clamp(min=1.0) + 0.0 * regions.sum(dim=(1, 2))[:, None]
+
     # ------------------------------------------------------------------ training
     def forward(self, ids: torch.Tensor | None, mask: torch.Tensor | None, gold_label: torch.Tensor, pixels: torch.Tensor,
                 attr_emb: torch.Tensor | None, attr_mask: torch.Tensor, positive: torch.Tensor, negative_mask: torch.Tensor,

@@ -24,18 +24,33 @@ class RelationSelector(nn.Module):
             self.query = nn.Linear(dim, key_dim, bias=False)
             self.key = nn.Linear(dim, key_dim, bias=False)
 
+    def attention(self, regions: torch.Tensor, attributes: torch.Tensor, attr_mask: torch.Tensor) -> torch.Tensor:
+        """(S, A, N) a_j over regions per attribute, -inf where the attribute is absent."""
+        q = self.query(attributes)  # (S, A, k)
+        k = self.key(regions)  # (S, N, k)
+        attn = torch.softmax(q @ k.transpose(1, 2) / math.sqrt(self.key_dim), dim=-1)
+        return attn.masked_fill(~attr_mask.to(torch.bool).unsqueeze(-1), float("-inf"))
+
     def region_weights(self, regions: torch.Tensor, attributes: torch.Tensor, attr_mask: torch.Tensor) -> torch.Tensor:
         """(S, N) weights m over regions; uniform where no attribute is present."""
         s, n, _ = regions.shape
         if not self.use_attributes:
             return regions.new_full((s, n), 1.0 / n)
-        q = self.query(attributes)  # (S, A, k)
-        k = self.key(regions)  # (S, N, k)
-        attn = torch.softmax(q @ k.transpose(1, 2) / math.sqrt(self.key_dim), dim=-1)  # (S, A, N)
-        present = attr_mask.to(torch.bool).unsqueeze(-1)  # (S, A, 1)
-        m = attn.masked_fill(~present, float("-inf")).amax(dim=1)  # (S, N)
-        none = ~present.squeeze(-1).any(dim=1, keepdim=True)  # (S, 1)
-        return torch.where(none, torch.full_like(attn[:, 0], 1.0 / n), m)
+        m = self.attention(regions, attributes, attr_mask).amax(dim=1)  # (S, N)
+        none = ~attr_mask.to(torch.bool).any(dim=1, keepdim=True)  # (S, 1)
+        return torch.where(none, torch.full_like(m, 1.0 / n), m)
+
+    def attribute_share(self, regions: torch.Tensor, attributes: torch.Tensor, attr_mask: torch.Tensor) -> torch.Tensor:
+        """(S, A) each attribute's share of the selector's weight: the part of sum_i m_i over the
+        regions where that attribute's attention is the maximum (all zero without attributes)."""
+        s, n, _ = regions.shape
+        if not self.use_attributes:
+            return regions.new_zeros(s, attributes.shape[1])
+        attn = self.attention(regions, attributes, attr_mask)
+        m = attn.amax(dim=1, keepdim=True)  # (S, 1, N)
+        winner = (attn == m) & torch.isfinite(attn)
+        share = (winner.to(regions.dtype) * m.clamp(min=0.0)).sum(-1)  # -inf rows (nothing present) give 0
+        return share / share.sum(-1, keepdim=True).clamp(min=1e-12)
 
     def forward(self, regions: torch.Tensor, attributes: torch.Tensor, attr_mask: torch.Tensor) -> torch.Tensor:
         """Unnormalised H^R (S, d) from regions h^I (S, N, d), attributes h^A (S, A, d), mask (S, A)."""

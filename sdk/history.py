@@ -1,0 +1,136 @@
+"""Personal history: which stickers this user sent, kept on the device, blended into the ranking.
+
+Every :meth:`History.record` adds one use. A sticker's history weight is the sum over its uses of
+``0.5 ** (later uses / half_life)``: frequency and recency in one number (a sticker sent often and
+lately weighs most; one not sent for `half_life` uses of other stickers counts half). The ranker adds
+
+    w_history * log(1 + weight(s))
+
+to the score of each sticker of the pack that has a weight (others get nothing, so an empty history
+costs `rank()` nothing). History file (JSON, written atomically after every change)::
+
+    {"format_version": 1, "kind": "intra-history", "clock": N,
+     "stickers": {id: {"count": uses, "last": clock at its last use, "weight": weight at that time}}}
+
+Ids that are not in the pack being ranked are ignored for it (one history may serve several packs).
+A file that is not such a history raises :class:`HistoryError` and is never overwritten.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import atomic
+from .errors import ArgumentError, IntraError
+from .jsonfile import read_json_value
+from .schema import Int, MapOf, Obj, OneOf, check_document
+
+HISTORY_FORMAT_VERSION = 1
+HISTORY_KIND = "intra-history"
+#: Uses of other stickers after which a use counts half (benchmarks.history: taste changes).
+DEFAULT_HALF_LIFE = 50.0
+#: w_history, chosen on validation conversations of the synthetic user simulation (benchmarks.history).
+DEFAULT_HISTORY_WEIGHT = 0.2
+#: Stickers kept; beyond this the lightest are dropped, so the file stays small.
+MAX_STICKERS = 5000
+
+HISTORY_SCHEMA = Obj({"format_version": int, "kind": OneOf((HISTORY_KIND,)), "clock": Int(0),
+                      "stickers": MapOf(Obj({"count": Int(1), "last": Int(0), "weight": float}))})
+
+
+class HistoryError(IntraError, ValueError):
+    """A history file is corrupt or not a history; the message names the file and the field."""
+
+
+@dataclass
+class Use:
+    count: int
+    last: int
+    weight: float
+
+
+def check_history_options(weight: Any, half_life: Any) -> None:
+    for name, value in (("history_weight", weight), ("history_half_life", half_life)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            raise ArgumentError(f"{name} must be a finite number >= 0, got {value!r}")
+    if half_life == 0:
+        raise ArgumentError("history_half_life must be > 0")
+
+
+class History:
+    """One user's sticker uses: in memory (`path` None) or in a local JSON file."""
+
+    def __init__(self, path: Path | str | None = None, half_life: float = DEFAULT_HALF_LIFE) -> None:
+        check_history_options(0.0, half_life)
+        self.path = Path(path) if path is not None else None
+        self.half_life = float(half_life)
+        self.clock = 0
+        self.uses: dict[str, Use] = {}
+        self._lock = threading.Lock()
+        if self.path is not None and self.path.exists():
+            self._load(self.path)
+
+    def _load(self, path: Path) -> None:
+        where = str(path)
+        try:
+            obj = read_json_value(path, HistoryError)
+            check_document(obj, HISTORY_FORMAT_VERSION, HISTORY_SCHEMA, where, HistoryError)
+        except HistoryError as e:
+            raise HistoryError(f"{e} (not overwritten: fix or delete the file, or use another path)") from None
+        self.clock = obj["clock"]
+        for sid, u in obj["stickers"].items():
+            if u["last"] > self.clock or not math.isfinite(u["weight"]) or u["weight"] < 0:
+                raise HistoryError(f"{where}: field 'stickers.{sid}' is inconsistent (last {u['last']} after clock "
+                                   f"{self.clock}, or a bad weight); not overwritten: fix or delete the file")
+            self.uses[sid] = Use(u["count"], u["last"], float(u["weight"]))
+
+    def __len__(self) -> int:
+        return len(self.uses)
+
+    def weight(self, sticker_id: str) -> float:
+        """The sticker's recency-weighted use count now (0 if never sent)."""
+        u = self.uses.get(sticker_id)
+        return 0.0 if u is None else u.weight * 0.5 ** ((self.clock - u.last) / self.half_life)
+
+    def record(self, sticker_id: str) -> None:
+        """Note one use of `sticker_id` and save the file (atomically) when there is one."""
+        if not isinstance(sticker_id, str) or not sticker_id:
+            raise ArgumentError(f"sticker_id must be a non-empty string, got {sticker_id!r}")
+        with self._lock:
+            self.clock += 1
+            prev = self.uses.get(sticker_id)
+            self.uses[sticker_id] = Use((prev.count if prev else 0) + 1, self.clock, self.weight(sticker_id) + 1.0)
+            if len(self.uses) > MAX_STICKERS:
+                del self.uses[min(self.uses, key=self.weight)]
+            self._save()
+
+    def forget(self) -> None:
+        """Erase every recorded use (and write the empty history to the file)."""
+        with self._lock:
+            self.clock, self.uses = 0, {}
+            self._save()
+
+    def _save(self) -> None:
+        if self.path is None:
+            return
+        atomic.write_json(self.path, {
+            "format_version": HISTORY_FORMAT_VERSION, "kind": HISTORY_KIND, "clock": self.clock,
+            "stickers": {k: {"count": u.count, "last": u.last, "weight": u.weight} for k, u in self.uses.items()}})
+
+    def term(self, index: Mapping[str, int], weight: float) -> tuple[np.ndarray, np.ndarray] | None:
+        """(pack indices, w * log(1 + weight)) of the pack's stickers in the history; None when none are."""
+        if weight == 0.0:
+            return None
+        with self._lock:
+            pairs = [(index[sid], self.weight(sid)) for sid in self.uses if sid in index]
+        if not pairs:
+            return None
+        idx = np.array([p[0] for p in pairs], np.int64)
+        return idx, (weight * np.log1p(np.array([p[1] for p in pairs]))).astype(np.float32)

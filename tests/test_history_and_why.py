@@ -1,0 +1,188 @@
+"""Personal history, `why`, sticker turns in the context: issue 15 items 1, 3 and 4 on a tiny bundle."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import sdk
+from sdk.cli import app
+from sdk.context import ContextError, parse_context
+from sdk.errors import ArgumentError
+from sdk.history import History, HistoryError
+from sdk.labels import ATTRIBUTES
+from sdk.pack import load_pack, sticker_turn_text
+from sdk.ranker import Ranker
+
+CONTEXT = [("A", "I passed the exam!"), ("B", "no way"), ("A", "so happy today")]
+
+
+@pytest.fixture(scope="module")
+def ranker(tiny_bundle, tiny_pack) -> Ranker:
+    return Ranker(tiny_bundle, tiny_pack, precision="fp32", providers="cpu")
+
+
+# ---------------------------------------------------------------------------- history
+
+def test_history_weight_blends_frequency_and_recency(tmp_path):
+    h = History(tmp_path / "h.json", half_life=2)
+    for sid in ["a", "a", "b"]:
+        h.record(sid)
+    # a: used at clocks 1 and 2, b at 3; each later use halves after 2 more uses
+    assert h.weight("a") == pytest.approx((0.5 ** 0.5 + 1) * 0.5 ** 0.5)
+    assert h.weight("b") == pytest.approx(1.0)
+    assert h.weight("never") == 0.0
+    again = History(tmp_path / "h.json", half_life=2)  # the file holds the same state
+    assert again.clock == 3 and again.weight("a") == pytest.approx(h.weight("a")) and again.uses["a"].count == 2
+
+
+def test_recorded_stickers_rise_and_forget_erases(ranker, tiny_pack, tmp_path):
+    ranker = Ranker(ranker.bundle, ranker.pack, history=tmp_path / "me.json", history_weight=0.5)
+    before = ranker.rank(CONTEXT, top_k=len(ranker.pack))
+    last = before.matches[-1].sticker_id
+    for _ in range(30):
+        ranker.record(last)
+    after = ranker.rank(CONTEXT, top_k=len(ranker.pack))
+    ids = [m.sticker_id for m in after.matches]
+    assert ids.index(last) < len(ids) - 1
+    moved = next(m for m in after.matches if m.sticker_id == last)
+    old = next(m for m in before.matches if m.sticker_id == last)
+    assert moved.score - old.score == pytest.approx(0.5 * math.log1p(ranker.history.weight(last)), abs=1e-5)
+    assert json.loads((tmp_path / "me.json").read_text())["stickers"][last]["count"] == 30
+    ranker.forget()
+    assert [m.sticker_id for m in ranker.rank(CONTEXT, top_k=len(ranker.pack)).matches] == [m.sticker_id for m in before.matches]
+    assert json.loads((tmp_path / "me.json").read_text())["stickers"] == {}
+
+
+def test_history_in_memory_by_default_and_weight_zero_is_off(ranker):
+    r = Ranker(ranker.bundle, ranker.pack)
+    assert r.history.path is None
+    r.record(r.pack.ids[0])
+    assert len(r.history) == 1
+    off = Ranker(ranker.bundle, ranker.pack, history=r.history, history_weight=0.0)
+    np.testing.assert_array_equal(off.score_matrix(["hello there"])[1], ranker.score_matrix(["hello there"])[1])
+
+
+def test_history_ids_not_in_the_pack_are_ignored_and_record_refuses_them(ranker, tmp_path):
+    path = tmp_path / "h.json"
+    h = History(path)
+    h.record("sticker-of-another-pack")
+    r = Ranker(ranker.bundle, ranker.pack, history=path)
+    np.testing.assert_array_equal(r.score_matrix(["hello"])[1], ranker.score_matrix(["hello"])[1])
+    with pytest.raises(ArgumentError, match="not in the pack"):
+        r.record("nope")
+
+
+@pytest.mark.parametrize("content", ["{not json", '{"format_version": 1, "kind": "intra-history", "clock": 1, "stickers": {"a": {"count": 0, "last": 1, "weight": 1}}}',
+                                     '{"format_version": 1, "kind": "intra-history", "clock": 1, "stickers": {"a": {"count": 1, "last": 5, "weight": 1}}}',
+                                     '{"format_version": 9, "kind": "intra-history", "clock": 0, "stickers": {}}', '{"some": "other file"}'])
+def test_a_corrupt_history_raises_and_is_never_overwritten(ranker, tmp_path, content):
+    path = tmp_path / "h.json"
+    path.write_text(content)
+    with pytest.raises(HistoryError, match=str(path)):
+        Ranker(ranker.bundle, ranker.pack, history=path)
+    assert path.read_text() == content
+    result = CliRunner().invoke(app, ["history", "record", str(path), "x"])
+    assert result.exit_code == 2 and "not overwritten" in result.output
+    assert path.read_text() == content
+
+
+def test_history_with_ann_ranks_like_exact(ranker, tmp_path):
+    pytest.importorskip("faiss")
+    exact = Ranker(ranker.bundle, ranker.pack, history_weight=0.4)
+    ann = Ranker(ranker.bundle, ranker.pack, ann=True, history=exact.history, history_weight=0.4)
+    for sid in ranker.pack.ids[-3:] * 5:
+        exact.record(sid)
+    a, b = exact.rank(CONTEXT, top_k=5), ann.rank(CONTEXT, top_k=5)
+    assert [m.sticker_id for m in a.matches] == [m.sticker_id for m in b.matches]
+    np.testing.assert_allclose([m.score for m in a.matches], [m.score for m in b.matches], atol=1e-4)
+
+
+def test_history_cli_record_show_forget_and_rank(tiny_pack, tmp_path):
+    path = tmp_path / "h.json"
+    sid = load_pack(tiny_pack).ids[-1]
+    runner = CliRunner()
+    assert runner.invoke(app, ["history", "record", str(path), "ghost", "--pack", str(tiny_pack)]).exit_code == 2
+    assert not path.exists()  # nothing recorded when an id is refused
+    assert runner.invoke(app, ["history", "record", str(path), sid, sid, "--pack", str(tiny_pack)]).exit_code == 0
+    shown = json.loads(runner.invoke(app, ["history", "show", str(path)]).output)
+    assert shown["uses"] == 2 and shown["stickers"][0]["id"] == sid
+    out = runner.invoke(app, ["rank", "so happy", "--pack", str(tiny_pack), "--history", str(path), "--history-weight", "5",
+                              "--precision", "fp32", "--json"])
+    assert out.exit_code == 0, out.output
+    top = json.loads(out.output)["matches"][0]
+    assert top["sticker_id"] == sid and top["why"]["history_term"] > 0
+    assert runner.invoke(app, ["history", "forget", str(path)]).exit_code == 0
+    assert json.loads(path.read_text())["clock"] == 0
+
+
+# ---------------------------------------------------------------------------- why
+
+def test_pack_records_the_attribute_that_drew_the_selector(tiny_pack):
+    pack = load_pack(tiny_pack)
+    with_desc = [s for s in pack.stickers if s.attributes]
+    assert with_desc and all(s.focus is not None for s in with_desc)
+    for s in with_desc:
+        attribute, share = s.focus
+        assert attribute in s.attributes and 0 < share <= 1  # only a present description can draw it
+    assert all(s.focus is None for s in pack.stickers if not s.attributes)
+
+
+def test_why_decomposes_the_score(ranker):
+    r = Ranker(ranker.bundle, ranker.pack, weights=sdk.ScoreWeights(prior=0.3, label=0.2))
+    r.record(r.pack.ids[2])
+    result = r.rank(CONTEXT, top_k=4, explain=True)
+    plain = r.rank(CONTEXT, top_k=4)
+    assert [m.sticker_id for m in result.matches] == [m.sticker_id for m in plain.matches]
+    assert all(m.why is None for m in plain.matches)
+    mean_prior = float(np.mean(r.terms.prior_at(np.arange(len(r.pack)))))
+    for m in result.matches:
+        w = m.why
+        assert w.intention == result.intention and w.intention_probability == pytest.approx(result.intention_probability)
+        assert m.score == pytest.approx(w.cosine + w.label_term + w.prior_term + mean_prior + w.history_term, abs=1e-4)
+        sticker = r.pack.stickers[r.pack.ids.index(m.sticker_id)]
+        if sticker.focus is not None:
+            assert (w.attribute, w.attribute_text) == (sticker.focus[0], sticker.attributes[sticker.focus[0]])
+        assert w.summary()
+    assert result.to_dict()["matches"][0]["why"]["cosine"] == pytest.approx(result.matches[0].why.cosine)
+
+
+def test_rank_cli_shows_a_why_column(tiny_pack):
+    out = CliRunner().invoke(app, ["rank", "so happy today", "--pack", str(tiny_pack), "--precision", "fp32"])
+    assert out.exit_code == 0, out.output
+    assert "why" in out.output.splitlines()[1] and "cos " in out.output
+
+
+# ---------------------------------------------------------------------------- sticker turns
+
+def test_a_sticker_turn_reads_as_its_descriptions(ranker):
+    pack = ranker.pack
+    s = next(x for x in pack.stickers if len(x.attributes) >= 2)
+    assert sticker_turn_text(s) == "; ".join(s.attributes[a] for a in ATTRIBUTES if a in s.attributes)
+    as_sticker = [{"speaker": "B", "sticker": s.id}, {"speaker": "A", "text": "haha"}]
+    as_text = [("B", sticker_turn_text(s)), ("A", "haha")]
+    np.testing.assert_array_equal(ranker.score_matrix([as_sticker])[1], ranker.score_matrix([as_text])[1])
+    assert not np.allclose(ranker.score_matrix([as_sticker])[1], ranker.score_matrix(["haha"])[1])
+
+
+def test_an_unknown_sticker_turn_names_the_turn(ranker):
+    with pytest.raises(ContextError, match=r"context\[1\]\.sticker: sticker 'ghost' is not in the pack"):
+        ranker.rank([{"text": "hi"}, {"speaker": "B", "sticker": "ghost"}])
+    with pytest.raises(ContextError, match="either 'text' or 'sticker'"):
+        parse_context([{"sticker": "a", "text": "b"}], lambda _: "x")
+    with pytest.raises(ContextError, match="not in the pack"):
+        parse_context([{"sticker": "a"}])  # no pack to read it from
+    assert parse_context([{"sticker": "a"}, "hey"], {"a": "a waving cat"}.get) == ["a waving cat", "hey"]
+
+
+def test_rank_cli_takes_sticker_turns(tiny_pack):
+    sid = load_pack(tiny_pack).ids[0]
+    runner = CliRunner()
+    ok = runner.invoke(app, ["rank", f"@sticker:{sid}", "haha", "--pack", str(tiny_pack), "--precision", "fp32", "--json"])
+    assert ok.exit_code == 0, ok.output
+    bad = runner.invoke(app, ["rank", "@sticker:ghost", "haha", "--pack", str(tiny_pack), "--precision", "fp32"])
+    assert bad.exit_code == 2 and "context[0].sticker: sticker 'ghost' is not in the pack" in bad.output
