@@ -2,7 +2,7 @@
 
 Accepted contexts: a string; a list of strings; a list of (speaker, text) pairs; a list of
 {"speaker", "text"} dicts, or {"speaker", "sticker": <id in the pack>} for a sticker sent earlier in
-the chat (read as that sticker's descriptions, which `sticker_text` gives; an id it does not know
+the chat (read as the text `sticker_text` gives: the sticker's label or descriptions; an id it does not know
 raises :class:`ContextError` naming the turn). bytes are decoded as strict UTF-8. Turns are read newest first and
 only the newest MAX_TURNS turns, and the newest MAX_CONTEXT_CHARS characters of them, are kept
 (older ones are dropped unread): the encoder keeps only the latest tokens anyway, and this bounds

@@ -24,8 +24,8 @@ STYLE = """body{font-family:sans-serif;margin:24px;background:#fafafa;color:#222
 .entry{background:#fff;border:1px solid #ddd;border-radius:8px;padding:16px;margin-bottom:20px}
 .turn{margin:2px 0}.speaker{color:#777;margin-right:6px}.turn img{height:40px;vertical-align:middle}
 .intent{margin:8px 0;color:#345}.row{display:flex;gap:12px;flex-wrap:wrap}
-.card{width:170px;border:2px solid #eee;border-radius:8px;padding:8px;font-size:12px}
-.card.gold{border-color:#2a2;background:#f1fbf1}.card img{width:150px;height:150px;object-fit:contain;background:#fff}
+.card{box-sizing:border-box;width:168px;border:2px solid #eee;border-radius:8px;padding:8px;font-size:12px}
+.card.gold{border-color:#2a2;background:#f1fbf1}.card img{width:148px;height:148px;object-fit:contain;background:#fff}
 .why{color:#555;word-break:break-word}.miss{color:#a33}"""
 
 
@@ -65,7 +65,7 @@ def _turns(context: Any, files: Mapping[str, Path]) -> str:
 
 
 def _card(rank: int, m: Any, gold: str | None) -> str:
-    why = html.escape(m.why.summary()) if m.why is not None else ""
+    why = html.escape(m.why.summary(intention=False)) if m.why is not None else ""
     cls = "card gold" if gold is not None and m.sticker_id == gold else "card"
     mark = " &#10004; gold" if "gold" in cls else ""
     return (f'<div class="{cls}"><img src="{_image(m.file)}" alt="{html.escape(m.sticker_id)}"><br>'

@@ -71,12 +71,15 @@ class PackSticker:
 
 
 def sticker_turn_text(sticker: PackSticker) -> str:
-    """A sticker as a turn of text: its descriptions in attribute order, else its label, else "a sticker".
+    """A sticker as a turn of text: its label, else its descriptions in attribute order, else "a sticker".
 
-    Descriptions rather than the vector: the text encoder reads tokens, and a sticker's vector lives
-    in the query space, not in the encoder's input (benchmarks.sticker_turns measures the result)."""
+    Text, not the sticker's vector: the text encoder reads tokens. The label, not the descriptions:
+    on the synthetic world's validation split the label read best (benchmarks.sticker_turns:
+    descriptions, label, and label with descriptions compared; docs/results/sticker-turns.md)."""
+    if sticker.label:
+        return sticker.label
     described = [sticker.attributes[a] for a in ATTRIBUTES if sticker.attributes.get(a)]
-    return "; ".join(described) if described else (sticker.label or "a sticker")
+    return "; ".join(described) if described else "a sticker"
 
 
 STICKER_SCHEMA = Obj({"id": str, "file": str, "sha256": str},

@@ -176,7 +176,7 @@ class Ranker:
         return parsed, know if self.use_knowledge else [None] * len(parsed)
 
     def sticker_text(self, sticker_id: str) -> str | None:
-        """How a sticker sent earlier in the chat is read: its descriptions (None: not in the pack)."""
+        """How a sticker sent earlier in the chat is read: its label or descriptions (None: not in the pack)."""
         i = self._index.get(sticker_id)
         return None if i is None else sticker_turn_text(self.pack.stickers[i])
 

@@ -30,10 +30,11 @@ class Why:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def summary(self) -> str:
-        """One readable line, e.g. ``joy 0.81 | facial_expression 62%: "a wide smile" | prior +0.10``."""
+    def summary(self, intention: bool = True) -> str:
+        """One readable line, e.g. ``joy 0.81 | facial_expression 62%: "a wide smile" | prior +0.10``
+        (without the intention, which is the same for every match of a result, when `intention` is False)."""
         parts = []
-        if self.intention is not None and self.intention_probability is not None:
+        if intention and self.intention is not None and self.intention_probability is not None:
             parts.append(f"{self.intention} {self.intention_probability:.2f}")
         if self.attribute is not None:
             text = (self.attribute_text or "")[:40]

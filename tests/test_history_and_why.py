@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -159,10 +160,13 @@ def test_rank_cli_shows_a_why_column(tiny_pack):
 
 # ---------------------------------------------------------------------------- sticker turns
 
-def test_a_sticker_turn_reads_as_its_descriptions(ranker):
+def test_a_sticker_turn_reads_as_its_label_or_descriptions(ranker):
     pack = ranker.pack
-    s = next(x for x in pack.stickers if len(x.attributes) >= 2)
-    assert sticker_turn_text(s) == "; ".join(s.attributes[a] for a in ATTRIBUTES if a in s.attributes)
+    s = next(x for x in pack.stickers if len(x.attributes) >= 2 and x.label)
+    assert sticker_turn_text(s) == s.label
+    unlabelled = replace(s, label=None)
+    assert sticker_turn_text(unlabelled) == "; ".join(s.attributes[a] for a in ATTRIBUTES if a in s.attributes)
+    assert sticker_turn_text(replace(s, label=None, attributes={})) == "a sticker"
     as_sticker = [{"speaker": "B", "sticker": s.id}, {"speaker": "A", "text": "haha"}]
     as_text = [("B", sticker_turn_text(s)), ("A", "haha")]
     np.testing.assert_array_equal(ranker.score_matrix([as_sticker])[1], ranker.score_matrix([as_text])[1])

@@ -108,9 +108,12 @@ def eval_cmd(
     probes: bool = typer.Option(False, "--probes", help="Add the probe-emoji and probe-intention baselines (frozen all-MiniLM-L6-v2 features; cached in OUT/cache)."),
     model: Path | None = typer.Option(None, "--model", help="Also rank through this exported bundle with the SDK (a pack is built from --data)."),
     precision: str | None = typer.Option(None, callback=choice(PRECISIONS), help=f"With --model: {PRECISION_HELP} [default: the SDK's choice]"),
+    html: Path | None = typer.Option(None, "--html", help="With --model: also write a self-contained HTML gallery of the SDK's top 5 (with why) for the split's first 40 conversations, gold marked."),
 ) -> None:
     """Evaluate a run against the baselines (random, popular, intention-only) and any --compare runs."""
     try:
+        if html is not None and model is None:
+            raise ArgumentError("--html shows the SDK's ranking: pass --model BUNDLE too")
         require_extra("`intra eval`", "train", "torch", "transformers", "matplotlib")
         from .evaluate import evaluate, write_report
 
@@ -120,14 +123,15 @@ def eval_cmd(
                 raise ArgumentError(f"--compare {item!r}: expected NAME=RUN_DIR")
             name, path = item.split("=", 1)
             others[name] = Path(path)
-        report = evaluate(run, data, split, others, probes=probes, cache_dir=out / "cache", bundle=model, precision=precision)
+        report = evaluate(run, data, split, others, probes=probes, cache_dir=out / "cache", bundle=model, precision=precision,
+                          html=html)
         write_report(report, out)
     except IntraError as e:
         fail(e)
     from .evaluate import markdown
 
     typer.echo(markdown(report))
-    typer.echo(f"wrote {out}/report.json, report.md, pr_curve.png")
+    typer.echo(f"wrote {out}/report.json, report.md, pr_curve.png" + (f"; gallery {html}" if html is not None else ""))
 
 
 @app.command("distill")

@@ -106,11 +106,12 @@ def _baselines(ds, convs, labels: list[int], main_logits: np.ndarray | None, see
 
 def evaluate(run: Path | str, data: Path | str, split: str = "test", compare: Mapping[str, Path | str] | None = None,
              seed: int = 0, probes: bool = False, cache_dir: Path | str | None = None,
-             bundle: Path | str | None = None, precision: str | None = None) -> dict[str, Any]:
+             bundle: Path | str | None = None, precision: str | None = None, html: Path | None = None) -> dict[str, Any]:
     """Metrics of the run, the named comparison runs and the baselines on `split` of `data`.
 
     `probes`: add the two frozen-feature probes (features cached in `cache_dir`); `bundle`: add the
-    row of that exported bundle ranked through the SDK (`precision`, default the SDK's).
+    row of that exported bundle ranked through the SDK (`precision`, default the SDK's); `html`:
+    with `bundle`, also write a gallery of that ranking.
     """
     ds = load_dataset(data)
     convs = ds.split(split)
@@ -126,7 +127,7 @@ def evaluate(run: Path | str, data: Path | str, split: str = "test", compare: Ma
     if bundle is not None:
         from .bundle_eval import sdk_scores
 
-        name, scores[name] = sdk_scores(bundle, data, convs, precision)
+        name, scores[name] = sdk_scores(bundle, data, convs, precision, html=html)
         details["variants"][name] = details["variants"][MAIN]
     models, curves = {}, {}
     for name, sc in scores.items():

@@ -381,6 +381,19 @@ def make_conversations(cfg: SyntheticConfig, stickers: list[tuple[Sticker, Image
     return convs
 
 
+def sticker_species(data: Path | str) -> dict[str, str]:
+    """Each sticker's character kind in a world `generate` drew (redrawn from its seed: the
+    dataset stores no species). For simulations that need a user's taste in characters."""
+    from sdk.dataset import load_dataset
+
+    info = load_dataset(data).info
+    gen = (info.details or {}).get("generator")
+    if not info.synthetic or not isinstance(gen, dict):
+        raise ArgumentError(f"{data}: not a world drawn by intra's synthetic generator")
+    cfg = SyntheticConfig(seed=gen["seed"], stickers=gen["stickers"], conversations=gen["conversations"])
+    return {s.id: species for s, _, species, _ in make_stickers(cfg, random.Random(cfg.seed))}
+
+
 def split_conversations(convs: list[Conversation]) -> dict[str, list[Conversation]]:
     n = len(convs)
     n_train = int(n * SPLIT_FRACTIONS["train"])
