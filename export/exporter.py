@@ -29,6 +29,7 @@ from sdk.imageprep import ImageSettings
 from sdk.labels import ATTRIBUTES
 from sdk.manifest import GRAPHS, MANIFEST, PRECISIONS, TOKENIZER, BundleManifest, Gate, GraphFile, fingerprint
 from sdk.scoring import ScoreTerms, ScoreWeights, usage_vector
+from sdk.suggest import SUGGEST_OUTPUT, SuggestSettings
 from sdk.textprep import ContextTokenizer, TextSettings
 from training.encoders import region_features
 from training.features import context_batch, refresh_label_table, sticker_inputs, sticker_labels
@@ -37,6 +38,7 @@ from training.model import IntRA
 from training.run_dir import load_run
 from training.score_weights import read_weights
 from training.scoring import query_matrix, sticker_matrix
+from training.suggest import attach as attach_suggest
 
 from .graphs import IntentionHeadGraph, export_graph, graph_specs
 from .int8 import INT8_SCHEMES, Int8Scheme, describe, write_int8_graphs
@@ -138,8 +140,12 @@ def graph_cosines(bundle: Bundle, ref: Reference, model, tokenizer) -> dict[str,
     from training.features import encode_attribute_table
 
     out = {"text_encoder": row_cosine(bundle.pooled(ref.ids, ref.mask), ref.pooled)}
-    head = bundle.session("intention_head").run(None, {"pooled": ref.pooled})
-    out["intention_head"] = min(row_cosine(a, b) for a, b in zip(head, ref.head_out))
+    session = bundle.session("intention_head")
+    names = [o.name for o in session.get_outputs()]
+    head = session.run(None, {"pooled": ref.pooled})
+    # the suggest logit is one number a row: compared as one vector over the batch
+    out["intention_head"] = min(row_cosine(a.T, b.T) if name == SUGGEST_OUTPUT else row_cosine(a, b)
+                                for name, a, b in zip(names, head, ref.head_out))
     out["vision_encoder"] = row_cosine(bundle.regions(ref.pixels), ref.regions)
     table = encode_attribute_table(model, tokenizer, ref.stickers.attribute_texts[:32]).numpy() if model.attributes else \
         np.zeros((32, len(ATTRIBUTES), bundle.text_hidden), np.float32)
@@ -202,6 +208,7 @@ class BundleDraft:
     scoring: ScoreWeights
     about: dict[str, Any]
     text_hidden: int
+    suggest: SuggestSettings | None = None
     graphs: dict[str, dict[str, GraphFile]] = field(default_factory=lambda: {g: {} for g in GRAPHS})
     notes: dict[str, dict[str, Any]] = field(default_factory=dict)
     parity: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -227,7 +234,7 @@ class BundleDraft:
             precisions=tuple(p for p in PRECISIONS if p in self.precisions), modes=self.model.modes,
             main_mode=self.model.main_mode, inputs=("context", "knowledge") if self.model.cfg.use_knowledge else ("context",),
             text_hidden=self.text_hidden, dim=self.model.cfg.dim, text=self.text,
-            image=self.image, pooling=self.model.cfg.pooling, scoring=self.scoring, parity=self.parity, gate=gate,
+            image=self.image, pooling=self.model.cfg.pooling, scoring=self.scoring, suggest=self.suggest, parity=self.parity, gate=gate,
             precision_notes=self.notes, about=self.about)
         manifest = replace(manifest, fingerprint=fingerprint(manifest))
         atomic.write_json(self.tmp / MANIFEST, manifest.to_json())
@@ -248,6 +255,7 @@ def export_run(run: Path | str, out: Path | str, precisions: tuple[str, ...] = P
     precisions = _check_args(precisions, opset)
     run = Path(run)
     model, tokenizer, image_settings, conf = load_run(run)
+    suggest = attach_suggest(model, run)
     data = Path(data) if data is not None else Path(conf["dataset"]["path"])
     atomic.check_output(Path(out), MANIFEST, "model bundle", [run, data])  # refuse before exporting anything
     ds = load_dataset(data)
@@ -256,7 +264,7 @@ def export_run(run: Path | str, out: Path | str, precisions: tuple[str, ...] = P
     steps = tqdm(total=len(GRAPHS) + 1 + 2 * (len(precisions) - 1), desc="export", disable=not progress, unit="step")
     with atomic.atomic_dir(Path(out), MANIFEST, "model bundle", [run, data]) as tmp:
         draft = BundleDraft(tmp, model, opset, precisions, tokenizer.settings, image_settings, weights, _about(run, conf),
-                            int(conf["text_encoder"]["hidden_size"]))
+                            int(conf["text_encoder"]["hidden_size"]), suggest)
         _export_raw(draft, run, steps)
         fp32 = _export_fp32(draft, ref, tokenizer, conf["text_encoder"], steps)
         for precision in precisions:

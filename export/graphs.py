@@ -2,7 +2,7 @@
 
 | graph          | inputs                                                   | outputs                                |
 | text_encoder   | input_ids, attention_mask (batch, sequence)              | pooled (H^T)                           |
-| intention_head | pooled                                                   | logits, query, query_<mode> per mode   |
+| intention_head | pooled                                                   | logits, query, query_<mode> per mode, suggest_logit (with a suggest head) |
 | vision_encoder | pixel_values (batch)                                     | regions (h^I = f_vis(ViT regions))     |
 | selector       | regions, attributes (H^A), attribute_mask (batch)        | sticker (normalised H^R), attribute_share |
 
@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sdk.labels import ATTRIBUTES
+from sdk.suggest import SUGGEST_OUTPUT
 from training.encoders import pooled_text, region_features
 from training.model import IntRA
 
@@ -45,16 +46,21 @@ class IntentionHeadGraph(nn.Module):
         self.modes = list(model.modes)
         self.main = model.main_mode
         self.intention = model.intention
+        # `intra suggest` fits it on H^T; export attaches it (training.suggest.attach)
+        self.suggest = getattr(model, "suggest_head", None)
         if model.intention:
             with torch.no_grad():
                 self.register_buffer("labels", model.label_proj(model.label_table).detach().clone())
 
     def output_names(self) -> list[str]:
-        return (["logits"] if self.intention else []) + ["query"] + [f"query_{m}" for m in self.modes]
+        return ((["logits"] if self.intention else []) + ["query"] + [f"query_{m}" for m in self.modes]
+                + ([SUGGEST_OUTPUT] if self.suggest is not None else []))
 
     def forward(self, pooled: torch.Tensor):
         logits, queries = self.model.queries(pooled, self.modes, label_vectors=self.labels if self.intention else None)
         outputs = [queries[self.main], *[queries[m] for m in self.modes]]
+        if self.suggest is not None:
+            outputs.append(self.suggest(pooled))
         return tuple(outputs if logits is None else [logits, *outputs])
 
 

@@ -23,6 +23,7 @@ from .manifest import GRAPHS, MANIFEST, PRECISIONS, TOKENIZER, BundleManifest, f
 from .paths import inside
 from .precision_choice import fastest_cpu_precision
 from .providers import ProviderChoice, check_threads, choose_providers, make_session
+from .suggest import SUGGEST_OUTPUT
 from .textprep import ContextTokenizer, Knowledge
 
 log = logging.getLogger("intra")
@@ -135,6 +136,7 @@ class Bundle:
         self.main_mode: str = self.manifest.main_mode
         # weights of the usage prior and label term, chosen on validation at training time
         self.score_weights = self.manifest.scoring
+        self.suggest = self.manifest.suggest
         self.has_intention: bool = "paper" in self.modes
         self.text_hidden: int = self.manifest.text_hidden
         self._sessions: dict[str, Any] = {}
@@ -216,12 +218,20 @@ class Bundle:
 
     def head(self, pooled: np.ndarray, mode: str | None = None) -> tuple[np.ndarray | None, np.ndarray]:
         """(logits or None, normalised query) for `mode` (default: the run's own)."""
+        logits, query, _ = self.head_outputs(pooled, mode, with_suggest=False)
+        return logits, query
+
+    def head_outputs(self, pooled: np.ndarray, mode: str | None = None,
+                     with_suggest: bool = True) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
+        """(logits or None, normalised query, suggest logits or None) from one run of the intention graph."""
         mode = mode or self.main_mode
         if mode not in self.modes:
             raise BundleError(f"query mode {mode!r} not in this bundle (has {', '.join(self.modes)})")
-        names = (["logits"] if self.has_intention else []) + [f"query_{mode}"]
+        suggest = with_suggest and self.suggest is not None
+        names = (["logits"] if self.has_intention else []) + [f"query_{mode}"] + ([SUGGEST_OUTPUT] if suggest else [])
         out = self._rows("intention_head", names, {"pooled": pooled})
-        return (out[0], out[1]) if self.has_intention else (None, out[0])
+        logits = out.pop(0) if self.has_intention else None
+        return logits, out[0], (out[1].reshape(-1) if suggest else None)
 
     def regions(self, pixels: np.ndarray) -> np.ndarray:
         return self._rows("vision_encoder", ["regions"], {"pixel_values": pixels})[0]

@@ -145,6 +145,8 @@ def _turns(args: list[str]) -> list[dict[str, str]]:
 
 
 def _print_table(result, elapsed: float) -> None:
+    if result.confidence is not None:
+        typer.echo(f"suggest a sticker: {'yes' if result.suggest else 'no'} (confidence {result.confidence:.2f})")
     if result.intention is not None:
         typer.echo(f"intention: {result.intention} ({result.intention_probability:.2f})   "
                    f"[{result.provider}, {result.precision}, mode {result.mode}, {elapsed * 1000:.0f} ms incl. loading]")

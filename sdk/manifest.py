@@ -3,7 +3,8 @@
 Layout of a bundle directory (format 2)::
 
     manifest.json              this file: graphs and their sha256, precisions, query modes,
-                               text and image settings, labels, scoring weights, parity, provenance
+                               text and image settings, labels, scoring weights, the suggest
+                               threshold (when the run has a suggest head), parity, provenance
     tokenizer.json             the fast tokenizer (`tokenizers` alone loads it)
     <precision>/<graph>.onnx   for each precision in fp32, int8, fp16 and each of the four graphs
 
@@ -24,6 +25,7 @@ from .imageprep import ImageSettings
 from .labels import ATTRIBUTES, CONTEXT_MODE, LABELS, QUERY_MODES
 from .schema import Int, ListOf, MapOf, Obj, OneOf, Opt, check_document
 from .scoring import ScoreWeights
+from .suggest import SuggestSettings
 from .textprep import TextSettings
 
 BUNDLE_FORMAT_VERSION = 2
@@ -78,7 +80,7 @@ SCHEMA = Obj(
      "text": dict, "image": dict, "pooling": str,
      "labels": ListOf(str), "attributes": ListOf(str),
      "parity": MapOf(dict)},
-    {"scoring": Opt(dict),
+    {"scoring": Opt(dict), "suggest": Opt(dict),
      "gate": Opt(Obj({"passed": bool, "failed": ListOf(OneOf(PRECISIONS)), "failures": ListOf(str), "allow_degraded": bool})),
      "precision_notes": Opt(MapOf(dict)), "about": Opt(dict)},
 )
@@ -102,6 +104,8 @@ class BundleManifest:
     image: ImageSettings
     pooling: str
     scoring: ScoreWeights = ScoreWeights()
+    #: the suggest head's threshold and calibration (None: the bundle has no suggest head)
+    suggest: SuggestSettings | None = None
     #: figures keyed by precision, and "reference" (the split, its size, PyTorch's mAP)
     parity: dict[str, dict[str, Any]] = field(default_factory=dict)
     gate: Gate | None = None
@@ -135,7 +139,7 @@ class BundleManifest:
             "inputs": list(self.inputs), "dims": {"text_hidden": self.text_hidden, "dim": self.dim},
             "text": self.text.to_json(), "image": self.image.to_json(), "pooling": self.pooling,
             "labels": list(self.labels), "attributes": list(self.attributes), "scoring": self.scoring.to_json(),
-            "parity": self.parity, "gate": self.gate.to_json() if self.gate is not None else None,
+            "suggest": self.suggest.to_json() if self.suggest is not None else None, "parity": self.parity, "gate": self.gate.to_json() if self.gate is not None else None,
             "precision_notes": self.precision_notes, "about": self.about,
         }
 
@@ -160,6 +164,7 @@ class BundleManifest:
             text=TextSettings.from_json(obj["text"], f"{where}: text", error),
             image=ImageSettings.from_json(obj["image"], f"{where}: image", error), pooling=obj["pooling"],
             scoring=ScoreWeights.from_json(obj.get("scoring"), where, error), parity=obj["parity"],
+            suggest=SuggestSettings.from_json(obj.get("suggest"), where, error),
             gate=Gate(gate["passed"], tuple(gate["failed"]), tuple(gate["failures"]), gate["allow_degraded"]) if gate else None,
             precision_notes=obj.get("precision_notes") or {}, about=obj.get("about") or {},
         )

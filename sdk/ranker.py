@@ -30,6 +30,7 @@ from .history import DEFAULT_HISTORY_WEIGHT, History, check_history_options
 from .jsonfile import read_json_object
 from .pack import PACK_FILE, Pack, PackError, load_pack, sticker_turn_text
 from .scoring import ScoreTerms, ScoreWeights, softmax
+from .suggest import confidence
 from .textprep import Knowledge
 from .why import Why, sticker_focus
 
@@ -64,11 +65,16 @@ class RankResult:
     mode: str
     search: str = "exact"
     notes: tuple[str, ...] = field(default_factory=tuple)
+    #: does this moment call for a sticker? (True, with confidence None, when the bundle has no suggest head)
+    suggest: bool = True
+    #: the suggest head's probability that a sticker fits here, in [0, 1]; None without the head
+    confidence: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"matches": [m.to_dict() for m in self.matches],
                 "intention": self.intention, "intention_probability": self.intention_probability, "provider": self.provider,
-                "precision": self.precision, "mode": self.mode, "search": self.search}
+                "precision": self.precision, "mode": self.mode, "search": self.search, "suggest": self.suggest,
+                "confidence": self.confidence}
 
 
 def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -188,8 +194,13 @@ class Ranker:
 
     def query(self, contexts: Sequence[Context], knowledge: Sequence[Knowledge | None] | None = None) -> tuple[np.ndarray | None, np.ndarray]:
         """(intention logits or None, normalised query vectors) for several contexts."""
+        logits, queries, _ = self._query(contexts, knowledge, with_suggest=False)
+        return logits, queries
+
+    def _query(self, contexts: Sequence[Context], knowledge: Sequence[Knowledge | None] | None,
+               with_suggest: bool = True) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
         parsed, know = self._rows(contexts, knowledge)
-        return self.bundle.head(self.bundle.encode_contexts(parsed, know), self.mode)
+        return self.bundle.head_outputs(self.bundle.encode_contexts(parsed, know), self.mode, with_suggest)
 
     def record(self, sticker_id: str) -> None:
         """Note that the user sent `sticker_id` (a sticker of this pack): later rankings favour it."""
@@ -276,7 +287,7 @@ class Ranker:
         results: list[RankResult] = []
         for start in range(0, len(contexts), batch_size):
             kn = knowledge[start:start + batch_size] if knowledge is not None else None
-            logits, queries = self.query(contexts[start:start + batch_size], kn)
+            logits, queries, suggest = self._query(contexts[start:start + batch_size], kn)
             idx: np.ndarray | list[np.ndarray]
             scores: np.ndarray | list[np.ndarray]
             if diverse:
@@ -284,12 +295,14 @@ class Ranker:
                 idx, scores = drop_near_duplicates(*wide, self.pack.embeddings, top_k, diverse_threshold)
             else:
                 idx, scores = self.search(queries, top_k, logits)
-            results.extend(self._results(idx, scores, queries, logits, explain))
+            results.extend(self._results(idx, scores, queries, logits, explain, suggest))
         return results
 
     def _results(self, idx: np.ndarray | list[np.ndarray], scores: np.ndarray | list[np.ndarray], queries: np.ndarray,
-                 logits: np.ndarray | None, explain: bool) -> list[RankResult]:
+                 logits: np.ndarray | None, explain: bool, suggest_logits: np.ndarray | None) -> list[RankResult]:
         probs = softmax(logits) if logits is not None else None
+        conf = confidence(suggest_logits) if suggest_logits is not None else None
+        threshold = self.bundle.suggest.threshold if self.bundle.suggest is not None else 0.0
         out = []
         for r in range(len(queries)):
             intention = (None, None) if probs is None else (self._labels[int(probs[r].argmax())], float(probs[r].max()))
@@ -300,7 +313,9 @@ class Ranker:
                             for (i, s), why in zip(kept, whys))
             out.append(RankResult(matches=matches, intention=intention[0], intention_probability=intention[1],
                                   provider=self.bundle.provider, precision=self.bundle.precision, mode=self.mode,
-                                  search="ann" if self._ann is not None else "exact"))
+                                  search="ann" if self._ann is not None else "exact",
+                                  suggest=True if conf is None else bool(conf[r] >= threshold),
+                                  confidence=None if conf is None else float(conf[r])))
         return out
 
     def rank(self, context: Context, top_k: int = 5, knowledge: Knowledge | None = None, diverse: bool = False,

@@ -1,4 +1,4 @@
-"""`intra data`, `intra train`, `intra distill` and `intra eval`: the training side's commands.
+"""`intra data`, `intra train`, `intra distill`, `intra suggest` and `intra eval`: the training side's commands.
 
 Registered into `intra` through the ``intra.commands`` entry point (:func:`register`); also a
 command line of its own, which `torchrun --nproc_per_node 2 -m training.cli train ...` uses for
@@ -8,6 +8,7 @@ it is missing, say which extra to install.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
@@ -158,11 +159,43 @@ def distill_cmd(
                f"loss by epoch {record['epoch_losses']}; export it with `intra export --run {out}`")
 
 
+@app.command("suggest")
+def suggest_cmd(
+    run: Path = typer.Option(..., "--run", help="Run directory made by `intra train`: gets suggest.safetensors and suggest.json."),
+    source: Path = typer.Option(Path("../shared/data"), "--source", help="The shared data directory (goemotions/train.tsv and dev.tsv)."),
+    out: Path = typer.Option(..., "--out", help="Report directory (suggest.json, suggest.md, reliability.png)."),
+    target_precision: float = typer.Option(0.1, min=0.0, max=1.0, help="Precision the threshold must reach on validation."),
+    negatives: int = typer.Option(8192, min=1, help="Comments without an emoji kept for training (the intercept is corrected for the rest)."),
+    seed: int = typer.Option(0, help="Random seed."),
+) -> None:
+    """Fit the suggest head (does this moment call for a sticker?) on GoEmotions; export then carries it."""
+    try:
+        require_extra("`intra suggest`", "train", "torch", "transformers", "matplotlib")
+        from .suggest import SuggestConfig, fit, goemotions_texts, markdown, plot_reliability
+
+        cfg = SuggestConfig(target_precision=target_precision, negatives=negatives, seed=seed)
+        cfg.check()
+        for name in ("train.tsv", "dev.tsv"):
+            if not (source / "goemotions" / name).is_file():
+                raise ArgumentError(f"{source / 'goemotions' / name}: not found; --source must be the shared data directory")
+        figures = fit(run, goemotions_texts(source, cfg), cfg)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "suggest.json").write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+        (out / "suggest.md").write_text(markdown(figures), encoding="utf-8")
+        plot_reliability(figures["test"]["calibration"], out / "reliability.png")
+    except IntraError as e:
+        fail(e)
+    typer.echo(markdown(figures))
+    typer.echo(f"wrote {run}/suggest.safetensors and suggest.json, {out}/suggest.md and reliability.png; "
+               f"export the run again to ship it (intra export --run {run})")
+
+
 def register(root: typer.Typer) -> None:
-    """Add `data`, `train`, `distill` and `eval` to the `intra` app."""
+    """Add `data`, `train`, `distill`, `suggest` and `eval` to the `intra` app."""
     root.add_typer(data_app, name="data")
     root.command("train")(train_cmd)
     root.command("distill")(distill_cmd)
+    root.command("suggest")(suggest_cmd)
     root.command("eval")(eval_cmd)
 
 
