@@ -15,8 +15,18 @@ from sdk.bundle import BundleError
 from sdk.cli import app
 from sdk.ranker import Ranker
 from sdk.suggest import SuggestSettings, confidence
-from training.suggest import (SUGGEST_FILE, SUGGEST_WEIGHTS, SuggestConfig, Texts, calibration, choose_threshold, fit,
-                              goemotions_texts, precision_at, roc_auc)
+from training.suggest import (
+    SUGGEST_FILE,
+    SUGGEST_WEIGHTS,
+    SuggestConfig,
+    Texts,
+    calibration,
+    choose_threshold,
+    fit,
+    goemotions_texts,
+    precision_at,
+    roc_auc,
+)
 
 POSITIVE = "joy"
 

@@ -43,7 +43,7 @@ SUGGEST_FORMAT_VERSION = 1
 class SuggestConfig:
     """How the suggest head is fitted."""
 
-    target_precision: float = 0.1
+    target_precision: float = 0.05
     negatives: int = 8192
     validation_negatives: int = 4096
     validation_fraction: float = 0.15
