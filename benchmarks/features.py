@@ -9,7 +9,9 @@ variant is compared with the plain call's median measured in the same rounds:
 - history: 100 recorded uses (`Ranker.record`), the default weight;
 - explain: `explain=True` (each match's `why`);
 - sticker turn: one earlier turn is a sticker of the pack instead of text (as long as its label);
-- diverse: `diverse=True`.
+- diverse: `diverse=True`;
+- suggest: for a bundle with a suggest head, rank() as shipped against the same bundle with the
+  head's output not requested (the plain row is then the latter).
 
 Writes DIR/features.json and DIR/features.md with the CPU named.
 """
@@ -41,14 +43,30 @@ def variants(model: Path, pack: Path, context: list[dict[str, str]], sticker: st
     label = plain.sticker_text(sticker) or ""
     as_text = context[:-1] + [{"speaker": "B", "text": label}] + context[-1:]
     with_sticker = context[:-1] + [{"speaker": "B", "sticker": sticker}] + context[-1:]
-    return {
+    calls = {
         "plain": lambda: plain.rank(as_text),
         "history (100 uses)": lambda: hist.rank(as_text),
         "explain (why)": lambda: plain.rank(as_text, explain=True),
         "sticker turn": lambda: plain.rank(with_sticker),
         "diverse": lambda: plain.rank(as_text, diverse=True),
         "all of them": lambda: hist.rank(with_sticker, explain=True, diverse=True),
-    }, plain
+    }
+    settings = plain.bundle.suggest
+    if settings is not None:
+        # one bundle and one set of sessions for every row (two would spin two thread pools): the
+        # other rows leave the suggest output unread, the suggest row reads it as shipped
+        def unread(fn: Any) -> Any:
+            def call() -> Any:
+                plain.bundle.suggest = None
+                try:
+                    return fn()
+                finally:
+                    plain.bundle.suggest = settings
+            return call
+
+        calls = {k: unread(fn) for k, fn in calls.items()}
+        calls["suggest (confidence)"] = lambda: plain.rank(as_text)
+    return calls, plain
 
 
 def time_round_robin(calls: dict[str, Any], repeat: int) -> dict[str, float]:

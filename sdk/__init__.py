@@ -12,6 +12,7 @@ from .bundle import Bundle, BundleError
 from .context import ContextError, parse_context
 from .dataset import Conversation, Dataset, Sticker, Turn, load_dataset
 from .errors import ArgumentError, DatasetError, IntraError, MissingExtraError, OutputError
+from .history import History, HistoryError
 from .imageprep import ImageError
 from .labels import ATTRIBUTES, KNOWLEDGE_RELATIONS, LABELS
 from .pack import Pack, PackError, load_pack, merge_packs
@@ -19,11 +20,14 @@ from .pack_build import build_pack
 from .providers import ProviderError, choose_providers
 from .ranker import Match, Ranker, RankResult, rank
 from .scoring import ScoreWeights
+from .suggest import SuggestSettings
+from .why import Why
 
 __all__ = [
     "ATTRIBUTES", "KNOWLEDGE_RELATIONS", "LABELS",
-    "ArgumentError", "Bundle", "BundleError", "ContextError", "Conversation", "Dataset", "DatasetError", "ImageError", "IntraError",
-    "Match", "MissingExtraError", "OutputError", "Pack", "PackError", "ProviderError", "RankResult", "Ranker", "ScoreWeights", "Sticker", "Turn",
+    "ArgumentError", "Bundle", "BundleError", "ContextError", "Conversation", "Dataset", "DatasetError", "History", "HistoryError",
+    "ImageError", "IntraError", "Match", "MissingExtraError", "OutputError", "Pack", "PackError", "ProviderError", "RankResult", "Ranker",
+    "ScoreWeights", "Sticker", "SuggestSettings", "Turn", "Why",
     "build_pack", "choose_providers", "load_dataset", "load_pack", "merge_packs", "parse_context", "rank",
 ]
 __version__ = "0.1.0"
