@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sdk.labels import ATTRIBUTES
+from sdk.manifest import ATTRIBUTE_SHARE_OUTPUT
 from sdk.suggest import SUGGEST_OUTPUT
 from training.encoders import pooled_text, region_features
 from training.model import IntRA
@@ -116,9 +117,9 @@ def graph_specs(model: IntRA, image_size: int, text_hidden: int) -> dict[str, Gr
         "vision_encoder": GraphSpec(VisionEncoderGraph(model), (torch.zeros(2, 3, image_size, image_size),), ["pixel_values"], ["regions"],
                                     {"pixel_values": {0: "batch"}, "regions": {0: "batch"}}),
         "selector": GraphSpec(SelectorGraph(model), (regions, torch.zeros(2, n_attr, text_hidden), torch.ones(2, n_attr)),
-                              ["regions", "attributes", "attribute_mask"], ["sticker", "attribute_share"],
+                              ["regions", "attributes", "attribute_mask"], ["sticker", ATTRIBUTE_SHARE_OUTPUT],
                               {"regions": {0: "batch"}, "attributes": {0: "batch"}, "attribute_mask": {0: "batch"}, "sticker": {0: "batch"},
-                               "attribute_share": {0: "batch"}}),
+                               ATTRIBUTE_SHARE_OUTPUT: {0: "batch"}}),
     }
 
 

@@ -19,7 +19,7 @@ from . import atomic
 from .errors import ArgumentError, IntraError
 from .jsonfile import read_json_value
 from .labels import ATTRIBUTES
-from .manifest import GRAPHS, MANIFEST, PRECISIONS, TOKENIZER, BundleManifest, fingerprint
+from .manifest import ATTRIBUTE_SHARE_OUTPUT, GRAPHS, MANIFEST, PRECISIONS, TOKENIZER, BundleManifest, fingerprint
 from .paths import inside
 from .precision_choice import fastest_cpu_precision
 from .providers import ProviderChoice, check_threads, choose_providers, make_session
@@ -242,7 +242,7 @@ class Bundle:
     @property
     def has_attribute_share(self) -> bool:
         """The selector also says how much each attribute drew it (bundles exported since `why`)."""
-        return any(o.name == "attribute_share" for o in self.session("selector").get_outputs())
+        return any(o.name == ATTRIBUTE_SHARE_OUTPUT for o in self.session("selector").get_outputs())
 
     def sticker_vectors(self, pixels: np.ndarray, descriptions: Sequence[Sequence[str]]) -> np.ndarray:
         """Normalised sticker vectors for pixels (S, 3, H, W) and per-sticker attribute texts (S, A)."""
@@ -258,6 +258,6 @@ class Bundle:
             emb = self.encode_texts([t for _, _, t in flat])
             for (i, j, _), v in zip(flat, emb):
                 attrs[i, j], mask[i, j] = v, 1.0
-        names = ["sticker", "attribute_share"] if with_share and self.has_attribute_share else ["sticker"]
+        names = ["sticker", ATTRIBUTE_SHARE_OUTPUT] if with_share and self.has_attribute_share else ["sticker"]
         out = self._rows("selector", names, {"regions": self.regions(pixels), "attributes": attrs, "attribute_mask": mask})
         return out[0], (out[1] if len(out) > 1 else None)

@@ -33,6 +33,8 @@ MANIFEST = "manifest.json"
 TOKENIZER = "tokenizer.json"
 PRECISIONS = ("fp32", "int8", "fp16")
 GRAPHS = ("text_encoder", "intention_head", "vision_encoder", "selector")
+#: the selector's second output (bundles exported since `why`): each attribute's share of its region weights
+ATTRIBUTE_SHARE_OUTPUT = "attribute_share"
 MODES = (*QUERY_MODES, CONTEXT_MODE)
 INPUTS = ("context", "knowledge")
 #: How int8 activations are scaled: "dynamic" is one scale per tensor computed over the whole

@@ -188,8 +188,9 @@ class Ranker:
 
     def sticker_files(self, context: Context) -> dict[str, Path]:
         """Image files of the pack's stickers that `context` holds as sticker turns (for galleries)."""
-        ids = [t["sticker"] for t in context if isinstance(t, Mapping) and t.get("sticker") in self._index] \
-            if not isinstance(context, (str, bytes)) else []
+        if isinstance(context, (str, bytes)):
+            return {}
+        ids = [t["sticker"] for t in context if isinstance(t, Mapping) and t.get("sticker") in self._index]
         return {sid: self.pack.path_of(self._index[sid]) for sid in ids}
 
     def query(self, contexts: Sequence[Context], knowledge: Sequence[Knowledge | None] | None = None) -> tuple[np.ndarray | None, np.ndarray]:

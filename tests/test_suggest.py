@@ -118,5 +118,6 @@ def test_suggest_cli_names_a_missing_source(tiny_run_dir, tmp_path):
 def test_goemotions_texts_from_the_shared_data(shared_data):
     data = goemotions_texts(shared_data, SuggestConfig(negatives=100, validation_negatives=50))
     assert 500 < data["train"].labels.sum() < 1500 and (data["train"].labels == 0).sum() == 100
+    assert (data["validation"].labels == 0).sum() == 50 and data["train"].kept_share == 100 / data["train"].negatives_total
     assert data["train"].negatives_total > 30_000 and data["test"].kept_share == 1.0
     assert not any("\U0001F602" in t for t in data["train"].texts)  # the emoji itself is removed from positives

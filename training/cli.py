@@ -165,7 +165,7 @@ def suggest_cmd(
     source: Path = typer.Option(Path("../shared/data"), "--source", help="The shared data directory (goemotions/train.tsv and dev.tsv)."),
     out: Path = typer.Option(..., "--out", help="Report directory (suggest.json, suggest.md, reliability.png)."),
     target_precision: float = typer.Option(0.05, min=0.0, max=1.0, help="Precision the threshold must reach on validation (GoEmotions: 2.6x the base rate of 1.9%; 0.1 is out of reach there)."),
-    negatives: int = typer.Option(8192, min=1, help="Comments without an emoji kept for training (the intercept is corrected for the rest)."),
+    negatives: int = typer.Option(0, min=0, help="Comments without an emoji kept for training, 0 for all (when fewer, the intercept is corrected for the rest)."),
     seed: int = typer.Option(0, help="Random seed."),
 ) -> None:
     """Fit the suggest head (does this moment call for a sticker?) on GoEmotions; export then carries it."""

@@ -3,8 +3,8 @@
 A logistic regression on H^T (the run's pooled text encoding, frozen), so the exported intention
 graph answers it from the pass it already makes. Learnt from GoEmotions: comments whose writer
 attached an emoji (the emoji removed from the text) against comments without. Negatives are
-subsampled for training (`negatives`), so the intercept is moved by log(kept share) to give
-probabilities at the data's real base rate. The weight decay is chosen on validation (by ROC AUC),
+all used by default; when they are subsampled (`negatives`), the intercept is moved by log(kept
+share) so that probabilities stay at the data's real base rate. The weight decay is chosen on validation (by ROC AUC),
 then the threshold: the lowest confidence whose validation precision, with negatives counted at
 their real share, reaches `target_precision`. The dev comments give the test figures.
 
@@ -44,8 +44,9 @@ class SuggestConfig:
     """How the suggest head is fitted."""
 
     target_precision: float = 0.05
-    negatives: int = 8192
-    validation_negatives: int = 4096
+    #: comments without an emoji kept for training and validation (0: all of them)
+    negatives: int = 0
+    validation_negatives: int = 0
     validation_fraction: float = 0.15
     weight_decays: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1)
     epochs: int = 300
@@ -55,8 +56,8 @@ class SuggestConfig:
     def check(self) -> None:
         if not 0 < self.target_precision < 1:
             raise ArgumentError(f"target_precision must be in (0, 1), got {self.target_precision}")
-        if self.negatives < 1 or self.validation_negatives < 1 or self.epochs < 1:
-            raise ArgumentError("negatives, validation_negatives and epochs must be at least 1")
+        if self.negatives < 0 or self.validation_negatives < 0 or self.epochs < 1:
+            raise ArgumentError("negatives and validation_negatives must be >= 0 (0: all) and epochs >= 1")
 
 
 @dataclass
@@ -79,7 +80,8 @@ def in_validation(key: str, fraction: float) -> bool:
 
 
 def subsample(pos: list[str], neg: list[str], keep: int, rng: random.Random) -> Texts:
-    kept = neg if len(neg) <= keep else rng.sample(neg, keep)
+    """All positives and `keep` negatives (0: all), remembering how many negatives there were."""
+    kept = neg if keep == 0 or len(neg) <= keep else rng.sample(neg, keep)
     return Texts(pos + kept, np.array([1] * len(pos) + [0] * len(kept), np.float32), len(neg))
 
 
@@ -104,7 +106,7 @@ def goemotions_texts(source: Path, cfg: SuggestConfig) -> dict[str, Texts]:
     dev_pos, dev_neg = dev["train"][0] + dev["validation"][0], dev["train"][1] + dev["validation"][1]
     return {"train": subsample(*train["train"], cfg.negatives, rng),
             "validation": subsample(*train["validation"], cfg.validation_negatives, rng),
-            "test": subsample(dev_pos, dev_neg, len(dev_neg), rng)}
+            "test": subsample(dev_pos, dev_neg, 0, rng)}
 
 
 @torch.no_grad()
@@ -258,7 +260,8 @@ def markdown(f: dict[str, Any]) -> str:
     s, t, c = f["settings"], f["test"], f["counts"]
     lines = ["# When to suggest a sticker: the suggest head on GoEmotions", "",
              f"Trained on {c['train']['with_sticker']} comments with an emoji against {c['train']['without_kept']} of "
-             f"{c['train']['without_total']} without (train.tsv minus a 15% validation carve); base rate {100 * s['base_rate']:.2f}%.",
+             f"{c['train']['without_total']} without (train.tsv minus a 15% validation carve of {c['validation']['with_sticker']} "
+             f"with and {c['validation']['without_kept']} without); base rate {100 * s['base_rate']:.2f}%.",
              "", "| split | ROC AUC | precision at threshold | recall at threshold |", "|---|---|---|---|",
              f"| validation | {max(f['validation']['auc_by_weight_decay'].values()):.3f} | "
              f"{f['validation']['precision_recall'][0]:.3f} | {f['validation']['precision_recall'][1]:.3f} |",
