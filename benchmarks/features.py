@@ -18,7 +18,6 @@ Writes DIR/features.json and DIR/features.md with the CPU named.
 
 from __future__ import annotations
 
-import json
 import random
 import tempfile
 import time
@@ -27,6 +26,8 @@ from typing import Any
 
 import numpy as np
 import typer
+
+from .output import write_result
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
@@ -115,10 +116,7 @@ def main(model: Path = typer.Option(..., help="Model bundle."), data: Path = typ
          repeat: int = typer.Option(200, min=1, help="Calls per variant.")) -> None:
     """Time rank() with each optional feature against a plain rank(), in one run."""
     r = measure(model, data, repeat)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "features.json").write_text(json.dumps(r, indent=2) + "\n", encoding="utf-8")
-    (out / "features.md").write_text(markdown(r), encoding="utf-8")
-    typer.echo(markdown(r))
+    write_result(out, "features", r, markdown(r))
 
 
 if __name__ == "__main__":

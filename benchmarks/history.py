@@ -21,7 +21,6 @@ steady and changed tastes); test figures use both. Writes DIR/history.json and D
 
 from __future__ import annotations
 
-import json
 import random
 import tempfile
 from collections.abc import Sequence
@@ -31,6 +30,8 @@ from typing import Any
 
 import numpy as np
 import typer
+
+from .output import write_result
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 USES = (0, 5, 20, 100)
@@ -111,8 +112,10 @@ def evaluate(world: World, split: str, history: Any, taste: Taste, weight: float
     return float((rank <= 1).mean()), float((rank <= 5).mean())
 
 
-def stable(world: World, split: str, weight: float, users: int, half_life: float, seed: int = 0) -> dict[int, list[float]]:
-    """{uses: [R@1, R@5]} averaged over users of a steady taste."""
+def simulate(world: World, split: str, weight: float, users: int, half_life: float, change: bool = False,
+             seed: int = 0) -> dict[int, list[float]]:
+    """{uses: [R@1, R@5]} averaged over users; with `change`, each first sends 100 stickers with
+    another taste, and `uses` counts those sent since the change."""
     from sdk.history import History
 
     out = {}
@@ -121,28 +124,21 @@ def stable(world: World, split: str, weight: float, users: int, half_life: float
         vals = []
         for _ in range(users):
             taste, h = random_taste(rng, world.species), History(None, half_life)
+            if change:
+                send(world, h, taste, 100, rng)
+                taste = random_taste(rng, world.species, avoid=taste)
             send(world, h, taste, n, rng)
             vals.append(evaluate(world, split, h, taste, weight, rng))
         out[n] = np.mean(vals, axis=0).tolist()
     return out
 
 
-def changed(world: World, split: str, weight: float, users: int, half_life: float, seed: int = 0) -> dict[int, list[float]]:
-    """{uses after the change: [R@1, R@5]} for users who switch taste after 100 uses."""
-    from sdk.history import History
+def stable(world: World, split: str, weight: float, users: int, half_life: float) -> dict[int, list[float]]:
+    return simulate(world, split, weight, users, half_life)
 
-    out = {}
-    for m in USES:
-        rng = random.Random(seed)
-        vals = []
-        for _ in range(users):
-            old = random_taste(rng, world.species)
-            new, h = random_taste(rng, world.species, avoid=old), History(None, half_life)
-            send(world, h, old, 100, rng)
-            send(world, h, new, m, rng)
-            vals.append(evaluate(world, split, h, new, weight, rng))
-        out[m] = np.mean(vals, axis=0).tolist()
-    return out
+
+def changed(world: World, split: str, weight: float, users: int, half_life: float) -> dict[int, list[float]]:
+    return simulate(world, split, weight, users, half_life, change=True)
 
 
 def _goal(table: dict[int, list[float]]) -> float:
@@ -201,10 +197,7 @@ def main(model: Path = typer.Option(..., help="Model bundle."), data: Path = typ
          users: int = typer.Option(200, min=1, help="Simulated users per cell.")) -> None:
     """Simulate users with a taste and measure what their history adds to R@1/R@5."""
     r = run(model, data, users)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "history.json").write_text(json.dumps(r, indent=2) + "\n", encoding="utf-8")
-    (out / "history.md").write_text(markdown(r), encoding="utf-8")
-    typer.echo(markdown(r))
+    write_result(out, "history", r, markdown(r))
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ Writes DIR/sticker_turns.json and DIR/sticker_turns.md.
 
 from __future__ import annotations
 
-import json
 import random
 import tempfile
 from collections.abc import Sequence
@@ -29,6 +28,8 @@ import numpy as np
 import typer
 
 from sdk.pack import sticker_turn_text
+
+from .output import write_result
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True)
 METRICS = ("R@1", "R@5", "R@10", "MRR")
@@ -179,10 +180,7 @@ def markdown(r: dict[str, Any]) -> str:
 
 
 def _write(out: Path, result: dict[str, Any]) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "sticker_turns.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    (out / "sticker_turns.md").write_text(markdown(result), encoding="utf-8")
-    typer.echo(markdown(result))
+    write_result(out, "sticker_turns", result, markdown(result))
 
 
 @app.command("synthetic")
