@@ -8,8 +8,9 @@
   Without them the context is the text alone, exactly the dataset's conversation.
 - Synthetic world (test split): a sticker turn is inserted before the sender's last turn: one of
   the same intention as the gold (not the gold itself), the way an earlier sticker sets the mood,
-  and, as a control, one of another intention. On the validation split, three ways of reading a
-  sticker turn are compared (descriptions, label, both): the SDK's reading was chosen there.
+  and, as a control, one of another intention. On the validation split, ways of reading a sticker
+  turn are compared (as text: descriptions, label, both; as its vector: the query moved toward
+  it): the SDK's reading was chosen there.
 
 Both are ranked through `sdk.Ranker` (the pack built from the dataset, so usage counts included).
 Writes DIR/sticker_turns.json and DIR/sticker_turns.md.
@@ -130,6 +131,24 @@ ENCODINGS = {"descriptions": lambda s: sticker_turn_text(replace(s, label=None))
              "label: descriptions": lambda s: f"{s.label}: {sticker_turn_text(replace(s, label=None))}"}
 
 
+#: the alternative to text: the query moved toward the earlier sticker's vector, q + beta * v (renormalised)
+VECTOR_BETAS = (0.1, 0.25, 0.5)
+
+
+def scored_by_vector(ranker: Any, contexts: list, gold: Sequence[str], knowledge: Sequence[Any], beta: float) -> dict[str, np.ndarray]:
+    """Like `scored`, the sticker turns left out of the text and added to the query as vectors instead."""
+    from sdk.scoring import l2_normalise
+    from training.metrics import gold_ranks
+
+    text_only = [[t for t in ctx if "sticker" not in t] for ctx in contexts]
+    vectors = np.stack([sum((ranker.pack.embeddings[ranker.pack.ids.index(t["sticker"])] for t in ctx if "sticker" in t),
+                            np.zeros(ranker.pack.embeddings.shape[1], np.float32)) for ctx in contexts])
+    logits, queries = ranker.query(text_only, knowledge)
+    scores = ranker.scores(l2_normalise(queries + beta * vectors), logits)
+    ranks = gold_ranks(scores, np.array([ranker.pack.ids.index(g) for g in gold]))
+    return {"R@1": (ranks <= 1) * 1.0, "R@5": (ranks <= 5) * 1.0, "R@10": (ranks <= 10) * 1.0, "MRR": 1.0 / ranks}
+
+
 def _as_text(contexts: list, ranker: Any, encode: Any) -> list:
     stickers = dict(zip(ranker.pack.ids, ranker.pack.stickers))
     return [[{"speaker": t["speaker"], "text": encode(stickers[t["sticker"]])} if "sticker" in t else t for t in ctx] for ctx in contexts]
@@ -145,6 +164,10 @@ def measure_synthetic(model: Path, data: Path) -> dict[str, Any]:
             run[name] = summary(scored(ranker, test[key], test["gold"], test["knowledge"]))
         encodings = {f"{key}, read as {enc}": summary(scored(ranker, _as_text(val[key], ranker, fn), val["gold"], val["knowledge"]))
                      for key in ("same", "other") for enc, fn in ENCODINGS.items()}
+        for key in ("same", "other"):
+            for beta in VECTOR_BETAS:
+                encodings[f"{key}, as its vector (query + {beta} v)"] = summary(
+                    scored_by_vector(ranker, val[key], val["gold"], val["knowledge"], beta))
         encodings["without"] = summary(scored(ranker, val["without"], val["gold"], val["knowledge"]))
     return {"dataset": "synthetic", "split": "test", "conversations": len(test["gold"]), "runs": [run],
             "validation_encodings": encodings}

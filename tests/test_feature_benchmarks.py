@@ -54,7 +54,7 @@ def test_sticker_turn_benchmark_on_the_synthetic_world(tiny_bundle, synthetic_di
     for row in run.values():
         if isinstance(row, dict):
             assert 0 <= row["R@1"]["mean"] <= row["R@5"]["mean"] <= row["R@10"]["mean"] <= 1
-    assert len(r["validation_encodings"]) == 2 * len(sticker_turns.ENCODINGS) + 1
+    assert len(r["validation_encodings"]) == 2 * (len(sticker_turns.ENCODINGS) + len(sticker_turns.VECTOR_BETAS)) + 1
     assert "read as label" in sticker_turns.markdown(r)
 
 
