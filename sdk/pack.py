@@ -73,9 +73,9 @@ class PackSticker:
 def sticker_turn_text(sticker: PackSticker) -> str:
     """A sticker as a turn of text: its label, else its descriptions in attribute order, else "a sticker".
 
-    Text, not the sticker's vector: the text encoder reads tokens. The label, not the descriptions:
-    on the synthetic world's validation split the label read best (benchmarks.sticker_turns:
-    descriptions, label, and label with descriptions compared; docs/results/sticker-turns.md)."""
+    On the synthetic world's validation split (benchmarks.sticker_turns, docs/results/sticker-turns.md)
+    the label read best of the text readings, and the sticker's vector (the query moved toward it)
+    barely moved the ranking either way."""
     if sticker.label:
         return sticker.label
     described = [sticker.attributes[a] for a in ATTRIBUTES if sticker.attributes.get(a)]

@@ -123,6 +123,22 @@ def test_history_cli_record_show_forget_and_rank(tiny_pack, tmp_path):
 
 # ---------------------------------------------------------------------------- why
 
+def test_attribute_shares_split_the_selectors_weight_among_present_attributes():
+    import torch
+
+    from training.selector import RelationSelector
+
+    torch.manual_seed(0)
+    sel = RelationSelector(dim=8, key_dim=4)
+    regions, attrs = torch.randn(3, 5, 8), torch.randn(3, 4, 8)
+    mask = torch.tensor([[1.0, 0, 1, 1], [0, 0, 0, 0], [0, 1, 0, 0]])
+    share = sel.attribute_share(regions, attrs, mask)
+    assert torch.allclose(share[0].sum(), torch.tensor(1.0)) and share[0, 1] == 0  # absent: no share
+    assert torch.all(share[1] == 0)  # nothing present: nothing drew it
+    assert torch.allclose(share[2], torch.tensor([0.0, 1.0, 0.0, 0.0]))  # alone, it drew everything
+    assert torch.all(RelationSelector(8, 4, use_attributes=False).attribute_share(regions, attrs, mask) == 0)
+
+
 def test_pack_records_the_attribute_that_drew_the_selector(tiny_pack):
     pack = load_pack(tiny_pack)
     with_desc = [s for s in pack.stickers if s.attributes]

@@ -43,9 +43,8 @@ class RelationSelector(nn.Module):
     def attribute_share(self, regions: torch.Tensor, attributes: torch.Tensor, attr_mask: torch.Tensor) -> torch.Tensor:
         """(S, A) each attribute's share of the selector's weight: the part of sum_i m_i over the
         regions where that attribute's attention is the maximum (all zero without attributes)."""
-        s, n, _ = regions.shape
         if not self.use_attributes:
-            return regions.new_zeros(s, attributes.shape[1])
+            return regions.new_zeros(regions.shape[0], attributes.shape[1])
         attn = self.attention(regions, attributes, attr_mask)
         m = attn.amax(dim=1, keepdim=True)  # (S, 1, N)
         winner = (attn == m) & torch.isfinite(attn)
