@@ -75,6 +75,8 @@ class History:
         self.clock = 0
         self.uses: dict[str, Use] = {}
         self._lock = threading.Lock()
+        #: bumped by every change, so users of `term` can keep its result until the next one
+        self.version = 0
         if self.path is not None and self.path.exists():
             self._load(self.path)
 
@@ -110,12 +112,14 @@ class History:
             self.uses[sticker_id] = Use((prev.count if prev else 0) + 1, self.clock, self.weight(sticker_id) + 1.0)
             if len(self.uses) > MAX_STICKERS:
                 del self.uses[min(self.uses, key=self.weight)]
+            self.version += 1
             self._save()
 
     def forget(self) -> None:
         """Erase every recorded use (and write the empty history to the file)."""
         with self._lock:
             self.clock, self.uses = 0, {}
+            self.version += 1
             self._save()
 
     def _save(self) -> None:

@@ -162,6 +162,7 @@ class Ranker:
                 log.warning("pack of %d stickers: exact search (install the 'ann' extra for an ANN index)", len(self.pack))
         self._labels = self.bundle.labels
         self._index = {sid: i for i, sid in enumerate(self.pack.ids)}
+        self._history_cache: tuple[int, tuple[np.ndarray, np.ndarray] | None] = (-1, None)
         for graph in ("text_encoder", "intention_head"):  # a damaged graph fails here, not at the first rank()
             self.bundle.session(graph)
 
@@ -214,7 +215,15 @@ class Ranker:
         self.history.forget()
 
     def _history_term(self) -> tuple[np.ndarray, np.ndarray] | None:
-        return self.history.term(self._index, self.history_weight) if len(self.history) else None
+        """The history's term for this pack, recomputed only after the history changed."""
+        if not len(self.history):
+            return None
+        cached, term = self._history_cache
+        version = self.history.version  # read first: a use recorded meanwhile makes the next call recompute
+        if cached != version:
+            term = self.history.term(self._index, self.history_weight)
+            self._history_cache = (version, term)  # one assignment: safe to race
+        return term
 
     def scores(self, queries: np.ndarray, logits: np.ndarray | None) -> np.ndarray:
         """(Q, S) final scores of every sticker: cosine plus the prior, label and history terms."""
