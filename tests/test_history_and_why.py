@@ -8,6 +8,9 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from helpers import mutate
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 import sdk
@@ -90,6 +93,24 @@ def test_a_corrupt_history_raises_and_is_never_overwritten(ranker, tmp_path, con
     result = CliRunner().invoke(app, ["history", "record", str(path), "x"])
     assert result.exit_code == 2 and "not overwritten" in result.output
     assert path.read_text() == content
+
+
+@given(data=st.data())
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_history_file_mutations_raise_only_history_errors(tmp_path_factory, data):
+    path = tmp_path_factory.mktemp("hist") / "h.json"
+    good = History(path)
+    for sid in ["a", "b", "a"]:
+        good.record(sid)
+    doc = mutate(json.loads(path.read_text()), data)
+    path.write_text(json.dumps(doc))
+    try:
+        h = History(path)
+    except HistoryError:
+        assert json.loads(path.read_text()) == doc  # refused and left as it was
+        return
+    assert all(math.isfinite(h.weight(k)) and h.weight(k) >= 0 for k in h.uses)
+    h.record("c")  # a history that loads can be written on
 
 
 def test_history_with_ann_ranks_like_exact(ranker, tmp_path):

@@ -251,9 +251,11 @@ def attach(model: Any, run: Path) -> SuggestSettings | None:
     head = nn.Linear(weights["weight"].shape[1], 1)
     head.load_state_dict(weights)
     model.suggest_head = head.eval()
-    settings = json.loads(info.read_text(encoding="utf-8")).get("settings")
-    parsed = SuggestSettings.from_json(settings, str(info), RunError)
-    return parsed
+    try:
+        settings = json.loads(info.read_text(encoding="utf-8")).get("settings")
+    except (ValueError, AttributeError):
+        raise RunError(f"{info}: not the JSON object `intra suggest` writes; run it again") from None
+    return SuggestSettings.from_json(settings, str(info), RunError)
 
 
 def markdown(f: dict[str, Any]) -> str:
