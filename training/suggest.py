@@ -247,15 +247,17 @@ def attach(model: Any, run: Path) -> SuggestSettings | None:
     path, info = run / SUGGEST_WEIGHTS, run / SUGGEST_FILE
     if not path.is_file() or not info.is_file():
         return None
+    try:
+        settings = SuggestSettings.from_json(json.loads(info.read_text(encoding="utf-8")).get("settings"), str(info), RunError)
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        raise RunError(f"{info}: not the JSON object `intra suggest` writes; run it again") from None
+    if settings is None:
+        raise RunError(f"{info}: field 'settings' is missing; run `intra suggest` again")
     weights = load_file(str(path))
     head = nn.Linear(weights["weight"].shape[1], 1)
     head.load_state_dict(weights)
     model.suggest_head = head.eval()
-    try:
-        settings = json.loads(info.read_text(encoding="utf-8")).get("settings")
-    except (ValueError, AttributeError):
-        raise RunError(f"{info}: not the JSON object `intra suggest` writes; run it again") from None
-    return SuggestSettings.from_json(settings, str(info), RunError)
+    return settings
 
 
 def markdown(f: dict[str, Any]) -> str:
