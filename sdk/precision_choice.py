@@ -4,7 +4,7 @@ int8 is not faster everywhere. On an AMD EPYC of the Zen 3 generation (AVX2, no 
 weight-only int8 text encoder ran at 27.6 ms against fp32's 22.0, while on others it is faster.
 So the first time a bundle is loaded on a CPU without a precision, the text encoder of each
 candidate (fp32, and int8 when it passed its parity gate) is timed on one context of 64 tokens,
-and the faster is kept; never a precision slower than fp32 here. The verdict is cached in the
+the calls alternating between them, and the faster is kept; never a precision slower than fp32 here. The verdict is cached in the
 bundle directory (``.precision-<key>.json``, keyed by the CPU, the onnxruntime version and the
 thread count; a re-export replaces the directory and so the verdict), so later loads pay nothing.
 ``precision=`` or the environment variable ``INTRA_PRECISION`` skip the measurement.
@@ -38,22 +38,28 @@ def cache_path(root: Path, threads: int | None) -> Path:
     return root / f".precision-{cpu_key(f'{ort.__version__}|{threads}')}.json"
 
 
-def time_text_encoder(path: Path, ids: np.ndarray, mask: np.ndarray, threads: int | None, repeat: int = REPEAT) -> float:
-    """Median milliseconds of one text-encoder call on (ids, mask), after two warm-up calls."""
-    session = ort.InferenceSession(str(path), session_options(threads), providers=["CPUExecutionProvider"])
+def time_text_encoders(graphs: dict[str, Path], ids: np.ndarray, mask: np.ndarray, threads: int | None,
+                       repeat: int = REPEAT) -> dict[str, float]:
+    """Median milliseconds of one call of each text encoder on (ids, mask), after two warm-up calls.
+
+    The calls alternate (one of each per round), so a burst of other work on the machine slows
+    every candidate alike instead of deciding the verdict."""
+    sessions = {p: ort.InferenceSession(str(path), session_options(threads), providers=["CPUExecutionProvider"])
+                for p, path in graphs.items()}
     feed = {"input_ids": ids, "attention_mask": mask}
-    times = []
+    times: dict[str, list[float]] = {p: [] for p in sessions}
     for i in range(repeat + 2):
-        t0 = time.perf_counter()
-        session.run(["pooled"], feed)
-        if i >= 2:
-            times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times)
+        for p, session in sessions.items():
+            t0 = time.perf_counter()
+            session.run(["pooled"], feed)
+            if i >= 2:
+                times[p].append((time.perf_counter() - t0) * 1000)
+    return {p: statistics.median(t) for p, t in times.items()}
 
 
 def measure(graphs: dict[str, Path], ids: np.ndarray, mask: np.ndarray, threads: int | None) -> dict[str, Any]:
     """Time each candidate's text encoder; the verdict names the fastest (fp32 on a tie)."""
-    ms = {p: round(time_text_encoder(path, ids, mask, threads), 3) for p, path in graphs.items()}
+    ms = {p: round(v, 3) for p, v in time_text_encoders(graphs, ids, mask, threads).items()}
     best = min(ms, key=lambda p: (ms[p], p != "fp32"))
     return {"precision": best, "ms": ms, "cpu": cpu_info()["summary"], "onnxruntime": ort.__version__, "threads": threads,
             "tokens": int(ids.shape[1])}

@@ -50,12 +50,11 @@ def _timings(monkeypatch, ms: dict[str, float]) -> list[str]:
 
     timed: list[str] = []
 
-    def fake(path, ids, mask, threads, repeat=precision_choice.REPEAT):
-        precision = Path(path).parent.name
-        timed.append(precision)
-        return ms[precision]
+    def fake(graphs, ids, mask, threads, repeat=precision_choice.REPEAT):
+        timed.extend(Path(path).parent.name for path in graphs.values())
+        return {p: ms[Path(path).parent.name] for p, path in graphs.items()}
 
-    monkeypatch.setattr(precision_choice, "time_text_encoder", fake)
+    monkeypatch.setattr(precision_choice, "time_text_encoders", fake)
     monkeypatch.delenv(precision_choice.ENV, raising=False)
     return timed
 
@@ -72,6 +71,17 @@ def test_the_default_cpu_precision_is_the_faster_here_and_cached(tiny_bundle, tm
     assert Bundle(bundle, providers="cpu", precision="int8").precision == "int8" and timed == []  # asked for: no measuring
     monkeypatch.setenv("INTRA_PRECISION", "int8")
     assert Bundle(bundle, providers="cpu").precision == "int8" and timed == []
+
+
+def test_precision_timing_alternates_the_candidates(tiny_bundle):
+    from sdk import precision_choice
+    from sdk.bundle import SPEED_PROBE
+
+    b = Bundle(tiny_bundle, precision="fp32", providers="cpu")
+    graphs = {p: tiny_bundle / p / "text_encoder.onnx" for p in ("fp32", "int8")}
+    ids, mask = b.tokenizer.encode_contexts([[SPEED_PROBE] * 8])
+    ms = precision_choice.time_text_encoders(graphs, ids, mask, 1, repeat=3)
+    assert set(ms) == {"fp32", "int8"} and all(v > 0 for v in ms.values())
 
 
 def test_int8_is_kept_where_it_is_faster_and_ties_go_to_fp32(tiny_bundle, tmp_path, monkeypatch):
