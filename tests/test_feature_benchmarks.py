@@ -70,3 +70,13 @@ def test_feature_timing_covers_every_variant(tiny_bundle, synthetic_dir, tmp_pat
     assert set(ms) == {"plain", "history (100 uses)", "explain (why)", "sticker turn", "diverse", "all of them"}
     assert all(v > 0 for v in ms.values())
     assert calls["explain (why)"]().matches[0].why is not None and calls["plain"]().matches[0].why is None
+
+
+def test_emoji_head_lever_runs_on_a_tiny_bundle(tiny_bundle, synthetic_dir):
+    from benchmarks import emoji_head
+
+    run = emoji_head.measure_bundle(tiny_bundle, synthetic_dir)
+    rows = run["rows"]
+    assert len(rows) == 1 + len(emoji_head.WEIGHT_DECAYS) * (1 + len(emoji_head.ALPHAS))
+    assert all(0 <= r["MRR"] <= 100 and 0 <= r["mAP"] <= 100 for r in rows.values())
+    assert "final score (the default)" in emoji_head.markdown({"conversations": 1, "runs": [run]})

@@ -1,0 +1,99 @@
+"""A lever for issue 11, measured on validation only: per-sticker weights on top of Int-RA's score.
+
+    python -m benchmarks.emoji_head --model BUNDLE [--model BUNDLE ...] --data DIR --out DIR
+
+probe-emoji wins on GoEmoji with free per-emoji weights. This fits the same softmax regression
+(probe-emoji's recipe: Adam, lr 0.05, 300 full-batch epochs) on the bundle's own H^T of the
+training split's contexts, then ranks validation by the head alone and by
+``final score + alpha * log P_head(sticker | context)``. Writes DIR/emoji_head.json and .md.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import typer
+
+from .output import write_result
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+ALPHAS = (0.05, 0.1, 0.2, 0.3, 0.5)
+WEIGHT_DECAYS = (1e-3, 1e-2)
+METRICS = ("MRR", "R@10", "mAP")
+
+
+def fit_head(x: np.ndarray, y: np.ndarray, classes: int, weight_decay: float, epochs: int = 300, lr: float = 0.05) -> torch.nn.Linear:
+    torch.manual_seed(0)
+    head = torch.nn.Linear(x.shape[1], classes)
+    opt = torch.optim.Adam(head.parameters(), lr=lr, weight_decay=weight_decay)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    for _ in range(epochs):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(head(xt), yt).backward()
+        opt.step()
+    return head
+
+
+def measure_bundle(model: Path, data: Path) -> dict[str, Any]:
+    from sdk.bundle import Bundle
+    from sdk.dataset import load_dataset
+    from sdk.pack_build import build_pack
+    from sdk.ranker import Ranker
+    from sdk.scoring import log_softmax
+    from training.metrics import per_query_metrics
+
+    ds = load_dataset(data)
+    bundle = Bundle(model, providers="cpu", precision="fp32")
+    with tempfile.TemporaryDirectory(prefix="intra-emoji-head-") as tmp:
+        build_pack(data, bundle, Path(tmp) / "pack", progress=False)
+        ranker = Ranker(bundle, Path(tmp) / "pack")
+        index = {s: i for i, s in enumerate(ranker.pack.ids)}
+        splits = {k: ds.split(k) for k in ("train", "validation")}
+        know = {k: [dict(c.knowledge) if c.knowledge else None for c in v] for k, v in splits.items()}
+        pooled = {k: bundle.encode_contexts([[t.text for t in c.context] for c in v], know[k] if ranker.use_knowledge else None)
+                  for k, v in splits.items()}
+        gold = np.array([index[c.sticker_id] for c in splits["validation"]])
+        _, base = ranker.score_matrix([[(t.speaker, t.text) for t in c.context] for c in splits["validation"]], know["validation"])
+        labels = ranker.pack.label_ids()
+
+    def metrics(scores: np.ndarray) -> dict[str, float]:
+        m = per_query_metrics(scores, gold, labels)
+        return {k: float(100 * m[k].mean()) for k in METRICS}
+
+    rows = {"final score (the default)": metrics(base)}
+    y = np.array([index[c.sticker_id] for c in splits["train"]])
+    for wd in WEIGHT_DECAYS:
+        head = fit_head(pooled["train"].astype(np.float32), y, len(index), wd)
+        with torch.no_grad():
+            lp = log_softmax(head(torch.from_numpy(pooled["validation"].astype(np.float32))).numpy().astype(np.float64))
+        rows[f"head alone (wd {wd})"] = metrics(lp)
+        rows.update({f"final + {a} log P_head (wd {wd})": metrics(base + a * lp) for a in ALPHAS})
+    return {"model": str(model), "rows": rows}
+
+
+def markdown(r: dict[str, Any]) -> str:
+    names = list(r["runs"][0]["rows"])
+    lines = [f"# Per-sticker weights on Int-RA's H^T (validation, {r['conversations']} conversations, {len(r['runs'])} seeds)", "",
+             "| score | " + " | ".join(METRICS) + " |", "|---|" + "---|" * len(METRICS)]
+    for n in names:
+        vals = np.array([[run["rows"][n][m] for m in METRICS] for run in r["runs"]])
+        lines.append(f"| {n} | " + " | ".join(f"{a:.2f} ± {s:.2f}" for a, s in zip(vals.mean(0), vals.std(0))) + " |")
+    return "\n".join(lines) + "\n"
+
+
+@app.command()
+def main(model: list[Path] = typer.Option(..., help="Bundle(s), one per seed."), data: Path = typer.Option(..., help="GoEmoji dataset directory."),
+         out: Path = typer.Option(..., help="Directory for emoji_head.json and emoji_head.md.")) -> None:
+    """Fit per-sticker weights on the bundle's H^T and measure them on validation, alone and added to the score."""
+    from sdk.dataset import load_dataset
+
+    r = {"data": str(data), "conversations": len(load_dataset(data).split("validation")), "runs": [measure_bundle(m, data) for m in model]}
+    write_result(out, "emoji_head", r, markdown(r))
+
+
+if __name__ == "__main__":
+    app()
