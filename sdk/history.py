@@ -125,9 +125,13 @@ class History:
     def _save(self) -> None:
         if self.path is None:
             return
-        atomic.write_json(self.path, {
-            "format_version": HISTORY_FORMAT_VERSION, "kind": HISTORY_KIND, "clock": self.clock,
-            "stickers": {k: {"count": u.count, "last": u.last, "weight": u.weight} for k, u in self.uses.items()}})
+        try:
+            atomic.write_json(self.path, {
+                "format_version": HISTORY_FORMAT_VERSION, "kind": HISTORY_KIND, "clock": self.clock,
+                "stickers": {k: {"count": u.count, "last": u.last, "weight": u.weight} for k, u in self.uses.items()}})
+        except OSError as e:
+            raise HistoryError(f"{self.path}: could not be written ({e.strerror}); the change is kept in memory only, "
+                               "the file is as it was") from None
 
     def term(self, index: Mapping[str, int], weight: float) -> tuple[np.ndarray, np.ndarray] | None:
         """(pack indices, w * log(1 + weight)) of the pack's stickers in the history; None when none are."""

@@ -113,6 +113,24 @@ def test_history_file_mutations_raise_only_history_errors(tmp_path_factory, data
     h.record("c")  # a history that loads can be written on
 
 
+def test_an_unwritable_history_says_so_and_keeps_the_file(tmp_path, monkeypatch):
+    import errno
+
+    from sdk import atomic
+
+    h = History(tmp_path / "h.json")
+    h.record("a")
+    before = (tmp_path / "h.json").read_text()
+
+    def full_disk(path, obj):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(atomic, "write_json", full_disk)
+    with pytest.raises(HistoryError, match="could not be written .No space left on device.; the change is kept in memory"):
+        h.record("b")
+    assert (tmp_path / "h.json").read_text() == before and h.weight("b") > 0
+
+
 def test_history_with_ann_ranks_like_exact(ranker, tmp_path):
     pytest.importorskip("faiss")
     exact = Ranker(ranker.bundle, ranker.pack, history_weight=0.4)
