@@ -168,7 +168,7 @@ def rank_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print JSON (with each match's why) instead of a table."),
     diverse: bool = typer.Option(False, "--diverse", help=f"Keep near-duplicate stickers (pack vectors with cosine above {DIVERSE_THRESHOLD}) out of the top k."),
     history: Path | None = typer.Option(None, "--history", help="Personal history file (intra history record) blended into the ranking. [default: none]"),
-    history_weight: float = typer.Option(DEFAULT_HISTORY_WEIGHT, "--history-weight", min=0.0, help="Weight of the history term w * log(1 + uses)."),
+    history_weight: float = typer.Option(DEFAULT_HISTORY_WEIGHT, "--history-weight", min=0.0, help="Weight of the history term w * log(1 + recency-weighted uses)."),
     html: Path | None = typer.Option(None, "--html", help="Also write a self-contained HTML page of the ranking (images inlined)."),
 ) -> None:
     """Rank a pack's stickers as the reply to a conversation, with why each was picked."""
