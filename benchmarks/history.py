@@ -102,13 +102,15 @@ def send(world: World, history: Any, taste: Taste, n: int, rng: random.Random) -
 
 def evaluate(world: World, split: str, history: Any, taste: Taste, weight: float, rng: random.Random) -> tuple[float, float]:
     """R@1 and R@5 of the user's own picks on EVAL_CONVERSATIONS conversations of `split`."""
+    from training.metrics import gold_ranks
+
     rows = rng.sample(range(len(world.labels[split])), min(EVAL_CONVERSATIONS, len(world.labels[split])))
     scores = world.scores[split][rows].copy()
     term = history.term({sid: i for i, sid in enumerate(world.ids)}, weight)
     if term is not None:
         scores[:, term[0]] += term[1][None, :]
     targets = np.array([world.pick(taste, world.labels[split][r], rng) for r in rows])
-    rank = (scores > scores[np.arange(len(rows)), targets][:, None]).sum(1) + 1
+    rank = gold_ranks(scores, targets)
     return float((rank <= 1).mean()), float((rank <= 5).mean())
 
 

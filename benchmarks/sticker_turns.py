@@ -38,11 +38,15 @@ METRICS = ("R@1", "R@5", "R@10", "MRR")
 
 def scored(ranker: Any, contexts: Sequence[Any], gold: Sequence[str], knowledge: Sequence[Any] | None = None) -> dict[str, np.ndarray]:
     """Per-conversation R@1/5/10 and reciprocal rank of the gold sticker, as the SDK ranks."""
-    from training.metrics import gold_ranks
+    return gold_metrics(ranker, ranker.score_matrix(list(contexts), knowledge)[1], gold)
 
-    _, scores = ranker.score_matrix(list(contexts), knowledge)
-    ranks = gold_ranks(scores, np.array([ranker.pack.ids.index(g) for g in gold]))
-    return {"R@1": (ranks <= 1) * 1.0, "R@5": (ranks <= 5) * 1.0, "R@10": (ranks <= 10) * 1.0, "MRR": 1.0 / ranks}
+
+def gold_metrics(ranker: Any, scores: np.ndarray, gold: Sequence[str]) -> dict[str, np.ndarray]:
+    """METRICS per conversation from (Q, S) scores over the ranker's pack."""
+    from training.metrics import per_query_metrics
+
+    per = per_query_metrics(scores, np.array([ranker.pack.ids.index(g) for g in gold]), ranker.pack.label_ids())
+    return {m: per[m] for m in METRICS}
 
 
 def summary(per: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -138,15 +142,12 @@ VECTOR_BETAS = (0.1, 0.25, 0.5)
 def scored_by_vector(ranker: Any, contexts: list, gold: Sequence[str], knowledge: Sequence[Any], beta: float) -> dict[str, np.ndarray]:
     """Like `scored`, the sticker turns left out of the text and added to the query as vectors instead."""
     from sdk.scoring import l2_normalise
-    from training.metrics import gold_ranks
 
     text_only = [[t for t in ctx if "sticker" not in t] for ctx in contexts]
     vectors = np.stack([sum((ranker.pack.embeddings[ranker.pack.ids.index(t["sticker"])] for t in ctx if "sticker" in t),
                             np.zeros(ranker.pack.embeddings.shape[1], np.float32)) for ctx in contexts])
     logits, queries = ranker.query(text_only, knowledge)
-    scores = ranker.scores(l2_normalise(queries + beta * vectors), logits)
-    ranks = gold_ranks(scores, np.array([ranker.pack.ids.index(g) for g in gold]))
-    return {"R@1": (ranks <= 1) * 1.0, "R@5": (ranks <= 5) * 1.0, "R@10": (ranks <= 10) * 1.0, "MRR": 1.0 / ranks}
+    return gold_metrics(ranker, ranker.scores(l2_normalise(queries + beta * vectors), logits), gold)
 
 
 def _as_text(contexts: list, ranker: Any, encode: Any) -> list:

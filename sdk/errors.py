@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from typing import TypeGuard
+
 
 class IntraError(Exception):
     """Base class of every error intra raises on purpose."""
@@ -13,6 +16,12 @@ class ArgumentError(IntraError, ValueError, TypeError):
     It is a ValueError and a TypeError too, so code written against the built-in errors still
     catches it.
     """
+
+
+def is_number(value: object, lo: float = -math.inf, hi: float = math.inf) -> TypeGuard[float]:
+    """`value` is a finite int or float (not a bool) from `lo` to `hi`."""
+    return (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            and lo <= value <= hi)
 
 
 def check_count(name: str, value: object, limit: int = 1_000_000) -> int:

@@ -18,7 +18,6 @@ A file that is not such a history raises :class:`HistoryError` and is never over
 
 from __future__ import annotations
 
-import math
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from . import atomic
-from .errors import ArgumentError, IntraError
+from .errors import ArgumentError, IntraError, is_number
 from .jsonfile import read_json_value
 from .schema import Int, MapOf, Obj, OneOf, check_document
 
@@ -57,21 +56,21 @@ class Use:
     weight: float
 
 
-def check_history_options(weight: Any, half_life: Any) -> None:
-    for name, value in (("history_weight", weight), ("history_half_life", half_life)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-            raise ArgumentError(f"{name} must be a finite number >= 0, got {value!r}")
-    if half_life == 0:
-        raise ArgumentError("history_half_life must be > 0")
+def check_nonnegative(name: str, value: Any) -> float:
+    """`value` as a float when it is a finite number >= 0; ArgumentError naming `name` otherwise."""
+    if not is_number(value, lo=0.0):
+        raise ArgumentError(f"{name} must be a finite number >= 0, got {value!r}")
+    return float(value)
 
 
 class History:
     """One user's sticker uses: in memory (`path` None) or in a local JSON file."""
 
     def __init__(self, path: Path | str | None = None, half_life: float = DEFAULT_HALF_LIFE) -> None:
-        check_history_options(0.0, half_life)
+        self.half_life = check_nonnegative("history_half_life", half_life)
+        if self.half_life == 0:
+            raise ArgumentError("history_half_life must be > 0")
         self.path = Path(path) if path is not None else None
-        self.half_life = float(half_life)
         self.clock = 0
         self.uses: dict[str, Use] = {}
         self._lock = threading.Lock()
@@ -89,7 +88,7 @@ class History:
             raise HistoryError(f"{e} (not overwritten: fix or delete the file, or use another path)") from None
         self.clock = obj["clock"]
         for sid, u in obj["stickers"].items():
-            if u["last"] > self.clock or not math.isfinite(u["weight"]) or u["weight"] < 0:
+            if u["last"] > self.clock or not is_number(u["weight"], lo=0.0):
                 raise HistoryError(f"{where}: field 'stickers.{sid}' is inconsistent (last {u['last']} after clock "
                                    f"{self.clock}, or a bad weight); not overwritten: fix or delete the file")
             self.uses[sid] = Use(u["count"], u["last"], float(u["weight"]))

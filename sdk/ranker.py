@@ -26,7 +26,7 @@ from .bundle import MANIFEST, Bundle, BundleError
 from .context import Context, ContextError, parse_context, parse_knowledge
 from .diversity import DIVERSE_THRESHOLD, candidate_count, check_threshold, drop_near_duplicates
 from .errors import ArgumentError, MissingExtraError, check_count
-from .history import DEFAULT_HISTORY_WEIGHT, History, check_history_options
+from .history import DEFAULT_HISTORY_WEIGHT, History, check_nonnegative
 from .jsonfile import read_json_object
 from .pack import PACK_FILE, Pack, PackError, load_pack, sticker_turn_text
 from .scoring import ScoreTerms, ScoreWeights, softmax
@@ -130,12 +130,11 @@ class Ranker:
                  weights: ScoreWeights | None = None, history: History | Path | str | None = None,
                  history_weight: float = DEFAULT_HISTORY_WEIGHT) -> None:
         _check_options(mode, ann, ann_threshold, verify, weights)
-        check_history_options(history_weight, 1.0)
+        self.history_weight = check_nonnegative("history_weight", history_weight)
         if history is not None and not isinstance(history, (History, str, Path)):
             raise ArgumentError(f"history must be a file path, an sdk.History or None, got {type(history).__name__}")
         # the history file is read first: a corrupt one fails before any model is loaded
         self.history = history if isinstance(history, History) else History(history)
-        self.history_weight = float(history_weight)
         self.bundle = model if isinstance(model, Bundle) else Bundle(model, precision=precision, providers=providers, threads=threads, verify=verify)
         self.pack = pack if isinstance(pack, Pack) else load_pack(pack, verify=verify)
         if len(self.pack) == 0:

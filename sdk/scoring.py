@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import IntraError
+from .errors import IntraError, is_number
 from .labels import LABELS
 
 DEFAULT_SMOOTHING = 0.5
@@ -54,7 +54,7 @@ class ScoreWeights:
         values = {}
         for key, default in (("prior_weight", 0.0), ("label_weight", 0.0), ("prior_smoothing", DEFAULT_SMOOTHING)):
             v = obj.get(key, default)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+            if not is_number(v, lo=0.0):
                 raise error(f"{where}: field 'scoring.{key}' must be a finite number >= 0, got {v!r}")
             values[key] = float(v)
         if values["prior_smoothing"] <= 0:
@@ -164,7 +164,7 @@ def validate_usage(usage: Any, ids: Sequence[str], where: str, error: type[Intra
     for key, value in usage.items():
         if not isinstance(key, str) or key not in known:
             raise error(f"{where}: usage names sticker {key!r}, which is not in the pack")
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        if not is_number(value, lo=0.0):
             raise error(f"{where}: usage of {key!r} must be a finite count >= 0, got {value!r}")
         out[key] = float(value)
     return out

@@ -9,14 +9,13 @@ the writer would attach a sticker here (calibrated to the base rate); ``suggest`
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from .errors import IntraError
+from .errors import IntraError, is_number
 
 SUGGEST_OUTPUT = "suggest_logit"
 
@@ -40,7 +39,7 @@ class SuggestSettings:
         values = []
         for key in ("threshold", "target_precision", "base_rate"):
             v = obj.get(key)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not 0 <= v <= 1:
+            if not is_number(v, 0.0, 1.0):
                 raise error(f"{where}: field 'suggest.{key}' must be a number in [0, 1], got {v!r}")
             values.append(float(v))
         return cls(*values)

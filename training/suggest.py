@@ -25,14 +25,14 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
 from sdk import atomic
 from sdk.errors import ArgumentError
 from sdk.suggest import SuggestSettings
 
-from .run_dir import CONFIG, RunError
+from .run_dir import CONFIG, RunError, save_weights
 
 SUGGEST_WEIGHTS = "suggest.safetensors"
 SUGGEST_FILE = "suggest.json"
@@ -236,8 +236,7 @@ def fit(run: Path, data: dict[str, Texts], cfg: SuggestConfig = SuggestConfig(),
         "test": {"auc": roc_auc(conf["test"], y["test"]), "precision": test_p, "recall": test_r,
                  "calibration": calibration(conf["test"], y["test"])},
     }
-    save_file({"weight": head.weight.detach().contiguous(), "bias": head.bias.detach().contiguous()}, str(run / f".{SUGGEST_WEIGHTS}.tmp"))
-    (run / f".{SUGGEST_WEIGHTS}.tmp").replace(run / SUGGEST_WEIGHTS)
+    save_weights(run / SUGGEST_WEIGHTS, head)
     atomic.write_json(run / SUGGEST_FILE, figures)
     return figures
 
