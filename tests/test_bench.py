@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from sdk.cli import app
@@ -116,7 +117,30 @@ def test_gpu_script_says_no_cuda_here_and_its_rows_run_on_the_cpu(tiny_bundle, t
     r = gpu_rows(tiny_bundle, tiny_pack, synthetic_dir, providers="cpu", contexts=40, repeat=3)
     assert r["provider"] == "CPUExecutionProvider" and r["contexts"] == 40
     assert r["top5_agreement_vs_fp32_cpu"] >= 0.95 and r["max_score_diff_vs_fp32_cpu"] < 0.05
-    assert "| fp16, " in markdown(r)
+    assert set(r["encoder_ms_by_batch"]) == {"1", "8", "32", "128"} and r["cpu_int8"]["b1"]["n"] == 3 and "| fp16 on CPUExecutionProvider, " in markdown(r) and "int8 on this machine's CPU" in markdown(r)
+
+
+def test_gpu_rows_take_a_reference_saved_on_another_machine(tiny_bundle, tiny_pack, synthetic_dir, tmp_path):
+    """A GPU machine given only the fp16 graphs compares against fp32 scores saved elsewhere."""
+    import numpy as np
+    from typer.testing import CliRunner
+
+    from benchmarks.gpu_rows import GpuReferenceError, app, gpu_rows, load_reference
+
+    ref = tmp_path / "ref.npy"
+    args = ["--model", str(tiny_bundle), "--pack", str(tiny_pack), "--data", str(synthetic_dir), "--contexts", "30"]
+    res = CliRunner().invoke(app, [*args, "--save-reference", str(ref)])
+    assert res.exit_code == 0, res.output
+    here = gpu_rows(tiny_bundle, tiny_pack, synthetic_dir, providers="cpu", contexts=30, repeat=3)
+    saved = gpu_rows(tiny_bundle, tiny_pack, synthetic_dir, providers="cpu", contexts=30, repeat=3, reference=ref)
+    assert saved["reference"] == str(ref) and here["reference"] == "computed here"
+    for k in ("top5_agreement_vs_fp32_cpu", "max_score_diff_vs_fp32_cpu"):
+        assert saved[k] == pytest.approx(here[k], abs=1e-6)
+    with pytest.raises(GpuReferenceError, match="shape"):
+        load_reference(ref, (31, np.load(ref).shape[1]))
+    res = CliRunner().invoke(app, [*args, "--contexts", "31", "--reference", str(ref), "--out", str(tmp_path / "o"), "--repeat", "3",
+                                     "--providers", "cpu"])
+    assert res.exit_code != 0 and "ref.npy" in res.output and not (tmp_path / "o" / "gpu.json").exists()
 
 
 def test_the_peer_serves_the_same_encoder_through_sentence_transformers(tiny_run_dir, tiny_bundle, tmp_path):
