@@ -10,7 +10,6 @@ training split's contexts, then ranks validation by the head alone and by
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +18,11 @@ import torch
 import typer
 
 from .output import write_result
+from .validation_scores import METRICS, validation_scores
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 ALPHAS = (0.05, 0.1, 0.2, 0.3, 0.5)
 WEIGHT_DECAYS = (1e-3, 1e-2)
-METRICS = ("MRR", "R@10", "mAP")
 
 
 def fit_head(x: np.ndarray, y: np.ndarray, classes: int, weight_decay: float, epochs: int = 300, lr: float = 0.05) -> torch.nn.Linear:
@@ -39,39 +38,24 @@ def fit_head(x: np.ndarray, y: np.ndarray, classes: int, weight_decay: float, ep
 
 
 def measure_bundle(model: Path, data: Path) -> dict[str, Any]:
-    from sdk.bundle import Bundle
-    from sdk.dataset import load_dataset
-    from sdk.pack_build import build_pack
-    from sdk.ranker import Ranker
     from sdk.scoring import log_softmax
-    from training.metrics import per_query_metrics
 
-    ds = load_dataset(data)
-    bundle = Bundle(model, providers="cpu", precision="fp32")
-    with tempfile.TemporaryDirectory(prefix="intra-emoji-head-") as tmp:
-        build_pack(data, bundle, Path(tmp) / "pack", progress=False)
-        ranker = Ranker(bundle, Path(tmp) / "pack")
-        index = {s: i for i, s in enumerate(ranker.pack.ids)}
-        splits = {k: ds.split(k) for k in ("train", "validation")}
-        know = {k: [dict(c.knowledge) if c.knowledge else None for c in v] for k, v in splits.items()}
-        pooled = {k: bundle.encode_contexts([[t.text for t in c.context] for c in v], know[k] if ranker.use_knowledge else None)
-                  for k, v in splits.items()}
-        gold = np.array([index[c.sticker_id] for c in splits["validation"]])
-        _, base = ranker.score_matrix([[(t.speaker, t.text) for t in c.context] for c in splits["validation"]], know["validation"])
-        labels = ranker.pack.label_ids()
-
-    def metrics(scores: np.ndarray) -> dict[str, float]:
-        m = per_query_metrics(scores, gold, labels)
-        return {k: float(100 * m[k].mean()) for k in METRICS}
-
-    rows = {"final score (the default)": metrics(base)}
-    y = np.array([index[c.sticker_id] for c in splits["train"]])
+    v = validation_scores(model, data)
+    train = v.ds.split("train")
+    know = [dict(c.knowledge) if c.knowledge else None for c in train]
+    pooled = {"train": v.bundle.encode_contexts([[t.text for t in c.context] for c in train], know if v.ranker.use_knowledge else None),
+              "validation": v.bundle.encode_contexts([[t.text for t in c.context] for c in v.convs],
+                                                     [dict(c.knowledge) if c.knowledge else None for c in v.convs]
+                                                     if v.ranker.use_knowledge else None)}
+    index = {s: i for i, s in enumerate(v.ranker.pack.ids)}
+    rows = {"final score (the default)": v.metrics(v.final)}
+    y = np.array([index[c.sticker_id] for c in train])
     for wd in WEIGHT_DECAYS:
         head = fit_head(pooled["train"].astype(np.float32), y, len(index), wd)
         with torch.no_grad():
             lp = log_softmax(head(torch.from_numpy(pooled["validation"].astype(np.float32))).numpy().astype(np.float64))
-        rows[f"head alone (wd {wd})"] = metrics(lp)
-        rows.update({f"final + {a} log P_head (wd {wd})": metrics(base + a * lp) for a in ALPHAS})
+        rows[f"head alone (wd {wd})"] = v.metrics(lp)
+        rows.update({f"final + {a} log P_head (wd {wd})": v.metrics(v.final + a * lp) for a in ALPHAS})
     return {"model": str(model), "rows": rows}
 
 

@@ -54,6 +54,47 @@ def aggregate(reports: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, fl
     return out
 
 
+def default_row(rows: list[str]) -> str:
+    """The row apps get: the main run ranked through the SDK when the table has it, else the main run."""
+    return next((r for r in rows if r.startswith(f"{MAIN} (sdk ")), MAIN)
+
+
+def paired_differences(reports: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each row against the default, conversation by conversation (values averaged over the seeds
+    first), with a paired 95% bootstrap interval: {"default", "rows": {row: {metric: ...}}}."""
+    from training.evaluate import PAIRED_KEYS
+    from training.metrics import paired_difference
+
+    rows = [r for r in reports[0].get("per_query", {}) if all(r in rep.get("per_query", {}) for rep in reports)]
+    if not rows:
+        return {"default": None, "rows": {}}
+    best = default_row(rows)
+
+    def over_seeds(row: str, k: str) -> np.ndarray:
+        return np.mean([np.asarray(rep["per_query"][row][k]) for rep in reports], axis=0)
+
+    return {"default": best, "rows": {row: {k: paired_difference(over_seeds(best, k), over_seeds(row, k)) for k in PAIRED_KEYS}
+                                      for row in rows if row != best}}
+
+
+def paired_markdown(paired: dict[str, Any], seeds: int) -> list[str]:
+    if not paired.get("rows"):
+        return []
+    keys = list(next(iter(paired["rows"].values())))
+    lines = [f"Differences of the default (`{paired['default']}`) from each row, in points: per conversation, averaged over "
+             f"the {seeds} seed(s), then the mean and its paired 95% bootstrap interval (conversations resampled 2000 times). "
+             "**Bold**: the interval leaves out zero, so the difference is beyond the test split's noise.", "",
+             "| against | " + " | ".join(f"Δ{k}" for k in keys) + " |", "|---" * (len(keys) + 1) + "|"]
+    for row, diffs in paired["rows"].items():
+        cells = []
+        for k in keys:
+            d = diffs[k]
+            text = f"{100 * d['mean']:+.1f} [{100 * d['interval'][0]:+.1f}, {100 * d['interval'][1]:+.1f}]"
+            cells.append(f"**{text}**" if d["beyond_noise"] else text)
+        lines.append(f"| {row} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
 def aggregate_markdown(summary: dict[str, Any]) -> str:
     from training.evaluate import METRIC_KEYS
 
@@ -69,7 +110,7 @@ def aggregate_markdown(summary: dict[str, Any]) -> str:
     for seed, interval in zip(seeds, summary["main_interval95"]):
         lines.append(f"| {seed} | " + " | ".join(f"{100 * interval[k][0]:.1f} – {100 * interval[k][1]:.1f}"
                                                  for k in ("mAP", "R@10", "MRR")) + " |")
-    lines += ["", f"Command: `{summary['command']}`", ""]
+    lines += ["", *paired_markdown(summary.get("paired", {}), len(seeds)), f"Command: `{summary['command']}`", ""]
     return "\n".join(lines)
 
 
@@ -146,7 +187,7 @@ def main(
         reports.append(report)
     summary = {"dataset": ds.info.name, "split": split, "n": reports[0]["n"], "stickers": reports[0]["stickers"],
                "seeds": seed_list, "preset": preset, "aggregate": aggregate(reports),
-               "main_interval95": [r["main_interval95"] for r in reports], "per_seed": [f"seed-{s}/report.json" for s in seed_list],
+               "main_interval95": [r["main_interval95"] for r in reports], "paired": paired_differences(reports), "per_seed": [f"seed-{s}/report.json" for s in seed_list],
                "command": command_line(__import__("sys").argv)}
     atomic.write_json(out / "report.json", summary)
     atomic.write_text(out / "report.md", aggregate_markdown(summary) + "\n" + markdown(reports[0]))

@@ -80,3 +80,24 @@ def test_emoji_head_lever_runs_on_a_tiny_bundle(tiny_bundle, synthetic_dir):
     assert len(rows) == 1 + len(emoji_head.WEIGHT_DECAYS) * (1 + len(emoji_head.ALPHAS))
     assert all(0 <= r["MRR"] <= 100 and 0 <= r["mAP"] <= 100 for r in rows.values())
     assert "final score (the default)" in emoji_head.markdown({"conversations": 1, "runs": [run]})
+
+
+def test_added_terms_lever_runs_on_a_tiny_bundle(tiny_bundle, synthetic_dir, tmp_path):
+    from benchmarks import added_terms
+    from benchmarks.validation_scores import validation_scores
+
+    v = validation_scores(tiny_bundle, synthetic_dir)
+    # the parts add up to what apps rank by
+    assert np.allclose(v.cosine + v.prior[None, :] + v.label_term, v.final)
+    run = added_terms.measure_bundle(tiny_bundle, synthetic_dir, tmp_path / "cache")
+    rows = run["rows"]
+    assert rows["final score (the default)"] == v.metrics(v.final)
+    assert {"probe-emoji alone", "final + 0.5 log P_probe-intention", "final + 1.0 zero-shot description cosine"} <= set(rows)
+    assert any(k.startswith("soft label term") for k in rows) == (v.logits is not None)
+    assert all(0 <= r[m] <= 100 for r in rows.values() for m in ("MRR", "R@10", "mAP"))
+    f = run["frontier"]
+    assert f["target_mAP"] == rows["probe-intention alone"]["mAP"] and 0 <= f["points_reaching"] <= f["points"]
+    if f["best_MRR"] is not None:
+        assert f["best_MRR"]["mAP"] >= f["target_mAP"] - 1e-9
+    text = added_terms.markdown({"conversations": len(v.convs), "runs": [run]})
+    assert "final score (the default)" in text and "grid points reaching it" in text

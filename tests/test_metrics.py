@@ -61,3 +61,20 @@ def test_classification_metrics():
     assert m["accuracy"] == 0.75
     # F1: class0 2/3, class1 2/3, class2 1
     assert m["macro_f1"] == pytest.approx((2 / 3 + 2 / 3 + 1) / 3)
+
+
+def test_paired_difference_separates_what_separate_intervals_cannot():
+    from training.metrics import bootstrap_interval, paired_difference
+
+    rng = np.random.default_rng(0)
+    hard = rng.uniform(0, 1, 120)  # how hard each conversation is, shared by both rows
+    a, b = hard + 0.05, hard.copy()
+    a_lo, a_hi = bootstrap_interval(a)
+    b_lo, b_hi = bootstrap_interval(b)
+    assert a_lo < b_hi  # separately, the two intervals overlap
+    d = paired_difference(a, b)
+    assert abs(d["mean"] - 0.05) < 1e-9 and d["beyond_noise"] and d["interval"][0] > 0
+    coin = paired_difference(hard + rng.normal(0, 0.2, 120), hard)
+    assert coin["interval"][0] < 0 < coin["interval"][1] and not coin["beyond_noise"]
+    with pytest.raises(ValueError, match="same queries"):
+        paired_difference(a, b[:-1])

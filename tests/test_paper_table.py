@@ -50,6 +50,17 @@ def test_paper_table_over_seeds_reports_mean_std_and_the_sdk_row(synthetic_dir, 
     assert {"int-ra (sdk int8)", "probe-emoji", "probe-intention", "-attributes", "popular"} <= set(summary["aggregate"])
     assert (out / "runs" / "int-ra-s1" / "scoring.json").is_file() and (out / "bundles" / "int-ra-s1" / "manifest.json").is_file()
     assert "±" in (out / "report.md").read_text()
+    # paired differences: the SDK row against every other row, per conversation averaged over seeds
+    paired = summary["paired"]
+    assert paired["default"] == "int-ra (sdk int8)" and "int-ra (sdk int8)" not in paired["rows"]
+
+    def mrr(row):
+        return [(a + b) / 2 for a, b in zip(per_seed[0]["per_query"][row]["MRR"], per_seed[1]["per_query"][row]["MRR"])]
+    diff = paired["rows"]["random"]["MRR"]
+    assert abs(diff["mean"] - (sum(mrr("int-ra (sdk int8)")) - sum(mrr("random"))) / len(mrr("random"))) < 1e-6
+    lo, hi = diff["interval"]
+    assert lo <= diff["mean"] <= hi and diff["beyond_noise"] == (lo > 0 or hi < 0)
+    assert "Differences of the default (`int-ra (sdk int8)`)" in (out / "report.md").read_text()
 
 
 def test_levers_table_reads_validation_figures_of_each_lever(synthetic_dir, tmp_path):

@@ -40,6 +40,8 @@ from .score_weights import read_weights, score_terms
 from .scoring import score_conversations
 
 METRIC_KEYS = ("P@1", "P@3", "P@5", "mAP", "R@1", "R@5", "R@10", "MRR")
+#: metrics whose per-conversation values travel in the report, for paired tests between rows
+PAIRED_KEYS = ("MRR", "R@10", "mAP")
 MAIN = "int-ra"  # the report's main row: the run being evaluated
 
 
@@ -52,6 +54,12 @@ def _row(scores: np.ndarray, gold: np.ndarray, labels: list[int]) -> tuple[dict[
     metrics = retrieval_metrics(scores, gold, labels)
     curve = pr_curve(ranked_relevance(scores, relevance_matrix(labels, gold)))
     return metrics, curve
+
+
+def _paired_values(scores: np.ndarray, gold: np.ndarray, labels: list[int]) -> dict[str, list[float]]:
+    """Per-conversation values of the metrics whose differences between rows are tested (paired)."""
+    per = per_query_metrics(scores, gold, labels)
+    return {k: [round(float(v), 6) for v in per[k]] for k in PAIRED_KEYS}
 
 
 def command_line(argv: list[str]) -> str:
@@ -129,9 +137,10 @@ def evaluate(run: Path | str, data: Path | str, split: str = "test", compare: Ma
 
         name, scores[name] = sdk_scores(bundle, data, convs, precision, html=html)
         details["variants"][name] = details["variants"][MAIN]
-    models, curves = {}, {}
+    models, curves, paired = {}, {}, {}
     for name, sc in scores.items():
         models[name], curves[name] = _row(sc, gold, labels)
+        paired[name] = _paired_values(sc, gold, labels)
     gold_labels = np.array([LABEL_INDEX[c.label] for c in convs])
     intention = {name: classification_metrics(lg.argmax(1), gold_labels, len(LABELS)) for name, lg in details["logits"].items()}
     per_query = per_query_metrics(scores[MAIN], gold, labels)
@@ -144,6 +153,7 @@ def evaluate(run: Path | str, data: Path | str, split: str = "test", compare: Ma
         "tie_rule": "ties in scores are broken pessimistically (relevant stickers rank after irrelevant ones with the same score)",
         "models": models, "variants": details["variants"], "scoring_weights": details["weights"],
         "main_interval95": {k: bootstrap_interval(v, seed=seed) for k, v in per_query.items()},
+        "per_query": paired,
         "intention": intention.get(MAIN, {}), "intention_by_model": intention,
         "pr_curves": curves, "random_median_gold_rank": float(np.median(ranks)),
         "command": command_line(sys.argv),

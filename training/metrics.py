@@ -9,6 +9,7 @@ so a constant scorer earns no credit from the order of the catalog.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -90,6 +91,17 @@ def bootstrap_interval(values: np.ndarray, rounds: int = 2000, seed: int = 0, le
     means = values[idx].mean(1)
     tail = (1.0 - level) / 2
     return float(np.quantile(means, tail)), float(np.quantile(means, 1.0 - tail))
+
+
+def paired_difference(a: np.ndarray, b: np.ndarray, rounds: int = 2000, seed: int = 0, level: float = 0.95) -> dict[str, Any]:
+    """Mean of `a - b` over the same queries and its paired bootstrap interval; beyond noise when
+    the interval leaves out zero. Pairing removes the spread that both rows share (easy and hard
+    conversations), so it separates rows that two separate intervals cannot."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if a.shape != b.shape:
+        raise ValueError(f"paired values need the same queries, got shapes {a.shape} and {b.shape}")
+    lo, hi = bootstrap_interval(a - b, rounds, seed, level)
+    return {"mean": float((a - b).mean()), "interval": (lo, hi), "beyond_noise": bool(lo > 0 or hi < 0)}
 
 
 def classification_metrics(pred: np.ndarray, gold: np.ndarray, n_labels: int) -> dict[str, float]:

@@ -1,0 +1,75 @@
+"""A bundle's final scores on a dataset's validation split, with the parts that levers add terms to.
+
+The issue-11 levers measured after training (``benchmarks.emoji_head``, ``benchmarks.added_terms``)
+all start here: the bundle at fp32 over a pack built from the dataset (so it carries the training
+split's usage counts), ranking validation exactly as ``sdk.Ranker`` does. The test split is never read.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from sdk.bundle import Bundle
+from sdk.dataset import Conversation, Dataset, load_dataset
+from sdk.pack_build import build_pack
+from sdk.ranker import Ranker
+
+METRICS = ("MRR", "R@10", "mAP")
+
+
+@dataclass
+class ValidationScores:
+    ds: Dataset
+    convs: list[Conversation]
+    bundle: Bundle
+    ranker: Ranker
+    final: np.ndarray  # (Q, S) the score apps rank by
+    logits: np.ndarray | None  # (Q, L) intention logits
+    prior: np.ndarray  # (S,) w_prior * log P_usage(s)
+    label_term: np.ndarray  # (Q, S) w_label * log P(label(s) | ctx)
+    gold: np.ndarray  # (Q,) index of the gold sticker in the pack
+    labels: list[int]  # the stickers' labels (-1: none), in pack order
+
+    @property
+    def cosine(self) -> np.ndarray:
+        return self.final - self.prior[None, :] - self.label_term
+
+    def metrics(self, scores: np.ndarray) -> dict[str, float]:
+        """MRR, R@10 and mAP in percent of `scores` (pack order) on these conversations."""
+        from training.metrics import per_query_metrics
+
+        m = per_query_metrics(scores, self.gold, self.labels)
+        return {k: float(100 * m[k].mean()) for k in METRICS}
+
+    def pack_order(self, by_dataset: np.ndarray) -> np.ndarray:
+        """Columns of a (Q, S) matrix in the dataset's sticker order, put in pack order."""
+        index = {s.id: i for i, s in enumerate(self.ds.stickers)}
+        return by_dataset[:, [index[s] for s in self.ranker.pack.ids]]
+
+
+def contexts(convs: Sequence[Conversation]) -> list[list[tuple[str, str]]]:
+    return [[(t.speaker, t.text) for t in c.context] for c in convs]
+
+
+def validation_scores(model: Path, data: Path, split: str = "validation") -> ValidationScores:
+    """Score `split` of `data` with the bundle `model` (fp32, CPU) as the SDK ranks it."""
+    ds = load_dataset(data)
+    bundle = Bundle(model, providers="cpu", precision="fp32")
+    convs = list(ds.split(split))
+    with tempfile.TemporaryDirectory(prefix="intra-validation-") as tmp:
+        build_pack(data, bundle, Path(tmp) / "pack", progress=False)
+        ranker = Ranker(bundle, Path(tmp) / "pack")
+        knowledge = [dict(c.knowledge) if c.knowledge else None for c in convs]
+        logits, final = ranker.score_matrix(contexts(convs), knowledge if ranker.use_knowledge else None)
+        n = len(ranker.pack.ids)
+        prior = ranker.terms.prior_at(np.arange(n))
+        label_term = ranker.terms.label_terms(logits, np.broadcast_to(np.arange(n), (len(convs), n)))
+        labels = ranker.pack.label_ids()
+    index = {s: i for i, s in enumerate(ranker.pack.ids)}
+    return ValidationScores(ds, convs, bundle, ranker, final, logits, np.asarray(prior, float), np.asarray(label_term, float),
+                            np.array([index[c.sticker_id] for c in convs]), labels)
