@@ -86,10 +86,10 @@ def map_frontier(v: ValidationScores, target_map: float) -> dict[str, Any]:
             "best_MRR": max(ok, key=lambda t: t["MRR"]) if ok else None, "best_R@10": max(ok, key=lambda t: t["R@10"]) if ok else None}
 
 
-def measure_bundle(model: Path, data: Path, cache: Path | None = None) -> dict[str, Any]:
+def measure_bundle(model: Path, data: Path, cache: Path | None = None, v: ValidationScores | None = None) -> dict[str, Any]:
     from training.probes import probe_scores
 
-    v = validation_scores(model, data)
+    v = v if v is not None else validation_scores(model, data)
     probes = {k: v.pack_order(s) for k, s in probe_scores(v.ds, v.convs, cache, progress=False).items()}
     pe, pi = probes["probe-emoji"], probes["probe-intention"]
     rows = {"final score (the default)": v.metrics(v.final), "probe-emoji alone": v.metrics(pe), "probe-intention alone": v.metrics(pi)}
@@ -101,6 +101,13 @@ def measure_bundle(model: Path, data: Path, cache: Path | None = None) -> dict[s
     return {"model": str(model), "rows": rows, "frontier": map_frontier(v, rows["probe-intention alone"]["mAP"])}
 
 
+def seed_ensemble(scores: list[ValidationScores]) -> dict[str, float] | None:
+    """The bundles' final scores averaged (one model per seed): whether the seeds' spread is what limits the ranking."""
+    if len(scores) < 2 or any(list(v.ranker.pack.ids) != list(scores[0].ranker.pack.ids) for v in scores):
+        return None
+    return scores[0].metrics(sum(v.final for v in scores) / len(scores))
+
+
 def markdown(r: dict[str, Any]) -> str:
     names = list(r["runs"][0]["rows"])
     lines = [f"# Terms added to Int-RA's final score (validation, {r['conversations']} conversations, {len(r['runs'])} seeds)", "",
@@ -108,6 +115,10 @@ def markdown(r: dict[str, Any]) -> str:
     for n in names:
         vals = np.array([[run["rows"][n][m] for m in METRICS] for run in r["runs"]])
         lines.append(f"| {n} | " + " | ".join(f"{a:.2f} ± {s:.2f}" for a, s in zip(vals.mean(0), vals.std(0))) + " |")
+    if r.get("seed_ensemble"):
+        e = r["seed_ensemble"]
+        lines += ["", f"The {len(r['runs'])} bundles' final scores averaged (an ensemble of the seeds): "
+                  + ", ".join(f"{m} {e[m]:.2f}" for m in METRICS) + "."]
     lines += ["", "What reaching probe-intention's validation mAP costs, on the weight grid the training code chooses from "
               "(prior weight, label weight; MRR / R@10 / mAP):", "",
               "| bundle | target mAP | chosen weights | best MRR reaching it | best R@10 reaching it | grid points reaching it |",
@@ -130,8 +141,9 @@ def main(model: list[Path] = typer.Option(..., help="Bundle(s), one per seed."),
     """Measure terms added to the final score on validation, and what the mAP target would cost."""
     from sdk.dataset import load_dataset
 
+    scores = [validation_scores(m, data) for m in model]
     r = {"data": str(data), "conversations": len(load_dataset(data).split("validation")),
-         "runs": [measure_bundle(m, data, cache) for m in model]}
+         "runs": [measure_bundle(m, data, cache, v) for m, v in zip(model, scores)], "seed_ensemble": seed_ensemble(scores)}
     write_result(out, "added_terms", r, markdown(r))
 
 

@@ -101,3 +101,5 @@ def test_added_terms_lever_runs_on_a_tiny_bundle(tiny_bundle, synthetic_dir, tmp
         assert f["best_MRR"]["mAP"] >= f["target_mAP"] - 1e-9
     text = added_terms.markdown({"conversations": len(v.convs), "runs": [run]})
     assert "final score (the default)" in text and "grid points reaching it" in text
+    assert added_terms.seed_ensemble([v]) is None and added_terms.seed_ensemble([v, v]) == v.metrics(v.final)
+    assert "averaged" in added_terms.markdown({"conversations": 1, "runs": [run, run], "seed_ensemble": v.metrics(v.final)})
