@@ -29,11 +29,11 @@ from .metrics import (
     bootstrap_interval,
     classification_metrics,
     gold_ranks,
+    mean_metrics,
     per_query_metrics,
     pr_curve,
     ranked_relevance,
     relevance_matrix,
-    retrieval_metrics,
 )
 from .run_dir import load_run
 from .score_weights import read_weights, score_terms
@@ -50,16 +50,13 @@ def popularity(ds) -> np.ndarray:
     return usage_vector(ds.usage_counts(), ds.sticker_ids)
 
 
-def _row(scores: np.ndarray, gold: np.ndarray, labels: list[int]) -> tuple[dict[str, float], dict[str, list[float]]]:
-    metrics = retrieval_metrics(scores, gold, labels)
-    curve = pr_curve(ranked_relevance(scores, relevance_matrix(labels, gold)))
-    return metrics, curve
-
-
-def _paired_values(scores: np.ndarray, gold: np.ndarray, labels: list[int]) -> dict[str, list[float]]:
-    """Per-conversation values of the metrics whose differences between rows are tested (paired)."""
+def _row(scores: np.ndarray, gold: np.ndarray, labels: list[int]) -> tuple[dict[str, float], dict[str, list[float]], dict[str, list[float]]]:
+    """A row's metrics, its precision-recall curve and the per-conversation values of PAIRED_KEYS
+    (for paired tests between rows)."""
     per = per_query_metrics(scores, gold, labels)
-    return {k: [round(float(v), 6) for v in per[k]] for k in PAIRED_KEYS}
+    metrics = mean_metrics(per)
+    curve = pr_curve(ranked_relevance(scores, relevance_matrix(labels, gold)))
+    return metrics, curve, {k: [round(float(v), 6) for v in per[k]] for k in PAIRED_KEYS}
 
 
 def command_line(argv: list[str]) -> str:
@@ -139,8 +136,7 @@ def evaluate(run: Path | str, data: Path | str, split: str = "test", compare: Ma
         details["variants"][name] = details["variants"][MAIN]
     models, curves, paired = {}, {}, {}
     for name, sc in scores.items():
-        models[name], curves[name] = _row(sc, gold, labels)
-        paired[name] = _paired_values(sc, gold, labels)
+        models[name], curves[name], paired[name] = _row(sc, gold, labels)
     gold_labels = np.array([LABEL_INDEX[c.label] for c in convs])
     intention = {name: classification_metrics(lg.argmax(1), gold_labels, len(LABELS)) for name, lg in details["logits"].items()}
     per_query = per_query_metrics(scores[MAIN], gold, labels)

@@ -79,9 +79,14 @@ def per_query_metrics(scores: np.ndarray, gold: np.ndarray, sticker_labels: Sequ
     }
 
 
+def mean_metrics(per_query: dict[str, np.ndarray]) -> dict[str, float]:
+    """Each metric's mean over the queries (0 for none)."""
+    return {k: float(v.mean()) if len(v) else 0.0 for k, v in per_query.items()}
+
+
 def retrieval_metrics(scores: np.ndarray, gold: np.ndarray, sticker_labels: Sequence[int]) -> dict[str, float]:
     """P@1/3/5 and mAP (label match), R@1/5/10 and MRR (gold sticker)."""
-    return {k: float(v.mean()) if len(v) else 0.0 for k, v in per_query_metrics(scores, gold, sticker_labels).items()}
+    return mean_metrics(per_query_metrics(scores, gold, sticker_labels))
 
 
 def bootstrap_interval(values: np.ndarray, rounds: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
