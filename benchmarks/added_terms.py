@@ -26,7 +26,7 @@ import numpy as np
 import typer
 
 from .output import write_result
-from .validation_scores import METRICS, ValidationScores, validation_scores
+from .validation_scores import METRICS, ValidationScores, rows_table, validation_scores
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 PROBE_WEIGHTS = (0.05, 0.1, 0.2, 0.3, 0.5, 1.0)
@@ -109,12 +109,8 @@ def seed_ensemble(scores: list[ValidationScores]) -> dict[str, float] | None:
 
 
 def markdown(r: dict[str, Any]) -> str:
-    names = list(r["runs"][0]["rows"])
-    lines = [f"# Terms added to Int-RA's final score (validation, {r['conversations']} conversations, {len(r['runs'])} seeds)", "",
-             "| score | " + " | ".join(METRICS) + " |", "|---|" + "---|" * len(METRICS)]
-    for n in names:
-        vals = np.array([[run["rows"][n][m] for m in METRICS] for run in r["runs"]])
-        lines.append(f"| {n} | " + " | ".join(f"{a:.2f} ± {s:.2f}" for a, s in zip(vals.mean(0), vals.std(0))) + " |")
+    lines = rows_table(f"Terms added to Int-RA's final score (validation, {r['conversations']} conversations, {len(r['runs'])} seeds)",
+                       r["runs"])
     if r.get("seed_ensemble"):
         e = r["seed_ensemble"]
         lines += ["", f"The {len(r['runs'])} bundles' final scores averaged (an ensemble of the seeds): "

@@ -18,7 +18,7 @@ import torch
 import typer
 
 from .output import write_result
-from .validation_scores import METRICS, validation_scores
+from .validation_scores import rows_table, validation_scores
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 ALPHAS = (0.05, 0.1, 0.2, 0.3, 0.5)
@@ -60,13 +60,8 @@ def measure_bundle(model: Path, data: Path) -> dict[str, Any]:
 
 
 def markdown(r: dict[str, Any]) -> str:
-    names = list(r["runs"][0]["rows"])
-    lines = [f"# Per-sticker weights on Int-RA's H^T (validation, {r['conversations']} conversations, {len(r['runs'])} seeds)", "",
-             "| score | " + " | ".join(METRICS) + " |", "|---|" + "---|" * len(METRICS)]
-    for n in names:
-        vals = np.array([[run["rows"][n][m] for m in METRICS] for run in r["runs"]])
-        lines.append(f"| {n} | " + " | ".join(f"{a:.2f} ± {s:.2f}" for a, s in zip(vals.mean(0), vals.std(0))) + " |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(rows_table(f"Per-sticker weights on Int-RA's H^T (validation, {r['conversations']} conversations, "
+                                f"{len(r['runs'])} seeds)", r["runs"])) + "\n"
 
 
 @app.command()

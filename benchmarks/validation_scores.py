@@ -11,6 +11,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -73,3 +74,12 @@ def validation_scores(model: Path, data: Path, split: str = "validation") -> Val
     index = {s: i for i, s in enumerate(ranker.pack.ids)}
     return ValidationScores(ds, convs, bundle, ranker, final, logits, np.asarray(prior, float), np.asarray(label_term, float),
                             np.array([index[c.sticker_id] for c in convs]), labels)
+
+
+def rows_table(title: str, runs: list[dict[str, Any]]) -> list[str]:
+    """A markdown table of each row's MRR, R@10 and mAP as mean ± std over `runs` (one per bundle)."""
+    lines = [f"# {title}", "", "| score | " + " | ".join(METRICS) + " |", "|---|" + "---|" * len(METRICS)]
+    for n in runs[0]["rows"]:
+        vals = np.array([[run["rows"][n][m] for m in METRICS] for run in runs])
+        lines.append(f"| {n} | " + " | ".join(f"{a:.2f} ± {s:.2f}" for a, s in zip(vals.mean(0), vals.std(0))) + " |")
+    return lines
