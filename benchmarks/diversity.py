@@ -8,7 +8,6 @@ with and without `diverse`. Writes DIR/diversity.json and DIR/diversity.md.
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -20,20 +19,16 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 def measure(model: Path, data: Path, split: str = "test", top_k: int = 5) -> dict[str, Any]:
     """Share of conversations whose top k changes, and the pack's near-duplicate pairs."""
-    from sdk.bundle import Bundle
     from sdk.dataset import load_dataset
     from sdk.diversity import DIVERSE_THRESHOLD
-    from sdk.pack_build import build_pack
-    from sdk.ranker import Ranker
+
+    from .dataset_ranker import dataset_ranker
 
     ds = load_dataset(data)
     convs = ds.split(split)
     contexts = [[(t.speaker, t.text) for t in c.context] for c in convs]
     knowledge = [dict(c.knowledge) if c.knowledge else None for c in convs]
-    with tempfile.TemporaryDirectory(prefix="intra-diversity-") as tmp:
-        bundle = Bundle(model, providers="cpu")
-        build_pack(data, bundle, Path(tmp) / "pack", progress=False)
-        ranker = Ranker(bundle, Path(tmp) / "pack")
+    with dataset_ranker(model, data) as ranker:
         plain = ranker.rank_many(contexts, top_k, knowledge)
         diverse = ranker.rank_many(contexts, top_k, knowledge, diverse=True)
         vectors = ranker.pack.embeddings
@@ -42,7 +37,7 @@ def measure(model: Path, data: Path, split: str = "test", top_k: int = 5) -> dic
     changed = [[m.sticker_id for m in a.matches] != [m.sticker_id for m in b.matches] for a, b in zip(plain, diverse)]
     return {"model": str(model), "data": str(data), "split": split, "conversations": len(convs), "stickers": len(vectors),
             "threshold": DIVERSE_THRESHOLD, "near_duplicate_pairs": pairs, "top_k": top_k,
-            "changed_fraction": float(np.mean(changed)), "changed": int(np.sum(changed)), "precision": bundle.precision}
+            "changed_fraction": float(np.mean(changed)), "changed": int(np.sum(changed)), "precision": ranker.bundle.precision}
 
 
 def markdown(r: dict[str, Any]) -> str:

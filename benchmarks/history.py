@@ -22,7 +22,6 @@ steady and changed tastes); test figures use both. Writes DIR/history.json and D
 from __future__ import annotations
 
 import random
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ from typing import Any
 import numpy as np
 import typer
 
+from .dataset_ranker import dataset_ranker
 from .output import write_result
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
@@ -64,15 +64,16 @@ class World:
         return rng.choices(cands, weights=w)[0]
 
 
-def load_world(model: Path, data: Path, tmp: Path) -> World:
+def load_world(model: Path, data: Path) -> World:
+    with dataset_ranker(model, data) as ranker:
+        return _world(ranker, data)
+
+
+def _world(ranker: Any, data: Path) -> World:
     from sdk.dataset import load_dataset
-    from sdk.pack_build import build_pack
-    from sdk.ranker import Ranker
     from training.data.synthetic import sticker_species
 
     ds = load_dataset(data)
-    build_pack(data, model, tmp / "pack", progress=False, providers="cpu")
-    ranker = Ranker(model, tmp / "pack", providers="cpu")
     species = sticker_species(data)
     stickers = {s.id: s for s in ds.stickers}
     ids = ranker.pack.ids
@@ -150,8 +151,7 @@ def _goal(table: dict[int, list[float]]) -> float:
 def run(model: Path, data: Path, users: int) -> dict[str, Any]:
     from sdk.history import DEFAULT_HALF_LIFE
 
-    with tempfile.TemporaryDirectory(prefix="intra-history-") as tmp:
-        world = load_world(model, data, Path(tmp))
+    world = load_world(model, data)
     val = {w: stable(world, "validation", w, users, DEFAULT_HALF_LIFE) for w in WEIGHTS}
     w = max(WEIGHTS, key=lambda x: _goal(val[x]))
     val_hl = {hl: (stable(world, "validation", w, users, hl), changed(world, "validation", w, users, hl)) for hl in HALF_LIVES}

@@ -19,7 +19,6 @@ Writes DIR/sticker_turns.json and DIR/sticker_turns.md.
 from __future__ import annotations
 
 import random
-import tempfile
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -30,6 +29,7 @@ import typer
 
 from sdk.pack import sticker_turn_text
 
+from .dataset_ranker import dataset_ranker
 from .output import write_result
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True)
@@ -76,16 +76,6 @@ def goemoji_cases(source: Path, split_file: str = "dev.tsv", keep: set[str] | No
     return cases
 
 
-def _ranker(model: Path, data: Path, tmp: Path) -> Any:
-    from sdk.bundle import Bundle
-    from sdk.pack_build import build_pack
-    from sdk.ranker import Ranker
-
-    bundle = Bundle(model, providers="cpu")
-    build_pack(data, bundle, tmp / "pack", progress=False)
-    return Ranker(bundle, tmp / "pack")
-
-
 def measure_goemoji(models: Sequence[Path], data: Path, source: Path, split: str = "test") -> dict[str, Any]:
     from sdk.dataset import load_dataset
 
@@ -100,8 +90,7 @@ def measure_goemoji(models: Sequence[Path], data: Path, source: Path, split: str
     gold = [c["gold"] for c in cases]
     runs = []
     for model in models:
-        with tempfile.TemporaryDirectory(prefix="intra-sticker-turns-") as tmp:
-            ranker = _ranker(model, data, Path(tmp))
+        with dataset_ranker(model, data) as ranker:
             runs.append({"model": str(model), "precision": ranker.bundle.precision,
                          "without": summary(scored(ranker, without, gold)), "with": summary(scored(ranker, with_turns, gold))})
     return {"dataset": "goemoji", "split": "test (GoEmotions dev)" if split == "test" else split, "conversations": len(cases),
@@ -158,8 +147,7 @@ def _as_text(contexts: list, ranker: Any, encode: Any) -> list:
 def measure_synthetic(model: Path, data: Path) -> dict[str, Any]:
     """Test: without / with a sticker turn of the same / another intention; validation: the encodings."""
     test, val = synthetic_cases(data, "test"), synthetic_cases(data, "validation")
-    with tempfile.TemporaryDirectory(prefix="intra-sticker-turns-") as tmp:
-        ranker = _ranker(model, data, Path(tmp))
+    with dataset_ranker(model, data) as ranker:
         run: dict[str, Any] = {"model": str(model), "precision": ranker.bundle.precision}
         for key, name in (("without", "without"), ("same", "with (same intention)"), ("other", "with (other intention)")):
             run[name] = summary(scored(ranker, test[key], test["gold"], test["knowledge"]))

@@ -7,7 +7,6 @@ split's usage counts), ranking validation exactly as ``sdk.Ranker`` does. The te
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +16,9 @@ import numpy as np
 
 from sdk.bundle import Bundle
 from sdk.dataset import Conversation, Dataset, load_dataset
-from sdk.pack_build import build_pack
 from sdk.ranker import Ranker
+
+from .dataset_ranker import dataset_ranker
 
 METRICS = ("MRR", "R@10", "mAP")
 
@@ -60,11 +60,8 @@ def contexts(convs: Sequence[Conversation]) -> list[list[tuple[str, str]]]:
 def validation_scores(model: Path, data: Path, split: str = "validation") -> ValidationScores:
     """Score `split` of `data` with the bundle `model` (fp32, CPU) as the SDK ranks it."""
     ds = load_dataset(data)
-    bundle = Bundle(model, providers="cpu", precision="fp32")
     convs = list(ds.split(split))
-    with tempfile.TemporaryDirectory(prefix="intra-validation-") as tmp:
-        build_pack(data, bundle, Path(tmp) / "pack", progress=False)
-        ranker = Ranker(bundle, Path(tmp) / "pack")
+    with dataset_ranker(model, data, precision="fp32") as ranker:
         knowledge = [dict(c.knowledge) if c.knowledge else None for c in convs]
         logits, final = ranker.score_matrix(contexts(convs), knowledge if ranker.use_knowledge else None)
         n = len(ranker.pack.ids)
@@ -72,7 +69,7 @@ def validation_scores(model: Path, data: Path, split: str = "validation") -> Val
         label_term = ranker.terms.label_terms(logits, np.broadcast_to(np.arange(n), (len(convs), n)))
         labels = ranker.pack.label_ids()
     index = {s: i for i, s in enumerate(ranker.pack.ids)}
-    return ValidationScores(ds, convs, bundle, ranker, final, logits, np.asarray(prior, float), np.asarray(label_term, float),
+    return ValidationScores(ds, convs, ranker.bundle, ranker, final, logits, np.asarray(prior, float), np.asarray(label_term, float),
                             np.array([index[c.sticker_id] for c in convs]), labels)
 
 

@@ -36,7 +36,7 @@ def test_history_lifts_the_users_favourite_over_the_models_pick():
 def test_history_users_pick_by_taste(tiny_bundle, synthetic_dir, tmp_path):
     import random
 
-    world = history.load_world(tiny_bundle, synthetic_dir, tmp_path)
+    world = history.load_world(tiny_bundle, synthetic_dir)
     taste = history.random_taste(random.Random(0), world.species)
     rng = random.Random(1)
     label = next(iter(world.by_label))
