@@ -25,20 +25,9 @@ ALPHAS = (0.05, 0.1, 0.2, 0.3, 0.5)
 WEIGHT_DECAYS = (1e-3, 1e-2)
 
 
-def fit_head(x: np.ndarray, y: np.ndarray, classes: int, weight_decay: float, epochs: int = 300, lr: float = 0.05) -> torch.nn.Linear:
-    torch.manual_seed(0)
-    head = torch.nn.Linear(x.shape[1], classes)
-    opt = torch.optim.Adam(head.parameters(), lr=lr, weight_decay=weight_decay)
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-    for _ in range(epochs):
-        opt.zero_grad()
-        torch.nn.functional.cross_entropy(head(xt), yt).backward()
-        opt.step()
-    return head
-
-
 def measure_bundle(model: Path, data: Path) -> dict[str, Any]:
     from sdk.scoring import log_softmax
+    from training.probes import ProbeConfig, softmax_regression
 
     v = validation_scores(model, data)
     train = v.ds.split("train")
@@ -51,7 +40,8 @@ def measure_bundle(model: Path, data: Path) -> dict[str, Any]:
     rows = {"final score (the default)": v.metrics(v.final)}
     y = np.array([index[c.sticker_id] for c in train])
     for wd in WEIGHT_DECAYS:
-        head = fit_head(pooled["train"].astype(np.float32), y, len(index), wd)
+        # probe-emoji's own recipe (training.probes): Adam, lr 0.05, 300 full-batch epochs, seed 0
+        head = softmax_regression(pooled["train"].astype(np.float32), y, len(index), 300, ProbeConfig(weight_decay=wd))
         with torch.no_grad():
             lp = log_softmax(head(torch.from_numpy(pooled["validation"].astype(np.float32))).numpy().astype(np.float64))
         rows[f"head alone (wd {wd})"] = v.metrics(lp)

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import typer
 
+from sdk import atomic
+
 
 def write_result(out: Path, stem: str, result: dict[str, Any], markdown: str) -> None:
+    """Both files written atomically (an interrupted run leaves the earlier result whole)."""
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    (out / f"{stem}.md").write_text(markdown, encoding="utf-8")
+    atomic.write_json(out / f"{stem}.json", result)
+    atomic.write_text(out / f"{stem}.md", markdown)
     typer.echo(markdown)

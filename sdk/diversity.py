@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import ArgumentError
+from .errors import ArgumentError, is_number
 
 DIVERSE_THRESHOLD = 0.98  # cosine of two pack vectors above which the later one is a near-duplicate
 CANDIDATES_PER_RESULT = 8  # candidates read per sticker returned
 
 
 def check_threshold(threshold: float) -> float:
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not -1.0 <= threshold <= 1.0:
+    if not is_number(threshold, -1.0, 1.0):
         raise ArgumentError(f"diverse_threshold must be a number from -1 to 1, got {threshold!r}")
     return float(threshold)
 

@@ -99,7 +99,8 @@ def write_gallery(path: Path | str, entries: Sequence[Entry], title: str = "intr
         raise OutputError(f"{path}: is a directory; --html takes a file name")
     if path.exists():
         try:
-            first = path.open("rb").readline().decode("utf-8", "replace").strip()
+            with path.open("rb") as f:
+                first = f.readline().decode("utf-8", "replace").strip()
         except OSError as e:
             raise OutputError(f"{path}: cannot be read ({e.strerror}); not replaced") from None
         if first != MARKER:

@@ -8,11 +8,11 @@ it is missing, say which extra to install.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
 
+from sdk import atomic
 from sdk.cli_base import MODES_HELP, PRECISION_HELP, choice, fail, new_app, require_extra, run_guarded
 from sdk.errors import ArgumentError, IntraError
 from sdk.labels import QUERY_MODES
@@ -180,8 +180,8 @@ def suggest_cmd(
                 raise ArgumentError(f"{source / 'goemotions' / name}: not found; --source must be the shared data directory")
         figures = fit(run, goemotions_texts(source, cfg), cfg)
         out.mkdir(parents=True, exist_ok=True)
-        (out / "suggest.json").write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
-        (out / "suggest.md").write_text(markdown(figures), encoding="utf-8")
+        atomic.write_json(out / "suggest.json", figures)
+        atomic.write_text(out / "suggest.md", markdown(figures))
         plot_reliability(figures["test"]["calibration"], out / "reliability.png")
     except IntraError as e:
         fail(e)
