@@ -8,8 +8,9 @@ A dataset directory holds:
   "language"?}``; ``image`` is a path relative to the directory, ``attributes`` maps names from
   :data:`sdk.labels.ATTRIBUTES` to descriptions (a missing attribute is masked);
 - ``<split>.jsonl`` for each split (``train``, ``validation``, ``test``): one conversation per
-  line, ``{"id", "context": [{"speaker", "text"}, ...], "sticker_id", "label", "labels"?,
-  "knowledge"?: {relation: [strings]}}``;
+  line, ``{"id", "context": [{"speaker", "text"}, ...], "sticker_id", "label"?, "labels"?,
+  "knowledge"?: {relation: [strings]}}``; ``label`` may be absent where the source has no
+  intention label (TweetEval's tweets): no label is ever invented;
 - ``extra_intention.jsonl`` (optional): conversations with an intention label but no sticker,
   extra supervision for the intention head.
 
@@ -72,11 +73,12 @@ class Sticker:
 
 @dataclass(frozen=True)
 class Conversation:
-    """A context with its gold sticker (None for intention-only data) and intention label."""
+    """A context with its gold sticker (None for intention-only data) and intention label (None
+    where the source has none)."""
 
     id: str
     context: tuple[Turn, ...]
-    label: str
+    label: str | None
     sticker_id: str | None = None
     labels: tuple[str, ...] = ()
     knowledge: Mapping[str, tuple[str, ...]] | None = None
@@ -155,7 +157,7 @@ class Dataset:
         """
         counts: dict[str, Counter] = {}
         for c in self.splits.get(split, ()):
-            if c.sticker_id is not None:
+            if c.sticker_id is not None and c.label is not None:
                 counts.setdefault(c.sticker_id, Counter())[c.label] += 1
         out = []
         for s in self.stickers:
@@ -263,7 +265,9 @@ def _parse_conversation(obj: Mapping[str, Any], where: str, needs_sticker: bool)
             turns.append(Turn(speaker=speaker, text=text))
     if not turns:
         raise DatasetError(f"{where}: field 'context' is empty (no turn with text)")
-    label = check_label(_required_str(obj, "label", where), where, DatasetError)
+    # intention-only data exists for its label; a retrieval record may lack one (unlabelled source)
+    raw_label = _required_str(obj, "label", where) if not needs_sticker else _nonempty_str(obj, "label", where)
+    label = None if raw_label is None else check_label(raw_label, where, DatasetError)
     labels_raw = _field(obj, "labels", where, list, required=False) or []
     if not all(isinstance(x, str) for x in labels_raw):
         raise DatasetError(f"{where}: field 'labels' must be a list of strings")
@@ -358,7 +362,8 @@ def _conversation_json(c: Conversation) -> dict[str, Any]:
     rec: dict[str, Any] = {"id": c.id, "context": [{"speaker": t.speaker, "text": t.text} for t in c.context]}
     if c.sticker_id is not None:
         rec["sticker_id"] = c.sticker_id
-    rec["label"] = c.label
+    if c.label is not None:
+        rec["label"] = c.label
     if c.labels:
         rec["labels"] = list(c.labels)
     if c.knowledge is not None:

@@ -19,6 +19,13 @@ LABELS: tuple[str, ...] = (
     "pride", "realization", "relief", "remorse", "sadness", "surprise", "neutral",
 )
 LABEL_INDEX: dict[str, int] = {name: i for i, name in enumerate(LABELS)}
+#: The label id of a context or sticker without an intention label (an unlabelled source).
+UNLABELLED = -1
+
+
+def label_id(label: str | None) -> int:
+    """The index of `label` in :data:`LABELS`, :data:`UNLABELLED` for None."""
+    return UNLABELLED if label is None else LABEL_INDEX[label]
 
 #: How the query is formed from the intention head: the paper's argmax label, the probability-
 #: weighted labels, or those plus the projected context. A model without a head has only CONTEXT_MODE.

@@ -48,7 +48,8 @@ CASES = [
     ("train.jsonl", 1, lambda o: o.update(context=[]), r"train.jsonl:1: field 'context' is empty"),
     ("train.jsonl", 1, lambda o: o.update(context=[{"speaker": "A", "text": "   "}]), r"train.jsonl:1: field 'context' is empty"),
     ("train.jsonl", 1, lambda o: o.update(context="hello"), r"train.jsonl:1: field 'context' must be list"),
-    ("train.jsonl", 2, lambda o: o.pop("label"), r"train.jsonl:2: field 'label' is missing"),
+    ("train.jsonl", 2, lambda o: o.update(label=""), r"train.jsonl:2: field 'label' is empty"),
+    ("train.jsonl", 2, lambda o: o.update(label="happy"), r"train.jsonl:2: field 'label'"),
     ("train.jsonl", 2, lambda o: o.update(id="c1"), r"train.jsonl:2: field 'id': duplicate conversation id 'c1'"),
     ("train.jsonl", 1, lambda o: o.update(knowledge={"xFeel": ["x"]}), r"train.jsonl:1: field 'knowledge': unknown relation 'xFeel'"),
     ("stickers.jsonl", 2, lambda o: o.update(image="img/missing.png"), r"stickers.jsonl:2: field 'image': file 'img/missing.png' not found"),
@@ -64,6 +65,17 @@ def test_each_bad_input_names_file_line_and_field(tmp_path, file, line, change, 
     root = _tiny(tmp_path / "d")
     _edit_line(root / file, line, change)
     with pytest.raises(DatasetError, match=message.replace("(", r"\(").replace("?", r"\?")):
+        load_dataset(root)
+
+
+def test_a_missing_label_is_unlabelled_except_in_intention_only_data(tmp_path):
+    root = _tiny(tmp_path / "d")
+    _edit_line(root / "train.jsonl", 2, lambda o: o.pop("label"))
+    convs = load_dataset(root).split("train")
+    assert convs[1].label is None and convs[0].label is not None
+    assert "label" not in convs[1].to_json()
+    (root / "extra_intention.jsonl").write_text(json.dumps({"id": "x1", "context": [{"speaker": "A", "text": "hi"}]}) + "\n")
+    with pytest.raises(DatasetError, match=r"extra_intention.jsonl:1: field 'label' is missing"):
         load_dataset(root)
 
 

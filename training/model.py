@@ -82,7 +82,7 @@ class IntRA(nn.Module):
         logits = self.head(h_t)
         labels = self.label_proj(self.label_table) if label_vectors is None else label_vectors  # (L, d)
         soft = torch.softmax(logits, -1) @ labels
-        made = {"paper": lambda: labels[gold if gold is not None else logits.argmax(-1)],
+        made = {"paper": lambda: labels[logits.argmax(-1) if gold is None else torch.where(gold >= 0, gold, logits.argmax(-1))],
                 "soft": lambda: soft, "fused": lambda: soft + self.ctx_proj(h_t)}
         return logits, {m: F.normalize(made[m](), dim=-1) for m in modes}
 
@@ -153,7 +153,9 @@ class IntRA(nn.Module):
                 h_extra = extra_pooled if extra_pooled is not None else self.encode_text(extra_ids, extra_mask)
                 all_logits = torch.cat([logits, self.head(h_extra)])
                 all_gold = torch.cat([gold_label, extra_labels])
-            l_int = F.cross_entropy(all_logits, all_gold)
-            total = total + self.cfg.lambda_int * l_int
-            parts["int"] = float(l_int.detach())
+            labelled = all_gold >= 0  # unlabelled contexts (sdk.labels.UNLABELLED) train retrieval only
+            if bool(labelled.any()):
+                l_int = F.cross_entropy(all_logits[labelled], all_gold[labelled])
+                total = total + self.cfg.lambda_int * l_int
+                parts["int"] = float(l_int.detach())
         return total, parts

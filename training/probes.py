@@ -140,14 +140,15 @@ def sticker_given_label(ds: Dataset, smoothing: float) -> np.ndarray:
     index = ds.sticker_index()
     counts = np.full((len(LABELS), len(ds.stickers)), smoothing)
     for c in ds.split("train"):
-        counts[LABEL_INDEX[c.label], index[c.sticker_id]] += 1
+        if c.label is not None:
+            counts[LABEL_INDEX[c.label], index[c.sticker_id]] += 1
     return counts / counts.sum(1, keepdims=True)
 
 
 def probe_intention(ds: Dataset, features: FrozenFeatures, convs: Sequence[Conversation],
                     cfg: ProbeConfig = ProbeConfig()) -> np.ndarray:
     """(Q, S) log sum_l P(l | ctx) P(s | l): an intention probe composed with training counts."""
-    labelled = list(ds.split("train")) + list(ds.splits.get("extra_intention", ()))
+    labelled = [c for c in (*ds.split("train"), *ds.splits.get("extra_intention", ())) if c.label is not None]
     layer = softmax_regression(features([context_text(c) for c in labelled]), np.array([LABEL_INDEX[c.label] for c in labelled]),
                                len(LABELS), cfg.intention_epochs, cfg)
     log_p_label = _apply(layer, features([context_text(c) for c in convs]))

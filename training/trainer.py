@@ -27,7 +27,7 @@ from tqdm import tqdm
 from sdk import atomic
 from sdk.dataset import Conversation, Dataset, load_dataset
 from sdk.imageprep import ImageSettings
-from sdk.labels import LABEL_INDEX, LABELS
+from sdk.labels import LABEL_INDEX, LABELS, label_id
 from sdk.scoring import DEFAULT_SMOOTHING, log_prior, usage_vector
 from sdk.textprep import ContextTokenizer, TextSettings
 
@@ -126,8 +126,11 @@ def evaluate_split(model: IntRA, tokenizer: ContextTokenizer, stickers, ds, spli
         best = max(tried, key=lambda t: t["objective"])
         out.update({f"final_{k}": best[k] for k in ("objective", "prior_weight", "label_weight", *OBJECTIVE)})
     if logits is not None:
-        cls = classification_metrics(logits.argmax(1), np.array([LABEL_INDEX[c.label] for c in convs]), len(LABELS))
-        out.update({"intention_accuracy": cls["accuracy"], "intention_macro_f1": cls["macro_f1"]})
+        gold_labels = np.array([label_id(c.label) for c in convs])
+        if (gold_labels >= 0).any():  # no intention figures where the split has no labels
+            known = gold_labels >= 0
+            cls = classification_metrics(logits.argmax(1)[known], gold_labels[known], len(LABELS))
+            out.update({"intention_accuracy": cls["accuracy"], "intention_macro_f1": cls["macro_f1"]})
     return out
 
 
@@ -340,7 +343,7 @@ def _intention_stage(tr: TrainingRun, progress: bool) -> list[float]:
         return []
     if tr.world > 1:
         raise ConfigError("the intention stage (intention_pretrain_epochs) runs in one process, not under torchrun")
-    labelled = list(tr.train_convs) + list(tr.ds.splits.get("extra_intention", ()))
+    labelled = [c for c in (*tr.train_convs, *tr.ds.splits.get("extra_intention", ())) if c.label is not None]
     losses = pretrain_intention(tr.model, tr.ctx_tok, labelled, tr.cfg, tr.added_ids, tr.shows_progress(progress))
     if tr.shows_progress(progress):
         tqdm.write(f"intention stage on {len(labelled)} comments: loss per epoch {[round(x, 3) for x in losses]}")
@@ -413,7 +416,7 @@ def _batch(tr: TrainingRun, rows: list[int], cache: TextCache | None, attr_table
     gold = [tr.index[c.sticker_id] for c in convs]
     cand = candidates(gold, len(tr.ds.stickers), cfg, rng, tr.labels, tr.same_label)
     col = {s: i for i, s in enumerate(cand)}
-    args.update(gold_label=torch.tensor([LABEL_INDEX[c.label] for c in convs]), pixels=tr.stickers.pixels[cand],
+    args.update(gold_label=torch.tensor([label_id(c.label) for c in convs]), pixels=tr.stickers.pixels[cand],
                 attr_emb=attr_table[cand] if attr_table is not None else None, attr_mask=tr.stickers.attribute_mask[cand],
                 positive=torch.tensor([col[g] for g in gold]), negative_mask=torch.tensor([[s != g for s in cand] for g in gold]),
                 log_prior=tr.train_log_prior[cand] if tr.train_log_prior is not None else None,
@@ -421,7 +424,7 @@ def _batch(tr: TrainingRun, rows: list[int], cache: TextCache | None, attr_table
     if tr.extra:
         per_batch = cfg.extra_intention_per_batch if cache is None else cfg.extra_intention_cached_per_batch
         chosen = rng.sample(range(len(tr.extra)), min(per_batch, len(tr.extra)))
-        args["extra_labels"] = torch.tensor([LABEL_INDEX[tr.extra[i].label] for i in chosen])
+        args["extra_labels"] = torch.tensor([label_id(tr.extra[i].label) for i in chosen])
         if cache is None:
             args["extra_ids"], args["extra_mask"] = context_batch([tr.extra[i] for i in chosen], tr.ctx_tok, False)
         else:

@@ -1,0 +1,175 @@
+"""TweetEval emoji: the adapter (leak removal, split rules, held-out emoji), the official scorer and
+the predictions file, on a tiny source directory built here; and once on the shared data."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from sdk.dataset import load_dataset
+from sdk.errors import DatasetError
+from training.data.tweeteval import build, clean_context, task_sticker_ids
+from training.tweeteval_scoring import closed_metrics, official_macro_f1, predicted_labels, read_predictions, write_predictions
+
+# (unified code points, name, subcategory): the three task emoji and one distractor
+EMOJI = [("2764-FE0F", "red heart", "heart"), ("1F602", "face with tears of joy", "face-smiling"),
+         ("2600-FE0F", "sun", "sky & weather"), ("1F44D", "thumbs up", "hand-fingers-closed")]
+
+
+def tiny_source(root: Path, with_test: bool = False) -> Path:
+    """A shared-data-shaped directory: 4 emoji, 3 task labels, 20 train and 6 val tweets."""
+    emoji = root / "emoji"
+    (emoji / "png64").mkdir(parents=True)
+    (emoji / "annotations").mkdir()
+    meta = []
+    for unified, name, sub in EMOJI:
+        image = f"{unified.lower()}.png"
+        Image.new("RGBA", (64, 64), (200, 30, 30, 255)).save(emoji / "png64" / image)
+        meta.append({"unified": unified, "name": name.upper(), "image": image, "subcategory": sub})
+    (emoji / "emoji.json").write_text(json.dumps(meta), encoding="utf-8")
+    for lang in ("en", "zh"):
+        (emoji / "annotations" / f"{lang}.json").write_text("[]", encoding="utf-8")
+    te = root / "tweeteval-emoji"
+    te.mkdir()
+    (te / "mapping.txt").write_text("0\t❤\t_red_heart_\n1\t😂\t_face_with_tears_of_joy_\n2\t☀\t_sun_\n", encoding="utf-8")
+    train = [(f"love you {i} \ufe0f \ufe0f", 0) if i % 3 == 0 else (f"lol {i} 😂", 1) if i % 3 == 1 else (f"beach day {i}\ufe0f", 2)
+             for i in range(20)]
+    val = [("so much love \ufe0f", 0), ("haha 😂😂", 1), ("sunny\u2028day ☀️", 2), ("\ufe0f \ufe0f", 0), ("ok lol", 1), ("sun", 2)]
+    splits = {"train": train, "val": val} | ({"test": val[:3]} if with_test else {})
+    for name, rows in splits.items():
+        (te / f"{name}_text.txt").write_text("".join(t + "\n" for t, _ in rows), encoding="utf-8")
+        (te / f"{name}_labels.txt").write_text("".join(f"{y}\n" for _, y in rows), encoding="utf-8")
+    ge = root / "goemotions"
+    ge.mkdir()
+    (ge / "train.tsv").write_text("thanks a lot\t15\tc1\nwhat a day 😂\t1\tc2\nthis is fine\t27\tc3\n", encoding="utf-8")
+    return root
+
+
+@pytest.mark.parametrize("raw,clean", [
+    ("Love love love all these people \ufe0f \ufe0f \ufe0f #friends", "Love love love all these people #friends"),
+    ("sunny \ufe0e day", "sunny day"),
+    ("family \u200d time 🏽", "family time"),
+    ("keycap \u20e3 and 😂 left", "keycap and left"),
+    ("flag 🇺🇸 here \U000e0067", "flag here"),
+    ("♡ stays, text too: café", "♡ stays, text too: café"),
+])
+def test_clean_context_removes_the_leak_and_emoji_residue(raw, clean):
+    assert clean_context(raw) == clean
+    assert "\ufe0f" not in clean_context(raw)
+
+
+def test_adapter_splits_leak_and_unlabelled_contexts(tmp_path):
+    src = tiny_source(tmp_path / "src")
+    counts = build(src, tmp_path / "ds", catalog="full", seed=3, validation_fraction=0.25)
+    ds = load_dataset(tmp_path / "ds")
+    assert len(ds.stickers) == 4 and counts["dropped_empty_val"] == 1  # "\ufe0f \ufe0f" is empty once cleaned
+    assert (len(ds.split("train")), len(ds.split("validation")), len(ds.split("test"))) == (15, 5, 5)
+    for conv in (*ds.split("train"), *ds.split("validation"), *ds.split("test")):
+        assert conv.label is None and "\ufe0f" not in conv.context[0].text and "😂" not in conv.context[0].text
+    assert [c.context[0].text for c in ds.split("test")][:3] == ["so much love", "haha", "sunny day"]  # a line separator is whitespace
+    assert counts["train_had_fe0f"] == 13
+    # the test split is val_text in order; validation is carved out of train, the same per seed
+    again = build(src, tmp_path / "ds2", seed=3, validation_fraction=0.25)
+    assert again == counts
+    assert [c.id for c in load_dataset(tmp_path / "ds2").split("validation")] == [c.id for c in ds.split("validation")]
+    other = build(src, tmp_path / "ds3", seed=4, validation_fraction=0.25)
+    assert other["validation"] == 5
+    assert {c.id for c in load_dataset(tmp_path / "ds3").split("validation")} != {c.id for c in ds.split("validation")}
+    assert [c.label for c in ds.split("extra_intention")] == ["gratitude", "neutral"]  # comments with emoji are not extra
+    assert task_sticker_ids(ds.info.details) == ["emoji-2764-fe0f", "emoji-1f602", "emoji-2600-fe0f"]
+    assert "U+FE0F" in ds.info.details["rules"]["leak"]
+
+
+def test_task_catalog_test_file_and_held_out(tmp_path):
+    src = tiny_source(tmp_path / "src", with_test=True)
+    build(src, tmp_path / "task", catalog="task")
+    ds = load_dataset(tmp_path / "task")
+    assert sorted(s.id for s in ds.stickers) == sorted(task_sticker_ids(ds.info.details))
+    # with test_text.txt: val becomes validation, test_text the test split
+    assert (len(ds.split("train")), len(ds.split("validation")), len(ds.split("test"))) == (20, 5, 3)
+    build(src, tmp_path / "held", catalog="task", held_out=1, seed=0)
+    held = load_dataset(tmp_path / "held")
+    (gone,) = held.info.details["held_out"]
+    assert all(c.sticker_id != gone for c in (*held.split("train"), *held.split("validation")))
+    assert held.split("test") and all(c.sticker_id == gone for c in held.split("test"))
+    assert len(held.stickers) == 3  # ranked among all the task emoji
+    with pytest.raises(DatasetError, match="hold-out"):
+        build(src, tmp_path / "bad", catalog="task", held_out=3)
+
+
+def test_adapter_errors_name_the_file(tmp_path):
+    src = tiny_source(tmp_path / "src")
+    (src / "tweeteval-emoji" / "val_labels.txt").write_text("0\n1\n", encoding="utf-8")
+    with pytest.raises(DatasetError, match="val_text.txt: 6 tweets but val_labels.txt has 2"):
+        build(src, tmp_path / "ds")
+    (src / "tweeteval-emoji" / "val_labels.txt").write_text("0\n1\n7\n0\n1\n2\n", encoding="utf-8")
+    with pytest.raises(DatasetError, match=r"val_labels.txt:3: label '7'"):
+        build(src, tmp_path / "ds")
+    assert not (tmp_path / "ds").exists()
+
+
+def test_cli_writes_the_dataset(tmp_path):
+    from sdk.cli import app
+
+    src = tiny_source(tmp_path / "src")
+    result = CliRunner().invoke(app, ["data", "tweeteval", "--source", str(src), "--out", str(tmp_path / "ds"), "--catalog", "task"])
+    assert result.exit_code == 0, result.output
+    assert "rule leak" in result.output and len(load_dataset(tmp_path / "ds").stickers) == 3
+    bad = CliRunner().invoke(app, ["data", "tweeteval", "--source", str(src), "--out", str(tmp_path / "x"), "--catalog", "all"])
+    assert bad.exit_code == 2
+
+
+def test_official_macro_f1_against_a_hand_computed_case():
+    gold = [0, 0, 1, 1, 2, 2]
+    pred = [0, 1, 1, 1, 0, 2]
+    # label 0: P 1/2 R 1/2 F 1/2; label 1: P 2/3 R 1 F 0.8; label 2: P 1 R 1/2 F 2/3
+    assert official_macro_f1(gold, pred) == pytest.approx(100 * (0.5 + 0.8 + 2 / 3) / 3)
+    # a label never predicted has F1 0 and still counts in the macro average
+    assert official_macro_f1([0, 1, 2], [0, 0, 0]) == pytest.approx(100 * (0.5 + 0 + 0) / 3)
+
+
+def test_closed_protocol_and_predictions_file(tmp_path):
+    # 3 queries over 5 pack columns; the task's labels 0, 1, 2 sit in columns 4, 0, 2
+    scores = np.array([[0.1, 0.0, 0.2, 0.9, 0.5],   # task scores (0.5, 0.1, 0.2): predicts 0
+                       [0.7, 0.0, 0.7, 0.0, 0.1],   # (0.1, 0.7, 0.7): tie, argmax takes label 1
+                       [0.3, 0.0, 0.1, 0.0, 0.2]])  # (0.2, 0.3, 0.1): predicts 1
+    columns = [4, 0, 2]
+    assert list(predicted_labels(scores, columns)) == [0, 1, 1]
+    m = closed_metrics(scores, [0, 2, 2], columns)
+    assert m["accuracy"] == pytest.approx(100 / 3)
+    assert m["mrr"] == pytest.approx(100 * (1 + 1 / 2 + 1 / 3) / 3)  # the tie ranks gold 2 second (pessimistic)
+    assert m["top5"] == 100.0 and m["n"] == 3
+    write_predictions(tmp_path / "predictions.txt", predicted_labels(scores, columns))
+    assert (tmp_path / "predictions.txt").read_text() == "0\n1\n1\n"
+    assert read_predictions(tmp_path / "predictions.txt") == [0, 1, 1]
+    (tmp_path / "bad.txt").write_text("0\n20\n")
+    with pytest.raises(DatasetError, match="bad.txt:2"):
+        read_predictions(tmp_path / "bad.txt")
+
+
+def test_tweeteval_from_shared_data(shared_data, tmp_path):
+    if not (shared_data / "tweeteval-emoji" / "train_text.txt").is_file():
+        pytest.skip("../shared/data/tweeteval-emoji is absent")
+    counts = build(shared_data, tmp_path / "te", catalog="task", extra_intention=False)
+    assert counts["train"] + counts["validation"] == 45_000 and counts["test"] == 5_000 and counts["stickers"] == 20
+    ds = load_dataset(tmp_path / "te")
+    assert not any("\ufe0f" in c.context[0].text for c in ds.split("test"))
+
+
+@pytest.mark.parametrize("extra", [False, True])
+def test_trains_on_unlabelled_tweets_with_and_without_extra_intention(tmp_path, extra):
+    from training.config import preset
+    from training.trainer import train
+
+    src = tiny_source(tmp_path / "src")
+    build(src, tmp_path / "ds", catalog="task", validation_fraction=0.25)
+    cfg = preset("tiny", epochs=2, text_epochs=1, extra_intention=extra, mode="paper" if extra else "fused")
+    result = train(cfg, tmp_path / "ds", tmp_path / "run", progress=False)
+    first = result["history"][0]
+    assert np.isfinite(first["train_loss"]) and np.isfinite(first["val_mAP"])
+    # the intention head learns only where labels exist: the extra GoEmotions comments
+    assert ("train_int" in first) == extra
+    assert "val_intention_accuracy" not in first  # tweets have no labels to score it on
