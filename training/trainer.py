@@ -27,7 +27,7 @@ from tqdm import tqdm
 from sdk import atomic
 from sdk.dataset import Conversation, Dataset, load_dataset
 from sdk.imageprep import ImageSettings
-from sdk.labels import LABEL_INDEX, LABELS, label_id
+from sdk.labels import LABELS, label_id
 from sdk.scoring import DEFAULT_SMOOTHING, log_prior, usage_vector
 from sdk.textprep import ContextTokenizer, TextSettings
 
