@@ -173,3 +173,34 @@ def test_trains_on_unlabelled_tweets_with_and_without_extra_intention(tmp_path, 
     # the intention head learns only where labels exist: the extra GoEmotions comments
     assert ("train_int" in first) == extra
     assert "val_intention_accuracy" not in first  # tweets have no labels to score it on
+
+
+def test_classic_baselines_on_tiny_tweets(tmp_path):
+    from training.tweeteval_baselines import baseline_rows, majority_scores, markdown
+
+    src = tiny_source(tmp_path / "src")
+    build(src, tmp_path / "ds", catalog="task", validation_fraction=0.25)
+    result = baseline_rows(load_dataset(tmp_path / "ds"), grid=(0.1, 1.0))
+    assert result["chosen_C"] in (0.1, 1.0) and result["n_test"] == 5
+    (svm_name,) = [n for n in result["rows"] if n.startswith("tfidf-svm")]
+    # the words of each label ("love", "lol", "sun"/"beach") are in the test tweets: the SVM beats majority
+    assert result["rows"][svm_name]["accuracy"] > result["rows"]["majority"]["accuracy"]
+    assert "U+FE0F" in markdown(result)
+    assert list(majority_scores(np.array([1, 1, 2]), 2, 3)[0]) == [0.0, 2.0, 1.0]
+
+
+def test_sdk_protocols_write_the_official_predictions(tiny_bundle, tmp_path):
+    from benchmarks.tweeteval import closed_protocol, markdown, open_protocol
+    from training.tweeteval_scoring import read_predictions
+
+    src = tiny_source(tmp_path / "src")
+    build(src, tmp_path / "task", catalog="task", validation_fraction=0.25)
+    build(src, tmp_path / "full", catalog="full", validation_fraction=0.25)
+    closed = closed_protocol(tiny_bundle, tmp_path / "task", tmp_path)
+    predicted = read_predictions(tmp_path / "predictions.txt", n_labels=3)
+    assert len(predicted) == closed["n"] == 5
+    gold = [0, 1, 2, 1, 2]  # val_text's labels, the empty fourth tweet dropped
+    assert closed["accuracy"] == pytest.approx(100 * np.mean(np.array(predicted) == np.array(gold)))
+    opened = open_protocol(tiny_bundle, tmp_path / "full")
+    assert opened["stickers"] == 4 and 0 < opened["mrr"] <= 100 and opened["R@10"] == 100.0
+    assert "macro-F1" in markdown({"closed": closed, "open": opened})
