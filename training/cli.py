@@ -23,6 +23,15 @@ data_app = new_app("Build dataset directories: the built-in synthetic world or t
 app.add_typer(data_app, name="data")
 
 
+def _report(title: str, counts: dict[str, int], rules: dict[str, str]) -> None:
+    """What a real-data builder wrote: its counts and the rules it applied."""
+    typer.echo(title)
+    for key, value in counts.items():
+        typer.echo(f"  {key:28s} {value}")
+    for key, rule in rules.items():
+        typer.echo(f"  rule {key}: {rule}")
+
+
 @data_app.command("synthetic")
 def data_synthetic(
     out: Path = typer.Option(..., "--out", help="Dataset directory to write: free, empty or an earlier dataset (replaced atomically)."),
@@ -54,11 +63,7 @@ def data_goemoji(
         counts = build(source, out, seed=seed, validation_fraction=validation_fraction)
     except IntraError as e:
         fail(e)
-    typer.echo(f"wrote GoEmoji dataset to {out}")
-    for key, value in counts.items():
-        typer.echo(f"  {key:28s} {value}")
-    for key, rule in RULES.items():
-        typer.echo(f"  rule {key}: {rule}")
+    _report(f"wrote GoEmoji dataset to {out}", counts, RULES)
 
 
 @data_app.command("tweeteval")
@@ -79,11 +84,7 @@ def data_tweeteval(
                        held_out=hold_out, extra_intention=extra_intention)
     except IntraError as e:
         fail(e)
-    typer.echo(f"wrote TweetEval emoji dataset to {out}")
-    for key, value in counts.items():
-        typer.echo(f"  {key:28s} {value}")
-    for key, rule in RULES.items():
-        typer.echo(f"  rule {key}: {rule}")
+    _report(f"wrote TweetEval emoji dataset to {out}", counts, RULES)
 
 
 @app.command("train")
