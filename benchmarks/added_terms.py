@@ -1,4 +1,4 @@
-"""Issue 11, measured on validation only: do terms added to Int-RA's final score carry anything it lacks?
+"""GoEmoji, measured on validation only: do terms added to Int-RA's final score carry anything it lacks?
 
     python -m benchmarks.added_terms --model BUNDLE [--model BUNDLE ...] --data DIR --out DIR
 

@@ -1,4 +1,4 @@
-"""A lever for issue 11, measured on validation only: per-sticker weights on top of Int-RA's score.
+"""A GoEmoji lever, measured on validation only: per-sticker weights on top of Int-RA's score.
 
     python -m benchmarks.emoji_head --model BUNDLE [--model BUNDLE ...] --data DIR --out DIR
 

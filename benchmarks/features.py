@@ -1,4 +1,4 @@
-"""What each optional feature of `rank()` costs, as a fraction of a plain `rank()` (issue 15).
+"""What each optional feature of `rank()` costs, as a fraction of a plain `rank()`.
 
     python -m benchmarks.features --model BUNDLE --data DIR --out DIR [--repeat 200]
 

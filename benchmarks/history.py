@@ -1,4 +1,4 @@
-"""Personal history on simulated users of the synthetic world (issue 15 item 1).
+"""Personal history on simulated users of the synthetic world.
 
     python -m benchmarks.history --model BUNDLE --data DIR --out DIR [--users 200]
 

@@ -1,4 +1,4 @@
-"""The suggest head: does this moment call for a sticker at all? (issue 15 item 2)
+"""The suggest head: does this moment call for a sticker at all?
 
 A logistic regression on H^T (the run's pooled text encoding, frozen), so the exported intention
 graph answers it from the pass it already makes. Learnt from GoEmotions: comments whose writer
