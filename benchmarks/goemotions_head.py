@@ -51,7 +51,7 @@ def main(
             ids, mask = context_batch(convs[k:k + 64], tokenizer, False)
             logits, _ = model.query(model.encode_text(ids, mask))
             preds.append(logits.argmax(-1).numpy())
-    head = classification_metrics(np.concatenate(preds), gold, len(LABELS))
+    head = classification_metrics(np.concatenate(preds), gold)
     ds = load_dataset(data or conf["dataset"]["path"])
     train = list(ds.split("train")) + list(ds.splits.get("extra_intention", ()))
     features = FrozenFeatures(cache_dir=cache or out / "cache", cfg=ProbeConfig(), progress=True)
@@ -59,7 +59,7 @@ def main(
                                len(LABELS), ProbeConfig().intention_epochs, ProbeConfig())
     with torch.no_grad():
         probe_pred = layer(torch.from_numpy(features([context_text(c) for c in convs]))).argmax(-1).numpy()
-    probe = classification_metrics(probe_pred, gold, len(LABELS))
+    probe = classification_metrics(probe_pred, gold)
     result = {"split": split, "comments": len(convs), "run": str(run), "head": head, "probe_intention": probe,
               "bert_base_macro_f1_published": BERT_BASE_MACRO_F1}
     atomic.write_json(out / "head.json", result)

@@ -13,7 +13,6 @@ machinery on a machine without a GPU).
 
 from __future__ import annotations
 
-import io
 import shutil
 import subprocess
 import time
@@ -67,9 +66,7 @@ def reference_scores(model: Path, pack: Path, texts: list[list[str]]) -> np.ndar
 
 
 def save_reference(path: Path, scores: np.ndarray) -> None:
-    buf = io.BytesIO()
-    np.save(buf, scores.astype(np.float32), allow_pickle=False)
-    atomic.write_bytes(path, buf.getvalue())
+    atomic.write_npy(path, scores.astype(np.float32))
 
 
 def load_reference(path: Path, shape: tuple[int, int]) -> np.ndarray:

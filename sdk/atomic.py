@@ -71,6 +71,17 @@ def write_json(path: Path, obj: Any) -> None:
     write_text(path, json.dumps(obj, ensure_ascii=False, indent=2) + "\n")
 
 
+def write_npy(path: Path, array: Any) -> None:
+    """Atomically write `array` as a ``.npy`` file (never pickled)."""
+    import io
+
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.save(buf, np.asarray(array), allow_pickle=False)
+    write_bytes(path, buf.getvalue())
+
+
 # ---------------------------------------------------------------------------- the exchange
 _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2

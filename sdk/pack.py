@@ -19,7 +19,6 @@ Every file is checked against its sha256 on load; paths must stay inside the pac
 
 from __future__ import annotations
 
-import io
 import os
 import shutil
 import time
@@ -293,9 +292,7 @@ def write_pack(out: Path | str, stickers: Sequence[PackSticker], embeddings: np.
             dest.parent.mkdir(parents=True, exist_ok=True)
             if sources is not None:
                 shutil.copyfile(sources[i], dest)
-        buf = io.BytesIO()
-        np.save(buf, vectors, allow_pickle=False)
-        atomic.write_bytes(tmp / EMBEDDINGS_FILE, buf.getvalue())
+        atomic.write_npy(tmp / EMBEDDINGS_FILE, vectors)
         meta = PackMeta(fingerprint, int(vectors.shape[1]) if vectors.ndim == 2 else 0, sha256_file(tmp / EMBEDDINGS_FILE),
                         tuple(stickers), dtype, created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **details)
         atomic.write_json(tmp / PACK_FILE, meta.to_json())

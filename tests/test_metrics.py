@@ -57,7 +57,7 @@ def test_pr_curve_is_monotone_and_ends_at_full_recall():
 
 
 def test_classification_metrics():
-    m = classification_metrics(np.array([0, 0, 1, 2]), np.array([0, 1, 1, 2]), 3)
+    m = classification_metrics(np.array([0, 0, 1, 2]), np.array([0, 1, 1, 2]))
     assert m["accuracy"] == 0.75
     # F1: class0 2/3, class1 2/3, class2 1
     assert m["macro_f1"] == pytest.approx((2 / 3 + 2 / 3 + 1) / 3)

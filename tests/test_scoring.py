@@ -64,6 +64,21 @@ def test_choose_weights_finds_the_prior_when_popularity_decides(synthetic_dir):
     assert len(tried) > 1 and all(t["label_weight"] == 0 for t in tried)
 
 
+def test_macro_f1_objective_refuses_a_prior_that_only_helps_the_popular_sticker(synthetic_dir):
+    from sdk.dataset import load_dataset
+    from training.score_weights import choose_weights
+
+    ds = load_dataset(synthetic_dir)
+    n = len(ds.stickers)
+    gold = np.arange(200) % n  # every sticker is gold equally often: popularity cannot help
+    rng = np.random.default_rng(0)
+    cosines = 0.05 * np.eye(n)[gold] + rng.normal(scale=0.01, size=(200, n))
+    weights, tried = choose_weights(cosines, None, ds, gold, objective_name="macro_f1")
+    assert weights.prior == 0
+    assert all("macro_F1" in t for t in tried)
+    assert max(t["macro_F1"] for t in tried) == tried[0]["macro_F1"]
+
+
 def test_dataset_pack_carries_training_usage_and_labels(tiny_pack, synthetic_dir):
     from sdk.dataset import load_dataset
 

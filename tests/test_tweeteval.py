@@ -204,3 +204,53 @@ def test_sdk_protocols_write_the_official_predictions(tiny_bundle, tmp_path):
     opened = open_protocol(tiny_bundle, tmp_path / "full")
     assert opened["stickers"] == 4 and 0 < opened["mrr"] <= 100 and opened["R@10"] == 100.0
     assert "macro-F1" in markdown({"closed": closed, "open": opened})
+
+
+def tiny_text_model(path: Path, texts: list[str]) -> Path:
+    """A 1-layer BERT and its WordPiece tokenizer saved as a local Hugging Face directory."""
+    from transformers import BertConfig, BertModel
+
+    from training.encoders import train_wordpiece
+
+    tok = train_wordpiece(texts, 200)
+    config = BertConfig(vocab_size=tok.get_vocab_size(), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=32, max_position_embeddings=128)
+    BertModel(config).save_pretrained(str(path))
+    tok.save(str(path / "tokenizer.json"))
+    return path
+
+
+def test_fine_tuned_classifier_and_label_bias(tmp_path):
+    from training.metrics import macro_f1
+    from training.tweeteval_baselines import text_and_labels
+    from training.tweeteval_classifier import ClassifierConfig, fit_label_bias, run
+
+    src = tiny_source(tmp_path / "src")
+    build(src, tmp_path / "ds", catalog="task", validation_fraction=0.25)
+    texts, _ = text_and_labels(load_dataset(tmp_path / "ds"), "train")
+    model = tiny_text_model(tmp_path / "bert", texts)
+    cfg = ClassifierConfig(epochs=30, batch_size=8, lr=3e-3, head_lr=3e-2, warmup=0.0)
+    result = run(tmp_path / "ds", tmp_path / "clf", cfg, model, progress=False)
+    # each label has its own words: the classifier learns them
+    assert result["validation"]["plain"]["accuracy"] == 100.0
+    assert len(read_predictions(tmp_path / "clf" / "predictions.txt", n_labels=3)) == result["test"]["plain"]["n"] == 5
+    assert np.load(tmp_path / "clf" / "test_logits.npy").shape == (5, 3)
+    # the bias moves only when it raises validation macro-F1: label 2 starts never predicted
+    logits = np.array([[2.0, 0.0, 1.5], [0.0, 2.0, 1.5], [2.0, 0.0, 1.9], [0.0, 2.0, 1.9]])
+    gold = np.array([0, 1, 2, 2])
+    bias = fit_label_bias(logits, gold)
+    assert macro_f1(gold, (logits + bias).argmax(1)) == 100.0 > macro_f1(gold, logits.argmax(1))
+
+
+def test_numpy_macro_f1_matches_the_official_scorer_and_the_paired_bootstrap():
+    from training.metrics import macro_f1, paired_macro_f1
+
+    rng = np.random.default_rng(0)
+    gold = rng.integers(0, 20, 400)
+    good = np.where(rng.random(400) < 0.6, gold, rng.integers(0, 20, 400))
+    bad = np.where(rng.random(400) < 0.2, gold, rng.integers(0, 17, 400))
+    assert macro_f1(gold, good) == pytest.approx(official_macro_f1(gold, good), abs=1e-9)
+    assert macro_f1(gold, bad) == pytest.approx(official_macro_f1(gold, bad), abs=1e-9)
+    far = paired_macro_f1(gold, good, bad, rounds=300)
+    assert far["beyond_noise"] and far["interval"][0] > 0
+    assert not paired_macro_f1(gold, good, good, rounds=50)["beyond_noise"]

@@ -21,7 +21,7 @@ import numpy as np
 
 from sdk import atomic
 from sdk.dataset import load_dataset
-from sdk.labels import LABELS, label_id
+from sdk.labels import label_id
 from sdk.scoring import ScoreWeights, softmax, usage_vector
 
 from .features import sticker_inputs, sticker_labels
@@ -139,7 +139,7 @@ def evaluate(run: Path | str, data: Path | str, split: str = "test", compare: Ma
         models[name], curves[name], paired[name] = _row(sc, gold, labels)
     gold_labels = np.array([label_id(c.label) for c in convs])
     known = gold_labels >= 0  # a split without intention labels gets no intention figures, never invented ones
-    intention = {name: classification_metrics(lg.argmax(1)[known], gold_labels[known], len(LABELS))
+    intention = {name: classification_metrics(lg.argmax(1)[known], gold_labels[known])
                  for name, lg in details["logits"].items()} if known.any() else {}
     per_query = per_query_metrics(scores[MAIN], gold, labels)
     ranks = gold_ranks(scores["random"], gold)  # sanity anchor for the report: expected ~ S/2

@@ -99,12 +99,7 @@ class FrozenFeatures:
             if cached.shape[0] == len(texts):
                 return cached
         feats = self._encode(texts)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        import io
-
-        buf = io.BytesIO()
-        np.save(buf, feats, allow_pickle=False)
-        atomic.write_bytes(path, buf.getvalue())
+        atomic.write_npy(path, feats)
         return feats
 
 

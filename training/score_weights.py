@@ -2,7 +2,9 @@
 
 After training, the best checkpoint scores the validation conversations; every pair of weights on
 a small grid is tried with :class:`sdk.scoring.ScoreTerms` (the SDK's own scoring) and the pair with
-the best mean of MRR, R@10 and mAP is kept in the run's ``scoring.json``. The export copies it into
+the best objective is kept in the run's ``scoring.json``: the mean of MRR, R@10 and mAP
+(``retrieval``, the default), or the macro-F1 of the top-1 sticker (``macro_f1``, the metric of a
+closed task such as TweetEval emoji, chosen by the run's ``calibrate_for``). The export copies it into
 the bundle's manifest, so apps rank with it. The test split is never looked at.
 """
 
@@ -19,7 +21,8 @@ from sdk import atomic
 from sdk.dataset import Dataset
 from sdk.scoring import ScoreTerms, ScoreWeights, usage_vector
 
-from .metrics import retrieval_metrics
+from .config import TrainConfig
+from .metrics import macro_f1, retrieval_metrics
 
 SCORING_FILE = "scoring.json"
 PRIOR_GRID = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
@@ -27,9 +30,17 @@ LABEL_GRID = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
 OBJECTIVE = ("MRR", "R@10", "mAP")
 
 
-def objective(metrics: dict[str, float]) -> float:
-    """What the weights are chosen for: the mean of MRR, R@10 and mAP."""
+def objective(metrics: dict[str, float], name: str = "retrieval") -> float:
+    """What the weights are chosen for: the mean of MRR, R@10 and mAP, or the top-1 macro-F1."""
+    if name == "macro_f1":
+        return metrics["macro_F1"]
     return float(np.mean([metrics[k] for k in OBJECTIVE]))
+
+
+def top1_macro_f1(scores: np.ndarray, gold: np.ndarray) -> float:
+    """Macro-F1 (0-1) of the best-scored sticker against the gold one, over the stickers that are
+    gold or predicted (as sklearn's classification_report, which TweetEval's scorer uses)."""
+    return macro_f1(gold, np.asarray(scores).argmax(1)) / 100.0
 
 
 def dataset_terms(ds: Dataset) -> tuple[list[int], np.ndarray | None]:
@@ -44,7 +55,8 @@ def score_terms(ds: Dataset, weights: ScoreWeights, has_head: bool) -> ScoreTerm
     return ScoreTerms(weights, *dataset_terms(ds), has_head)
 
 
-def choose_weights(cosines: np.ndarray, logits: np.ndarray | None, ds: Dataset, gold: np.ndarray) -> tuple[ScoreWeights, list[dict[str, Any]]]:
+def choose_weights(cosines: np.ndarray, logits: np.ndarray | None, ds: Dataset, gold: np.ndarray,
+                   objective_name: str = "retrieval") -> tuple[ScoreWeights, list[dict[str, Any]]]:
     """The grid point with the best objective on these (validation) scores, and every point tried.
 
     Ties keep the smaller weights (the grid is walked from zero up)."""
@@ -54,19 +66,24 @@ def choose_weights(cosines: np.ndarray, logits: np.ndarray | None, ds: Dataset, 
     tried, best = [], None
     for prior, label in itertools.product(prior_grid, label_grid):
         w = ScoreWeights(prior=prior, label=label)
-        metrics = retrieval_metrics(ScoreTerms(w, labels, counts, logits is not None).scores(cosines, logits), gold, labels)
-        value = objective(metrics)
+        scores = ScoreTerms(w, labels, counts, logits is not None).scores(cosines, logits)
+        metrics = {**retrieval_metrics(scores, gold, labels), "macro_F1": top1_macro_f1(scores, gold)}
+        value = objective(metrics, objective_name)
         tried.append({"prior_weight": prior, "label_weight": label, "objective": round(value, 5),
-                      **{k: round(metrics[k], 5) for k in OBJECTIVE}})
+                      **{k: round(metrics[k], 5) for k in (*OBJECTIVE, "macro_F1")}})
         if best is None or value > best[1] + 1e-12:
             best = (w, value)
     assert best is not None
     return best[0], tried
 
 
-def write_weights(run: Path, weights: ScoreWeights, tried: list[dict[str, Any]], split: str) -> None:
+def describe(objective_name: str) -> str:
+    return "top-1 macro-F1" if objective_name == "macro_f1" else "mean of " + ", ".join(OBJECTIVE)
+
+
+def write_weights(run: Path, weights: ScoreWeights, tried: list[dict[str, Any]], split: str, objective_name: str = "retrieval") -> None:
     atomic.write_json(run / SCORING_FILE, {**weights.to_json(), "chosen_on": split,
-                                           "objective": "mean of " + ", ".join(OBJECTIVE), "grid": tried})
+                                           "objective": describe(objective_name), "grid": tried})
 
 
 def read_weights(run: Path | str) -> ScoreWeights:
@@ -88,11 +105,12 @@ def calibrate_run(run: Path | str, data: Path | str, split: str = "validation") 
     from .scoring import score_conversations
 
     ds = load_dataset(data)
-    model, tokenizer, image_settings, _ = load_run(run)
+    model, tokenizer, image_settings, conf = load_run(run)
+    cfg = TrainConfig.from_dict(conf["train"])
     convs = ds.split(split)
     cosines, logits = score_conversations(model, tokenizer, sticker_inputs(ds, image_settings), convs)
     index = ds.sticker_index()
     gold = np.array([index[c.sticker_id] for c in convs])
-    weights, tried = choose_weights(cosines, logits, ds, gold)
-    write_weights(Path(run), weights, tried, split)
+    weights, tried = choose_weights(cosines, logits, ds, gold, cfg.calibrate_for)
+    write_weights(Path(run), weights, tried, split, cfg.calibrate_for)
     return weights

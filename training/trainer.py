@@ -27,7 +27,7 @@ from tqdm import tqdm
 from sdk import atomic
 from sdk.dataset import Conversation, Dataset, load_dataset
 from sdk.imageprep import ImageSettings
-from sdk.labels import LABELS, label_id
+from sdk.labels import label_id
 from sdk.scoring import DEFAULT_SMOOTHING, log_prior, usage_vector
 from sdk.textprep import ContextTokenizer, TextSettings
 
@@ -111,7 +111,7 @@ def _param_groups(model: IntRA, cfg: TrainConfig) -> list[dict[str, Any]]:
 
 def evaluate_split(model: IntRA, tokenizer: ContextTokenizer, stickers, ds, split: str, labels: list[int],
                    mode: str | None = None, attr_table: torch.Tensor | None = None,
-                   text_frozen: bool = False, final: bool = False) -> dict[str, float]:
+                   text_frozen: bool = False, final: bool = False, objective: str = "retrieval") -> dict[str, float]:
     """Retrieval metrics (and intention accuracy / macro-F1 when the model has a head).
 
     With `final`, also the metrics of the final score (cosine plus the prior and label term with
@@ -122,14 +122,14 @@ def evaluate_split(model: IntRA, tokenizer: ContextTokenizer, stickers, ds, spli
     gold = np.array([index[c.sticker_id] for c in convs])
     out = retrieval_metrics(scores, gold, labels)
     if final:
-        _, tried = choose_weights(scores, logits, ds, gold)
+        _, tried = choose_weights(scores, logits, ds, gold, objective)
         best = max(tried, key=lambda t: t["objective"])
-        out.update({f"final_{k}": best[k] for k in ("objective", "prior_weight", "label_weight", *OBJECTIVE)})
+        out.update({f"final_{k}": best[k] for k in ("objective", "prior_weight", "label_weight", *OBJECTIVE, "macro_F1")})
     if logits is not None:
         gold_labels = np.array([label_id(c.label) for c in convs])
         if (gold_labels >= 0).any():  # no intention figures where the split has no labels
             known = gold_labels >= 0
-            cls = classification_metrics(logits.argmax(1)[known], gold_labels[known], len(LABELS))
+            cls = classification_metrics(logits.argmax(1)[known], gold_labels[known])
             out.update({"intention_accuracy": cls["accuracy"], "intention_macro_f1": cls["macro_f1"]})
     return out
 
@@ -370,7 +370,7 @@ def _fit(tr: TrainingRun, progress: bool) -> None:
         sums = _train_epoch(tr, ddp, epoch, cache, attr_table, progress)
         val = evaluate_split(model, tr.ctx_tok, tr.stickers, tr.ds, "validation", tr.labels,
                              attr_table=attr_table if frozen_tables else None, text_frozen=frozen_tables,
-                             final=cfg.select_on == "final")
+                             final=cfg.select_on == "final", objective=cfg.calibrate_for)
         _end_epoch(tr, epoch, time.perf_counter() - t0, sums, val, progress)
         if tr.world > 1:
             dist.barrier()
