@@ -163,8 +163,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     # is best on validation: measured on GoEmoji validation, 34.0 against 32.8 for the best mAP of
     # the cosine alone (docs/results/goemoji-levers.md)
     "small": dict(epochs=20, text_epochs=2, head_lr=3e-3, select_on="final"),
-    # TweetEval emoji's 40,500 training tweets (60 times GoEmoji) on 2 cores within 45 minutes: one
-    # epoch with MiniLM's top two layers tuned (about 25 minutes), then frozen and cached for the
+    # TweetEval emoji's 40,500 training tweets (60 times GoEmoji) on 2 cores, aimed at 45 minutes
+    # (measured: 46 alone, see docs/results/tweeteval.md): one epoch with MiniLM's top two layers
+    # tuned (about 22-25 minutes), then frozen and cached for the
     # heads and the sticker side; the best checkpoint by the final score on validation. With a
     # catalog of 20, the candidates are the whole catalog and InfoNCE is a softmax over it: the
     # classifier's own loss. The log usage prior sits in its logits (logit adjustment), so the

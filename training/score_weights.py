@@ -78,6 +78,7 @@ def choose_weights(cosines: np.ndarray, logits: np.ndarray | None, ds: Dataset, 
 
 
 def describe(objective_name: str) -> str:
+    """How scoring.json names the objective the weights were chosen for."""
     return "top-1 macro-F1" if objective_name == "macro_f1" else "mean of " + ", ".join(OBJECTIVE)
 
 
