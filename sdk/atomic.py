@@ -5,10 +5,12 @@ Files are written next to their destination (same filesystem), then renamed into
 Directories (datasets, bundles, packs) are built in a temporary sibling ``.NAME.PID.XXXX.tmp``
 and swapped in only when complete:
 
-- A writer replaces only what intra wrote before: an existing destination must be empty or hold
-  the marker file of its kind (``pack.json``, ``manifest.json``, ``dataset.json``). Anything else,
-  the input itself, a folder inside the input, or a folder holding the input is refused with
-  :class:`OutputError`, and nothing is touched.
+- A writer replaces only what intra provably wrote: an existing destination must be empty, or hold
+  the record ``.intra-output.json`` that every directory writer leaves (its kind and every entry it
+  wrote), its kind's marker file (``pack.json``, ``manifest.json``, ``dataset.json``) and nothing
+  that the record does not list, beyond the runtime's own caches. A file name alone proves nothing:
+  every web app has a ``manifest.json``. Anything else, the input itself, a folder inside the input,
+  or a folder holding the input is refused with :class:`OutputError`, and nothing is touched.
 - The swap is one ``renameat2(RENAME_EXCHANGE)`` on Linux: at every instant the path holds either
   the old or the new directory. Where the kernel or filesystem lacks it, the old directory is
   renamed to ``.NAME.old-PID`` first; a crash between the two renames is repaired by
@@ -22,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import fnmatch
 import json
 import logging
 import os
@@ -44,10 +47,11 @@ def _umask() -> int:
 
 
 def write_bytes(path: Path, data: bytes) -> None:
-    """Atomically replace `path` with `data`."""
+    """Atomically replace `path` with `data` (and remove temporary files that killed writers left)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    _remove_stale_files(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -156,6 +160,18 @@ def recover(dest: Path | str) -> bool:
     return False
 
 
+def _remove_stale_files(path: Path) -> None:
+    """Delete ``.NAME.PID.XXXX.tmp`` files beside `path` whose writer is no longer alive."""
+    stem = f".{path.name}."
+    with contextlib.suppress(OSError):
+        for p in path.parent.iterdir():
+            rest = p.name[len(stem):] if p.name.startswith(stem) else ""
+            pid = rest.split(".", 1)[0]
+            if rest.endswith(".tmp") and pid.isdigit() and p.is_file() and not p.is_symlink() and not _alive(int(pid)):
+                with contextlib.suppress(OSError):
+                    p.unlink()
+
+
 def remove_leftovers(dest: Path) -> list[Path]:
     """Remove the temporary and old directories that killed writers left beside `dest`."""
     recover(dest)
@@ -168,9 +184,40 @@ def remove_leftovers(dest: Path) -> list[Path]:
 
 
 # ---------------------------------------------------------------------------- what may be replaced
-def check_output(dest: Path, marker: str, kind: str, sources: Sequence[Path | str] = ()) -> None:
-    """Raise OutputError unless `dest` is free or holds a `kind` (recognised by `marker`), and is
-    neither one of `sources` nor inside or around one."""
+OWNED_FILE = ".intra-output.json"
+
+
+def entries(root: Path) -> list[str]:
+    """Every file, folder and link under `root` as sorted relative POSIX paths (links not followed)."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel = Path(dirpath).relative_to(root)
+        found += [(rel / name).as_posix() for name in (*dirnames, *filenames)]
+    return sorted(found)
+
+
+def _not_ours(dest: Path, marker: str, kind: str, own: Sequence[str]) -> str | None:
+    """Why non-empty `dest` is not provably a `kind` that intra wrote; None when it is."""
+    try:
+        record = json.loads((dest / OWNED_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return f"it has no readable {OWNED_FILE}, the record intra leaves in every directory it writes"
+    if not isinstance(record, dict) or record.get("kind") != kind or not isinstance(record.get("entries"), list):
+        return f"its {OWNED_FILE} does not record a {kind}"
+    if not (dest / marker).is_file():
+        return f"it has no {marker}"
+    written = {*record["entries"], OWNED_FILE}
+    foreign = [e for e in entries(dest) if e not in written and not any(fnmatch.fnmatchcase(e, p) for p in own)]
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        return f"it holds what intra did not write there: {shown}"
+    return None
+
+
+def check_output(dest: Path, marker: str, kind: str, sources: Sequence[Path | str] = (), own: Sequence[str] = ()) -> None:
+    """Raise OutputError unless `dest` is free, empty or a `kind` this writer provably wrote (see
+    the module's rules; `own`: glob patterns of files the runtime adds later, such as caches), and
+    is neither one of `sources` nor inside or around one."""
     dest = Path(dest)
     real = dest.resolve()
     for source in sources:
@@ -185,31 +232,36 @@ def check_output(dest: Path, marker: str, kind: str, sources: Sequence[Path | st
         return
     if not dest.is_dir():
         raise OutputError(f"{dest}: exists and is not a directory; choose another output directory")
-    if (dest / marker).is_file() or not any(dest.iterdir()):
+    if not any(dest.iterdir()):
         return
-    raise OutputError(f"{dest}: exists and is not a {kind} (no {marker}); intra replaces only a {kind} it wrote. "
-                      "Choose another output directory, or move this one away yourself")
+    why = _not_ours(dest, marker, kind, own)
+    if why is not None:
+        raise OutputError(f"{dest}: exists and is not a {kind} that intra wrote ({why}); intra replaces only its own "
+                          "output. Choose another output directory, or move this one away yourself")
 
 
 @contextlib.contextmanager
-def atomic_dir(dest: Path, marker: str, kind: str, sources: Sequence[Path | str] = ()) -> Iterator[Path]:
+def atomic_dir(dest: Path, marker: str, kind: str, sources: Sequence[Path | str] = (),
+               own: Sequence[str] = ()) -> Iterator[Path]:
     """Yield a temporary directory that becomes `dest` only if the block completes.
 
-    `dest` may only be free, empty, or a `kind` recognised by its `marker` file (checked before
-    the block runs; the finished directory must contain the marker). On error the temporary
-    directory is removed and an existing `dest` is left untouched.
+    `dest` may only be free, empty, or a `kind` this writer provably wrote (:func:`check_output`,
+    before the block runs and again before the swap). The finished directory must contain the
+    `marker`; the record of what it holds is added to it. On error the temporary directory is
+    removed and an existing `dest` is left untouched.
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     remove_leftovers(dest)
-    check_output(dest, marker, kind, sources)
+    check_output(dest, marker, kind, sources, own)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.{os.getpid()}.", suffix=".tmp", dir=dest.parent))
     os.chmod(tmp, 0o777 & ~_umask())
     try:
         yield tmp
         if not (tmp / marker).is_file():
             raise OutputError(f"{dest}: the writer did not produce {marker}; nothing was replaced")
-        check_output(dest, marker, kind, sources)  # it may have changed while the block ran
+        write_json(tmp / OWNED_FILE, {"kind": kind, "marker": marker, "entries": entries(tmp)})
+        check_output(dest, marker, kind, sources, own)  # it may have changed while the block ran
         _swap_in(tmp, dest)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

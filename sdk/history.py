@@ -14,10 +14,18 @@ costs `rank()` nothing). History file (JSON, written atomically after every chan
 
 Ids that are not in the pack being ranked are ignored for it (one history may serve several packs).
 A file that is not such a history raises :class:`HistoryError` and is never overwritten.
+
+Several processes may record into one file: every change takes an exclusive lock on the file
+(:mod:`sdk.locks`), reads what another process wrote since, adds its use and writes, so no
+acknowledged use is lost. A file holding more than :data:`MAX_STICKERS` stickers is trimmed to
+the heaviest on load.
 """
 
 from __future__ import annotations
 
+import contextlib
+import heapq
+import os
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -26,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from . import atomic
+from . import atomic, locks
 from .errors import ArgumentError, IntraError, is_number
 from .jsonfile import read_json_value
 from .schema import Int, MapOf, Obj, OneOf, check_document
@@ -74,6 +82,7 @@ class History:
         self.clock = 0
         self.uses: dict[str, Use] = {}
         self._lock = threading.Lock()
+        self._seen: tuple[int, int, int] | None = None  # the file as this object last read or wrote it
         #: bumped by every change, so users of `term` can keep its result until the next one
         self.version = 0
         if self.path is not None and self.path.exists():
@@ -81,17 +90,46 @@ class History:
 
     def _load(self, path: Path) -> None:
         where = str(path)
+        stamp = self._stamp()
         try:
             obj = read_json_value(path, HistoryError)
             check_document(obj, HISTORY_FORMAT_VERSION, HISTORY_SCHEMA, where, HistoryError)
         except HistoryError as e:
             raise HistoryError(f"{e} (not overwritten: fix or delete the file, or use another path)") from None
-        self.clock = obj["clock"]
+        uses = {}
         for sid, u in obj["stickers"].items():
-            if u["last"] > self.clock or not is_number(u["weight"], lo=0.0):
+            # each use adds at most 1 and then decays, so a weight above the count was never written by a History
+            if u["last"] > obj["clock"] or not is_number(u["weight"], lo=0.0) or u["weight"] > u["count"] * (1 + 1e-9):
                 raise HistoryError(f"{where}: field 'stickers.{sid}' is inconsistent (last {u['last']} after clock "
-                                   f"{self.clock}, or a bad weight); not overwritten: fix or delete the file")
-            self.uses[sid] = Use(u["count"], u["last"], float(u["weight"]))
+                                   f"{obj['clock']}, or a weight that is negative or above its count); not overwritten: "
+                                   "fix or delete the file")
+            uses[sid] = Use(u["count"], u["last"], float(u["weight"]))
+        self.clock, self.uses, self._seen = obj["clock"], uses, stamp
+        self._trim()
+        self.version += 1
+
+    def _stamp(self) -> tuple[int, int, int] | None:
+        try:
+            st = os.stat(self.path) if self.path is not None else None
+        except OSError:
+            return None
+        return None if st is None else (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def _trim(self) -> None:
+        """Keep the MAX_STICKERS heaviest stickers."""
+        if len(self.uses) > MAX_STICKERS:
+            keep = heapq.nlargest(MAX_STICKERS, self.uses, key=self.weight)
+            self.uses = {sid: self.uses[sid] for sid in keep}
+
+    @contextlib.contextmanager
+    def _changing(self):
+        """Thread and file lock for a change, with what other processes wrote since read in first."""
+        with self._lock, (locks.exclusive(self.path) if self.path is not None else contextlib.nullcontext()):
+            if self.path is not None and self._stamp() not in (None, self._seen):
+                self._load(self.path)
+            yield
+            self.version += 1
+            self._save()
 
     def __len__(self) -> int:
         return len(self.uses)
@@ -105,21 +143,20 @@ class History:
         """Note one use of `sticker_id` and save the file (atomically) when there is one."""
         if not isinstance(sticker_id, str) or not sticker_id:
             raise ArgumentError(f"sticker_id must be a non-empty string, got {sticker_id!r}")
-        with self._lock:
+        try:  # checked before any change: an id the file cannot hold would block every later save
+            sticker_id.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ArgumentError(f"sticker_id must be valid Unicode text (no lone surrogates), got {sticker_id!r}") from None
+        with self._changing():
             self.clock += 1
             prev = self.uses.get(sticker_id)
             self.uses[sticker_id] = Use((prev.count if prev else 0) + 1, self.clock, self.weight(sticker_id) + 1.0)
-            if len(self.uses) > MAX_STICKERS:
-                del self.uses[min(self.uses, key=self.weight)]
-            self.version += 1
-            self._save()
+            self._trim()
 
     def forget(self) -> None:
         """Erase every recorded use (and write the empty history to the file)."""
-        with self._lock:
+        with self._changing():
             self.clock, self.uses = 0, {}
-            self.version += 1
-            self._save()
 
     def _save(self) -> None:
         if self.path is None:
@@ -131,6 +168,7 @@ class History:
         except OSError as e:
             raise HistoryError(f"{self.path}: could not be written ({e.strerror}); the change is kept in memory only, "
                                "the file is as it was") from None
+        self._seen = self._stamp()
 
     def term(self, index: Mapping[str, int], weight: float) -> tuple[np.ndarray, np.ndarray] | None:
         """(pack indices, w * log(1 + weight)) of the pack's stickers in the history; None when none are."""

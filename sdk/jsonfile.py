@@ -19,6 +19,8 @@ def loads(raw: bytes) -> Any:
 
 def read_json_value(path: Path, error: type[IntraError], missing: str = "") -> Any:
     """The JSON value in `path`; raises `error` when it is missing or not UTF-8 JSON."""
+    if path.is_dir():
+        raise error(f"{path}: is a directory, not a file")
     if not path.is_file():
         raise error(f"{path}: not found{'; ' + missing if missing else ''}")
     try:

@@ -148,9 +148,12 @@ class BundleManifest:
     @classmethod
     def from_json(cls, obj: Any, where: str, error: type[IntraError] = ManifestError) -> BundleManifest:
         """Parse and check manifest.json's object; `error` names `where` and the field at fault."""
-        if isinstance(obj, dict) and obj.get("format_version") != BUNDLE_FORMAT_VERSION:
-            raise error(f"{where}: field 'format_version' is {obj.get('format_version')!r}; this intra reads version "
-                        f"{BUNDLE_FORMAT_VERSION} (re-export the run with this intra's intra-export)")
+        version = obj.get("format_version") if isinstance(obj, dict) else BUNDLE_FORMAT_VERSION
+        if version != BUNDLE_FORMAT_VERSION:
+            newer = isinstance(version, int) and not isinstance(version, bool) and version > BUNDLE_FORMAT_VERSION
+            fix = ("a newer intra wrote it: upgrade intra to load it" if newer
+                   else "re-export the run with this intra's intra-export")
+            raise error(f"{where}: field 'format_version' is {version!r}; this intra reads version {BUNDLE_FORMAT_VERSION} ({fix})")
         check_document(obj, BUNDLE_FORMAT_VERSION, SCHEMA, where, error)
         if obj["main_mode"] not in obj["modes"]:
             raise error(f"{where}: field 'main_mode' {obj['main_mode']!r} is not one of its 'modes'")

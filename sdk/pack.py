@@ -269,6 +269,16 @@ def load_pack(root: Path | str, verify: bool = True) -> Pack:
     return Pack(root, meta, read_vectors(emb_path, meta.count, meta.dim))
 
 
+def _check_vectors(out: Path, vectors: np.ndarray, stickers: Sequence[PackSticker]) -> None:
+    """The reader's own checks on the vectors about to be written, so nothing it refuses is swapped in."""
+    if vectors.ndim != 2 or len(vectors) != len(stickers):
+        raise PackError(f"{out}: {len(stickers)} stickers but embeddings of shape {vectors.shape}; nothing was written")
+    try:
+        _check_rows(vectors.astype(np.float32), out / EMBEDDINGS_FILE)
+    except PackError as e:
+        raise PackError(f"{e} (a damaged bundle or image?); nothing was written, any pack there is unchanged") from None
+
+
 def write_pack(out: Path | str, stickers: Sequence[PackSticker], embeddings: np.ndarray, sources: Sequence[Path] | None,
                fingerprint: str, details: dict[str, Any] | None = None, dtype: str = "float16",
                inputs: Sequence[Path | str] = ()) -> Path:
@@ -285,6 +295,7 @@ def write_pack(out: Path | str, stickers: Sequence[PackSticker], embeddings: np.
     if details.get("usage") is not None:
         details["usage"] = validate_usage(details["usage"], [s.id for s in stickers], f"{out}: usage", PackError)
     vectors = l2_normalise(np.asarray(embeddings, dtype=np.float32)).astype(dtype)
+    _check_vectors(out, vectors, stickers)  # never swap in what load_pack would refuse
     folders = {Path(p).parent for p in sources or ()}
     with atomic.atomic_dir(out, PACK_FILE, "pack", [*inputs, *sorted(folders)]) as tmp:
         for i, sticker in enumerate(stickers):

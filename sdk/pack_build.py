@@ -172,7 +172,8 @@ def build_pack(source: Path | str, model: Bundle | Path | str, out: Path | str, 
     check_build_args(batch_size, dtype, shard)
     source = Path(source)
     model_root = model.root if isinstance(model, Bundle) else Path(model)
-    atomic.check_output(Path(out), PACK_FILE, "pack", [source, model_root])
+    usage_file = [Path(usage)] if isinstance(usage, (str, Path)) else []
+    atomic.check_output(Path(out), PACK_FILE, "pack", [source, model_root, *usage_file])
     found, kind, counts = collect(source)
     if usage is not None:
         counts = read_usage(usage, [s.id for s in found])

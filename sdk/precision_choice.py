@@ -32,10 +32,12 @@ log = logging.getLogger("intra")
 
 ENV = "INTRA_PRECISION"
 REPEAT = 7
+CACHE_GLOB = ".precision-*.json"  # the verdicts the runtime adds to a bundle; a re-export may replace them
 
 
 def cache_path(root: Path, threads: int | None) -> Path:
-    return root / f".precision-{cpu_key(f'{ort.__version__}|{threads}')}.json"
+    """Where the verdict for this CPU, onnxruntime version and thread count is cached in bundle `root`."""
+    return root / CACHE_GLOB.replace("*", cpu_key(f"{ort.__version__}|{threads}"))
 
 
 def time_text_encoders(graphs: dict[str, Path], ids: np.ndarray, mask: np.ndarray, threads: int | None,

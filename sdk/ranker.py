@@ -24,7 +24,7 @@ import numpy as np
 from . import atomic
 from .bundle import MANIFEST, Bundle, BundleError
 from .context import Context, ContextError, parse_context, parse_knowledge
-from .diversity import DIVERSE_THRESHOLD, candidate_count, check_threshold, drop_near_duplicates
+from .diversity import DIVERSE_THRESHOLD, candidate_count, check_diverse_top_k, check_threshold, drop_near_duplicates
 from .errors import ArgumentError, MissingExtraError, check_count
 from .history import DEFAULT_HISTORY_WEIGHT, History, check_nonnegative
 from .jsonfile import read_json_object
@@ -201,7 +201,12 @@ class Ranker:
     def _query(self, contexts: Sequence[Context], knowledge: Sequence[Knowledge | None] | None,
                with_suggest: bool = True) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
         parsed, know = self._rows(contexts, knowledge)
-        return self.bundle.head_outputs(self.bundle.encode_contexts(parsed, know), self.mode, with_suggest)
+        logits, queries, suggest = self.bundle.head_outputs(self.bundle.encode_contexts(parsed, know), self.mode, with_suggest)
+        finite = np.isfinite(queries).all(1) & (np.isfinite(logits).all(1) if logits is not None else True)
+        if not finite.all():  # a damaged or hostile graph, or an fp16 overflow: never rank by NaN
+            raise BundleError(f"{self.bundle.root}: the {self.bundle.precision} graphs returned NaN or infinite values for "
+                              f"context {int(np.argmin(finite))}; the bundle may be damaged (try precision='fp32')")
+        return logits, queries, suggest
 
     def record(self, sticker_id: str) -> None:
         """Note that the user sent `sticker_id` (a sticker of this pack): later rankings favour it."""
@@ -291,6 +296,7 @@ class Ranker:
                 raise ArgumentError(f"{name} must be True or False, got {flag!r}")
         if diverse:
             check_threshold(diverse_threshold)
+            check_diverse_top_k(top_k)
         if isinstance(contexts, (str, bytes)) or not isinstance(contexts, Sequence):
             raise ContextError("rank_many expects a list of contexts; use rank() for one")
         results: list[RankResult] = []
@@ -340,6 +346,7 @@ RANKER_OPTIONS = ("precision", "providers", "threads", "mode", "ann", "ann_thres
 CACHE_SIZE = 8
 _CACHE: OrderedDict[tuple, Ranker] = OrderedDict()
 _CACHE_LOCK = threading.Lock()
+_LOADING: dict[tuple, threading.Lock] = {}  # one lock per key being loaded
 
 
 def _model_for(pack: Pack | Path, model: Any) -> Any:
@@ -398,13 +405,25 @@ def get_ranker(pack: Pack | Path | str, model: Bundle | Path | str | None = None
     key = _cache_key(pack, model, options)
     with _CACHE_LOCK:
         ranker = _CACHE.get(key)
-        if ranker is None:
-            ranker = Ranker(_model_for(pack, model), pack, **options)
-            _CACHE[key] = ranker
-        _CACHE.move_to_end(key)
-        while len(_CACHE) > CACHE_SIZE:
-            _CACHE.popitem(last=False)
-        return ranker
+        if ranker is not None:
+            _CACHE.move_to_end(key)
+            return ranker
+        loading = _LOADING.setdefault(key, threading.Lock())
+    with loading:  # one load per key, and the global lock is free meanwhile: cached packs are served
+        try:
+            with _CACHE_LOCK:
+                ranker = _CACHE.get(key)
+            if ranker is None:
+                ranker = Ranker(_model_for(pack, model), pack, **options)
+            with _CACHE_LOCK:
+                _CACHE[key] = ranker
+                _CACHE.move_to_end(key)
+                while len(_CACHE) > CACHE_SIZE:
+                    _CACHE.popitem(last=False)
+            return ranker
+        finally:
+            with _CACHE_LOCK:
+                _LOADING.pop(key, None)
 
 
 def rank(context: Context, pack: Pack | Path | str, top_k: int = 5, model: Bundle | Path | str | None = None,

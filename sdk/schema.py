@@ -1,7 +1,8 @@
 """Check decoded JSON (pack.json, manifest.json, the settings objects) against a declarative schema.
 
 A schema is built from a few parts: a Python type (``int`` does not accept ``bool``; ``float``
-accepts ``int``), :class:`Opt`, :class:`ListOf`, :class:`MapOf`, :class:`Obj`, :class:`Int` and
+accepts ``int`` and only finite values: JSON readers accept NaN and Infinity, and one NaN in a
+setting turns every vector it touches into NaN), :class:`Opt`, :class:`ListOf`, :class:`MapOf`, :class:`Obj`, :class:`Int` and
 :class:`OneOf`. :func:`check` raises the caller's error type naming the field path at fault,
 e.g. ``pack.json: field 'stickers[3].attributes' must be an object, got str``. Unknown fields are
 allowed (newer writers may add some); readers use only what the schema names.
@@ -9,6 +10,7 @@ allowed (newer writers may add some); readers use only what the schema names.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -115,6 +117,8 @@ def _check_obj(value: Any, spec: Obj, where: str, error: type[IntraError], path:
 def _check_type(value: Any, kind: type, where: str, error: type[IntraError], path: str) -> None:
     if kind is float:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if ok and not math.isfinite(value):
+            _fail(error, where, path, f"must be a finite number, got {value!r}")
     elif kind is int:
         ok = isinstance(value, int) and not isinstance(value, bool)
     else:

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import IntraError, is_number
+from .errors import ArgumentError, IntraError, is_number
 from .labels import LABELS
 
 DEFAULT_SMOOTHING = 0.5
@@ -36,6 +36,14 @@ class ScoreWeights:
     prior: float = 0.0
     label: float = 0.0
     smoothing: float = DEFAULT_SMOOTHING
+
+    def __post_init__(self) -> None:
+        # one NaN or infinite weight turns every score into NaN or -inf; refuse it where it is made
+        for name, value in (("prior", self.prior), ("label", self.label), ("smoothing", self.smoothing)):
+            if not is_number(value, lo=0.0):
+                raise ArgumentError(f"ScoreWeights.{name} must be a finite number >= 0, got {value!r}")
+        if self.smoothing <= 0:
+            raise ArgumentError(f"ScoreWeights.smoothing must be > 0, got {self.smoothing!r}")
 
     @property
     def active(self) -> bool:
@@ -167,6 +175,8 @@ def validate_usage(usage: Any, ids: Sequence[str], where: str, error: type[Intra
         if not is_number(value, lo=0.0):
             raise error(f"{where}: usage of {key!r} must be a finite count >= 0, got {value!r}")
         out[key] = float(value)
+    if not math.isfinite(sum(out.values())):  # each count finite, their sum not: every prior would be -inf
+        raise error(f"{where}: usage counts sum to more than a float can hold; give counts of a real size")
     return out
 
 

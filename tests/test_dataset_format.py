@@ -11,16 +11,19 @@ from sdk.errors import DatasetError
 
 
 def _tiny(root: Path) -> Path:
-    (root / "img").mkdir(parents=True)
+    """A two-sticker dataset, written as intra's writers write one (so they may replace it)."""
     from PIL import Image
 
-    Image.new("RGB", (8, 8), "red").save(root / "img" / "a.png")
-    Image.new("RGB", (8, 8), "blue").save(root / "img" / "b.png")
-    stickers = [Sticker("a", "img/a.png", "joy", {"facial_expression": "big smile"}), Sticker("b", "img/b.png", "sadness")]
-    convs = [Conversation("c1", (Turn("A", "hi"), Turn("B", "so happy")), "joy", "a",
-                          knowledge={"xReact": ("happy",)}),
-             Conversation("c2", (Turn("A", "bad day"),), "sadness", "b")]
-    write_dataset_files(root, DatasetInfo("tiny", synthetic=True), stickers, {"train": convs, "test": convs[:1]})
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with atomic.atomic_dir(root, "dataset.json", "dataset") as tmp:
+        (tmp / "img").mkdir()
+        Image.new("RGB", (8, 8), "red").save(tmp / "img" / "a.png")
+        Image.new("RGB", (8, 8), "blue").save(tmp / "img" / "b.png")
+        stickers = [Sticker("a", "img/a.png", "joy", {"facial_expression": "big smile"}), Sticker("b", "img/b.png", "sadness")]
+        convs = [Conversation("c1", (Turn("A", "hi"), Turn("B", "so happy")), "joy", "a",
+                              knowledge={"xReact": ("happy",)}),
+                 Conversation("c2", (Turn("A", "bad day"),), "sadness", "b")]
+        write_dataset_files(tmp, DatasetInfo("tiny", synthetic=True), stickers, {"train": convs, "test": convs[:1]})
     return root
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import onnx
 import pytest
 
+from sdk import atomic
 from sdk.bundle import Bundle, BundleError, read_manifest, sha256_file
 from sdk.labels import LABELS
 from sdk.manifest import BUNDLE_FORMAT_VERSION, GRAPHS, PRECISIONS, BundleManifest, fingerprint
@@ -94,12 +95,12 @@ def test_gate_fails_on_a_broken_graph_and_keeps_nothing(tiny_run_dir, synthetic_
     _break_dynamic_int8(monkeypatch)
     monkeypatch.setattr(exporter, "INT8_SCHEMES", exporter.INT8_SCHEMES[:1])  # only the broken scheme to try
     existing = tmp_path / "model"
-    existing.mkdir()
-    (existing / "manifest.json").write_text("{}")  # an earlier bundle: the only kind of folder export replaces
-    (existing / "keep.txt").write_text("old bundle")
+    with atomic.atomic_dir(existing, "manifest.json", "model bundle") as tmp:  # an earlier bundle, as export writes one
+        (tmp / "manifest.json").write_text("{}")
+        (tmp / "keep.txt").write_text("old bundle")
     with pytest.raises(ParityError, match="int8 (top-5 agreement|mAP differs)"):
         export_run(tiny_run_dir, existing, precisions=("fp32", "int8"), data=synthetic_dir, progress=False)
-    assert sorted(p.name for p in existing.iterdir()) == ["keep.txt", "manifest.json"]
+    assert sorted(p.name for p in existing.iterdir()) == [".intra-output.json", "keep.txt", "manifest.json"]
     assert [p.name for p in tmp_path.iterdir()] == ["model"]
     manifest = export_run(tiny_run_dir, tmp_path / "degraded", precisions=("int8",), data=synthetic_dir,
                           allow_degraded=True, progress=False)

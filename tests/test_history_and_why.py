@@ -107,7 +107,7 @@ def test_history_file_mutations_raise_only_history_errors(tmp_path_factory, data
     try:
         h = History(path)
     except HistoryError:
-        assert json.loads(path.read_text()) == doc  # refused and left as it was
+        assert path.read_text() == json.dumps(doc)  # refused and left as it was (text: NaN != NaN)
         return
     assert all(math.isfinite(h.weight(k)) and h.weight(k) >= 0 for k in h.uses)
     h.record("c")  # a history that loads can be written on
@@ -245,3 +245,51 @@ def test_rank_cli_takes_sticker_turns(tiny_pack):
     assert ok.exit_code == 0, ok.output
     bad = runner.invoke(app, ["rank", "@sticker:ghost", "haha", "--pack", str(tiny_pack), "--precision", "fp32"])
     assert bad.exit_code == 2 and "context[0].sticker: sticker 'ghost' is not in the pack" in bad.output
+
+
+def test_an_id_the_file_cannot_hold_is_refused_before_any_change(tmp_path):
+    from sdk.errors import ArgumentError
+    from sdk.history import History
+
+    h = History(tmp_path / "h.json")
+    h.record("a")
+    with pytest.raises(ArgumentError, match="lone surrogates"):
+        h.record("a\udcfe")
+    assert h.clock == 1 and set(h.uses) == {"a"}
+    h.record("b")  # later uses still save
+    assert set(History(tmp_path / "h.json").uses) == {"a", "b"}
+
+
+def test_two_processes_recording_into_one_file_lose_no_use(tmp_path):
+    import subprocess
+    import sys
+
+    from sdk.history import History
+
+    path = tmp_path / "h.json"
+    code = ("import sys; from sdk.history import History; h = History(sys.argv[1])\n"
+            "for i in range(150): h.record(f'{sys.argv[2]}{i % 7}')")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(path), name]) for name in ("a", "b")]
+    assert all(p.wait(timeout=120) == 0 for p in procs)
+    h = History(path)
+    assert h.clock == 300 and sum(u.count for u in h.uses.values()) == 300
+
+
+def test_a_history_is_checked_and_trimmed_on_load(tmp_path):
+    import json
+
+    from sdk.history import MAX_STICKERS, History, HistoryError
+
+    def write(stickers, clock):
+        (tmp_path / "h.json").write_text(json.dumps({"format_version": 1, "kind": "intra-history", "clock": clock,
+                                                     "stickers": stickers}))
+
+    write({"x": {"count": 1, "last": 1, "weight": 1e308}}, 1)  # more weight than uses can give
+    with pytest.raises(HistoryError, match="above its count"):
+        History(tmp_path / "h.json")
+    n = MAX_STICKERS + 50
+    write({f"s{i}": {"count": 1, "last": i, "weight": 1.0} for i in range(1, n + 1)}, n)
+    h = History(tmp_path / "h.json")
+    assert len(h) == MAX_STICKERS and "s1" not in h.uses and f"s{n}" in h.uses  # the oldest (lightest) go
+    h.record("new")
+    assert len(h) == MAX_STICKERS and "new" in h.uses

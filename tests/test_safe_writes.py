@@ -42,7 +42,7 @@ def test_pack_build_refuses_a_folder_it_did_not_write(tiny_bundle, synthetic_dir
     before = _tree(target)
     result = runner.invoke(app, ["pack", "build", str(synthetic_dir), "--model", str(tiny_bundle), "--out", str(target),
                                  "--precision", "fp32", "--providers", "cpu"])
-    assert result.exit_code == 2 and "is not a pack (no pack.json)" in result.output
+    assert result.exit_code == 2 and "is not a pack that intra wrote" in result.output
     assert _tree(target) == before
     with pytest.raises(OutputError, match="not a pack"):
         sdk.build_pack(synthetic_dir, tiny_bundle, target, precision="fp32", providers="cpu", progress=False)
@@ -82,7 +82,7 @@ def test_dataset_writer_refuses_a_folder_that_is_not_a_dataset(tmp_path):
     target = _user_folder(tmp_path / "mine")
     before = _tree(target)
     result = runner.invoke(app, ["data", "synthetic", "--out", str(target), "--stickers", "28", "--conversations", "40"])
-    assert result.exit_code == 2 and "is not a dataset (no dataset.json)" in result.output
+    assert result.exit_code == 2 and "is not a dataset that intra wrote" in result.output
     assert _tree(target) == before
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -98,7 +98,7 @@ def test_export_refuses_a_folder_that_is_not_a_bundle(tiny_run_dir, synthetic_di
     target = _user_folder(tmp_path / "mine")
     before = _tree(target)
     result = runner.invoke(export_app, [str(tiny_run_dir), "--out", str(target), "--data", str(synthetic_dir)])
-    assert result.exit_code == 2 and "is not a model bundle (no manifest.json)" in result.output
+    assert result.exit_code == 2 and "is not a model bundle that intra wrote" in result.output
     result = runner.invoke(export_app, [str(tiny_run_dir), "--out", str(tiny_run_dir / "model"), "--data", str(synthetic_dir)])
     assert result.exit_code == 2 and "input" in result.output
     assert _tree(target) == before and not (tiny_run_dir / "model").exists()
@@ -174,3 +174,97 @@ def test_outputs_that_are_files_or_links_are_refused(tmp_path):
     with pytest.raises(OutputError, match="symbolic link"):
         atomic.check_output(link, "pack.json", "pack")
     assert f.read_text() == "keep me" and json.dumps(sorted(p.name for p in tmp_path.iterdir())) == '["file", "link"]'
+
+
+def _web_app(path: Path, marker: str) -> Path:
+    """A folder that merely holds a file named like intra's marker: every web app has a manifest.json."""
+    (path / "src").mkdir(parents=True)
+    (path / marker).write_text('{"name": "my app"}')
+    (path / "index.html").write_text("<html></html>")
+    (path / "src" / "app.js").write_text("console.log(1)")
+    return path
+
+
+def test_a_marker_file_name_does_not_make_a_folder_ours(tiny_run_dir, tiny_bundle, synthetic_dir, tmp_path):
+    from export.cli import app as export_app
+
+    for marker, argv in (("manifest.json", None), ("pack.json", ["pack", "build", str(synthetic_dir), "--model",
+                         str(tiny_bundle), "--precision", "fp32", "--providers", "cpu", "--out"]),
+                         ("dataset.json", ["data", "synthetic", "--stickers", "28", "--conversations", "40", "--out"])):
+        target = _web_app(tmp_path / marker, marker)
+        before = _tree(target)
+        if argv is None:
+            result = runner.invoke(export_app, [str(tiny_run_dir), "--out", str(target), "--data", str(synthetic_dir)])
+        else:
+            result = runner.invoke(app, [*argv, str(target)])
+        assert result.exit_code == 2 and "that intra wrote" in result.output, (marker, result.output)
+        assert _tree(target) == before
+
+
+def test_our_own_output_is_replaced_but_not_once_a_user_adds_to_it(tmp_path):
+    dest = tmp_path / "pack"
+    for version in ("one", "two"):
+        with atomic.atomic_dir(dest, "pack.json", "pack") as tmp:
+            (tmp / "pack.json").write_text(version)
+            (tmp / "images").mkdir()
+    assert (dest / "pack.json").read_text() == "two"
+    record = json.loads((dest / atomic.OWNED_FILE).read_text())
+    assert record["kind"] == "pack" and record["entries"] == ["images", "pack.json"]
+    (dest / ".precision-abc.json").write_text("{}")  # a runtime cache the writer declares its own
+    atomic.check_output(dest, "pack.json", "pack", own=[".precision-*.json"])
+    (dest / "images" / "mine.png").write_bytes(b"x")  # the user's file inside our folder
+    with pytest.raises(OutputError, match="did not write there: .precision-abc.json, images/mine.png"):
+        atomic.check_output(dest, "pack.json", "pack")
+    with pytest.raises(OutputError, match="does not record a model bundle"):
+        atomic.check_output(dest, "manifest.json", "model bundle")
+
+
+def test_a_bundle_that_cached_its_precision_verdict_is_re_exported(tiny_run_dir, synthetic_dir, tmp_path):
+    from export.exporter import export_run as export
+
+    out = tmp_path / "bundle"
+    export(tiny_run_dir, out, precisions=("fp32", "int8"), data=synthetic_dir, progress=False)
+    sdk.Bundle(out, providers="cpu")  # the precision choice caches its verdict in the bundle
+    assert list(out.glob(".precision-*.json"))
+    export(tiny_run_dir, out, precisions=("fp32", "int8"), data=synthetic_dir, progress=False)
+    assert (out / "manifest.json").is_file()
+
+
+def test_a_usage_file_inside_the_output_is_refused_and_kept(tiny_bundle, synthetic_dir, tmp_path):
+    pack = sdk.build_pack(synthetic_dir, tiny_bundle, tmp_path / "pack", precision="fp32", providers="cpu", progress=False)
+    counts = pack.root / "counts.json"
+    counts.write_text(json.dumps({pack.stickers[0].id: 3}))
+    with pytest.raises(OutputError, match="holds the input"):
+        sdk.build_pack(synthetic_dir, tiny_bundle, pack.root, precision="fp32", providers="cpu", progress=False, usage=counts)
+    assert json.loads(counts.read_text()) == {pack.stickers[0].id: 3}
+
+
+def test_a_writer_never_swaps_in_vectors_its_reader_refuses(tiny_pack, tmp_path):
+    from sdk.pack import PackError, write_pack
+
+    pack = sdk.load_pack(tiny_pack)
+    before = _tree(tiny_pack)
+    bad = np.asarray(pack.embeddings, np.float32).copy()
+    bad[1] = np.nan
+    with pytest.raises(PackError, match="row 1 contains NaN.*nothing was written"):
+        write_pack(tiny_pack, pack.stickers, bad, None, pack.meta.fingerprint)
+    assert _tree(tiny_pack) == before
+    sdk.load_pack(tiny_pack)
+
+
+def test_non_finite_numbers_in_a_settings_object_are_refused():
+    from sdk.imageprep import ImageError, ImageSettings
+
+    obj = {"image_size": 32, "mean": [0.5, 0.5, 0.5], "std": [float("nan"), 0.5, 0.5], "resize": "bicubic-square"}
+    with pytest.raises(ImageError, match="std.*finite"):
+        ImageSettings.from_json(obj, "manifest.json: image", ImageError)
+
+
+def test_temporary_files_of_killed_writers_are_removed_on_the_next_write(tmp_path):
+    dead, alive = tmp_path / f".h.json.{_dead_pid()}.x1.tmp", tmp_path / f".h.json.{os.getpid()}.x2.tmp"
+    other = tmp_path / f".other.json.{_dead_pid()}.x3.tmp"
+    for p in (dead, alive, other):
+        p.write_text("half a file")
+    atomic.write_json(tmp_path / "h.json", {"a": 1})
+    assert not dead.exists() and alive.exists() and other.exists()  # only this file's, only dead writers'
+    assert json.loads((tmp_path / "h.json").read_text()) == {"a": 1}

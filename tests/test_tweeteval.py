@@ -204,6 +204,10 @@ def test_sdk_protocols_write_the_official_predictions(tiny_bundle, tmp_path):
     opened = open_protocol(tiny_bundle, tmp_path / "full")
     assert opened["stickers"] == 4 and 0 < opened["mrr"] <= 100 and opened["R@10"] == 100.0
     assert "macro-F1" in markdown({"closed": closed, "open": opened})
+    # an app's setting: the usage prior's weight replaced, every other weight the bundle's
+    weighted = closed_protocol(tiny_bundle, tmp_path / "task", tmp_path, prior=0.5)
+    assert weighted["weights"]["prior_weight"] == 0.5
+    assert weighted["weights"]["label_weight"] == closed["weights"]["label_weight"]
 
 
 def tiny_text_model(path: Path, texts: list[str]) -> Path:
@@ -254,3 +258,71 @@ def test_numpy_macro_f1_matches_the_official_scorer_and_the_paired_bootstrap():
     far = paired_macro_f1(gold, good, bad, rounds=300)
     assert far["beyond_noise"] and far["interval"][0] > 0
     assert not paired_macro_f1(gold, good, good, rounds=50)["beyond_noise"]
+
+
+def test_one_table_pairs_every_row_against_int_ra(tiny_bundle, tmp_path):
+    from benchmarks.tweeteval import closed_protocol
+    from benchmarks.tweeteval_table import build_table, markdown
+    from sdk import atomic
+    from sdk.errors import DatasetError
+
+    src = tiny_source(tmp_path / "src")
+    build(src, tmp_path / "task", catalog="task", validation_fraction=0.25)
+    benches = [tmp_path / "seed0", tmp_path / "seed1"]
+    for bench in benches:  # two seeds of one bundle: equal rows, so their std is 0
+        bench.mkdir()
+        atomic.write_json(bench / "tweeteval.json", {"closed": closed_protocol(tiny_bundle, tmp_path / "task", bench)})
+    gold = np.array([0, 1, 2, 1, 2])
+    clf = tmp_path / "clf"
+    clf.mkdir()
+    np.save(clf / "test_logits.npy", np.eye(3)[gold])  # a classifier that is always right
+    atomic.write_json(clf / "result.json", {"label_bias": [0.0, 0.0, 0.0]})
+    result = build_table(tmp_path / "task", benches, [clf], rounds=50, intra_setting=benches[:1], setting_name="other")
+    rows = result["rows"]
+    assert rows["other"]["reference_minus_row"]["mean"] == 0.0 and set(result["open"]) == set()
+    intra = rows["Int-RA (SDK)"]
+    assert intra["macro_f1"]["seeds"] == 2 and intra["macro_f1"]["std"] == 0.0
+    assert rows["MiniLM classifier, plain"]["macro_f1"]["mean"] == pytest.approx(100.0)
+    gap = rows["MiniLM classifier, plain"]["reference_minus_row"]
+    assert gap["mean"] == pytest.approx(intra["macro_f1"]["mean"] - 100.0)
+    assert "reference_minus_row" not in intra and any(n.startswith("tfidf-svm") for n in rows)
+    assert "| Int-RA (SDK) | 2 |" in markdown(result) and "U+FE0F" in markdown(result)
+    np.save(clf / "test_logits.npy", np.eye(3)[gold[:4]])
+    with pytest.raises(DatasetError, match="test_logits.npy: 4 predictions"):
+        build_table(tmp_path / "task", benches, [clf], rounds=10)
+
+
+def test_speed_rows_time_every_pack_and_precision(tiny_bundle, tmp_path):
+    from benchmarks.tweeteval_speed import markdown, pack_speed
+
+    src = tiny_source(tmp_path / "src")
+    build(src, tmp_path / "task", catalog="task", validation_fraction=0.25)
+    row = pack_speed(tiny_bundle, tmp_path / "task", "fp32", calls=5, batch=2)
+    assert row["stickers"] == 3 and row["precision"] == "fp32" and row["test_contexts"] == 5
+    assert row["batch1"]["n"] == 5 and row["batch1"]["p99_ms"] >= row["batch1"]["p50_ms"] > 0
+    assert row["contexts_per_second_batch32"] > 0 and row["whole_test_split_seconds"] > 0
+    table = markdown({"machine": {"cpu": "test cpu", "cores": 2, "onnxruntime": "x"}, "rows": [row]})
+    assert "| 3 emoji | fp32 |" in table and "test cpu" in table
+
+
+def test_unseen_emoji_rows_against_zero_shot(tiny_bundle, tmp_path):
+    from benchmarks.tweeteval_unseen import english_description, markdown, unseen_rows
+
+    assert english_description("two hearts: love, xoxo | 两颗心：爱情") == "two hearts: love, xoxo"
+    src = tiny_source(tmp_path / "src")
+    build(src, tmp_path / "held", catalog="task", held_out=1, seed=0, validation_fraction=0.25)
+    ds = load_dataset(tmp_path / "held")
+    texts = [c.context[0].text for c in ds.split("train")] + [s.attributes.get("verbal", "x") for s in ds.stickers]
+    encoder = tiny_text_model(tmp_path / "bert", texts)
+    # the same bundle as "trained without" and "with": equal rows, a zero gap
+    result = unseen_rows(tiny_bundle, tmp_path / "held", tmp_path / "out", seen_model=tiny_bundle, text_model=encoder)
+    rows = result["rows"]
+    n = len(ds.split("test"))
+    assert result["n_test"] == n and all(r["n"] == n for r in rows.values())
+    assert rows["Int-RA, trained without them"]["weights"]["prior_weight"] == 0.0  # no usage counts for a new pack
+    assert result["mrr_gap_vs_unseen_int_ra"]["Int-RA, trained with them"]["mean"] == 0.0
+    assert 0 < rows["zero-shot (frozen MiniLM, descriptions)"]["mrr"] <= 100
+    assert "never saw" in markdown(result)
+    with pytest.raises(DatasetError, match="no held-out emoji"):
+        build(src, tmp_path / "all", catalog="task", validation_fraction=0.25)
+        unseen_rows(tiny_bundle, tmp_path / "all", tmp_path / "out2")
