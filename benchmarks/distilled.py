@@ -82,7 +82,7 @@ def measure_teacher(teacher: Path, out: Path, layers: int, epochs: int, extra_ma
                     data: Path | None = None) -> dict[str, Any]:
     """Distil, export both, measure the quality of both (timed later, all together)."""
     from export.exporter import export_run
-    from sdk.bundle import Bundle
+    from sdk.bundle import Bundle, is_current
     from training.distill import DistillConfig, distill, read_record
     from training.run_dir import read_config
 
@@ -93,7 +93,7 @@ def measure_teacher(teacher: Path, out: Path, layers: int, epochs: int, extra_ma
     bundles = {}
     for name, run in (("teacher", teacher), ("student", student)):
         bundles[name] = out / "bundles" / f"{teacher.name}-{name}"
-        if not (bundles[name] / "manifest.json").is_file():
+        if not is_current(bundles[name]):
             export_run(run, bundles[name], precisions=("fp32", "int8"), data=data, progress=False)
     splits = ("validation", "test")
     quality = {name: {s: _quality(b, data, s) for s in splits} for name, b in bundles.items()}

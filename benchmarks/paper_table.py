@@ -134,9 +134,9 @@ def export_main(run: Path, out: Path) -> Path:
     """The main run's bundle (fp32 reference and int8), exported once; a failed parity gate is
     kept (and said) so that the table shows what the int8 graphs really rank."""
     from export.exporter import export_run
-    from sdk.manifest import MANIFEST
+    from sdk.bundle import is_current
 
-    if not (out / MANIFEST).is_file():
+    if not is_current(out):
         typer.secho(f"== exporting {run} to {out}", bold=True)
         manifest = export_run(run, out, ("fp32", "int8"), allow_degraded=True, progress=False)
         if manifest.gate is not None and not manifest.gate.passed:

@@ -15,8 +15,8 @@ and swapped in only when complete:
   the old or the new directory. Where the kernel or filesystem lacks it, the old directory is
   renamed to ``.NAME.old-PID`` first; a crash between the two renames is repaired by
   :func:`recover`, which loaders and the next write call.
-- Leftovers of killed writers (temporary and old directories of processes no longer alive) are
-  removed on the next write to the same destination.
+- Leftovers of killed writers (temporary files and directories, and old directories, of processes
+  no longer alive) are removed on the next write to the same destination, and by the next load.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def write_bytes(path: Path, data: bytes) -> None:
     """Atomically replace `path` with `data` (and remove temporary files that killed writers left)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_files(path)
+    remove_stale_files(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -148,8 +148,17 @@ def _leftovers(dest: Path) -> Iterator[tuple[Path, str, int]]:
 
 
 def recover(dest: Path | str) -> bool:
-    """Put back a directory that a writer killed mid-swap left at ``.NAME.old-PID``; True if it did."""
+    """Put back a directory that a writer killed mid-swap left at ``.NAME.old-PID`` (True if it
+    did), and remove what killed writers left beside `dest` (best effort: a reader may not be
+    allowed to write there)."""
     dest = Path(dest)
+    restored = _restore(dest)
+    with contextlib.suppress(OSError):
+        _remove_dead(dest)
+    return restored
+
+
+def _restore(dest: Path) -> bool:
     if dest.exists() or dest.is_symlink():
         return False
     for path, kind, pid in _leftovers(dest):
@@ -160,7 +169,16 @@ def recover(dest: Path | str) -> bool:
     return False
 
 
-def _remove_stale_files(path: Path) -> None:
+def _remove_dead(dest: Path) -> list[Path]:
+    removed = []
+    for path, _, pid in list(_leftovers(dest)):
+        if not _alive(pid):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+def remove_stale_files(path: Path) -> None:
     """Delete ``.NAME.PID.XXXX.tmp`` files beside `path` whose writer is no longer alive."""
     stem = f".{path.name}."
     with contextlib.suppress(OSError):
@@ -174,13 +192,8 @@ def _remove_stale_files(path: Path) -> None:
 
 def remove_leftovers(dest: Path) -> list[Path]:
     """Remove the temporary and old directories that killed writers left beside `dest`."""
-    recover(dest)
-    removed = []
-    for path, _, pid in list(_leftovers(dest)):
-        if not _alive(pid):
-            shutil.rmtree(path, ignore_errors=True)
-            removed.append(path)
-    return removed
+    _restore(dest)
+    return _remove_dead(dest)
 
 
 # ---------------------------------------------------------------------------- what may be replaced

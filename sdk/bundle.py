@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 
 from . import atomic
-from .errors import ArgumentError, IntraError
+from .errors import ArgumentError, IntraError, check_path
 from .jsonfile import read_json_value
 from .labels import ATTRIBUTES
-from .manifest import ATTRIBUTE_SHARE_OUTPUT, GRAPHS, MANIFEST, PRECISIONS, TOKENIZER, BundleManifest, fingerprint
+from .manifest import ATTRIBUTE_SHARE_OUTPUT, GRAPHS, MANIFEST, PRECISIONS, TOKENIZER, BundleManifest, check_seal, fingerprint
 from .paths import inside
 from .precision_choice import fastest_cpu_precision
 from .providers import ProviderChoice, check_threads, choose_providers, make_session
@@ -48,11 +48,21 @@ def read_manifest(root: Path) -> BundleManifest:
     path = root / MANIFEST
     obj = read_json_value(path, BundleError, f"is {root} a model bundle made by intra-export?")
     manifest = BundleManifest.from_json(obj, str(path), BundleError)
+    check_seal(obj, str(path), BundleError)
     if fingerprint(manifest) != manifest.fingerprint:
         # the fingerprint is what packs trust: it must be the one of these graphs and settings
         raise BundleError(f"{path}: field 'fingerprint' does not match the graphs, tokenizer and settings it lists "
                           "(the manifest was edited)")
     return manifest
+
+
+def is_current(root: Path) -> bool:
+    """`root` holds a bundle whose manifest this intra reads (benchmarks export again when not)."""
+    try:
+        read_manifest(Path(root))
+    except BundleError:
+        return False
+    return True
 
 
 def _load_tokenizer(path: Path, settings) -> ContextTokenizer:
@@ -67,8 +77,11 @@ def _first_line(e: BaseException) -> str:
     return (text[0] if text else type(e).__name__)[:300]
 
 
-def verify_file(root: Path, rel: str, expected: str) -> Path:
+def verify_file(root: Path, rel: str, expected: str, verify: bool = True) -> Path:
+    """`root / rel`, kept inside the bundle always; with `verify`, present and matching `expected`."""
     path = inside(root, rel, str(root / MANIFEST), BundleError, "bundle directory")
+    if not verify:
+        return path
     if not path.is_file():
         raise BundleError(f"{path}: listed in the manifest but missing")
     got = sha256_file(path)
@@ -108,7 +121,7 @@ class Bundle:
         self.threads = check_threads(threads)
         if precision is not None and not isinstance(precision, str):
             raise ArgumentError(f"precision must be a string ({', '.join(PRECISIONS)}) or None, got {precision!r}")
-        self.root = Path(root)
+        self.root = check_path("model", root)
         atomic.recover(self.root)
         if not self.root.is_dir():
             raise BundleError(f"{self.root}: bundle directory not found")
@@ -130,7 +143,7 @@ class Bundle:
         self._paths: dict[str, Path] = {}
         for graph in GRAPHS:
             entry = self.manifest.graphs[graph][self.precision]
-            self._paths[graph] = verify_file(self.root, entry.file, entry.sha256) if verify else self.root / entry.file
+            self._paths[graph] = verify_file(self.root, entry.file, entry.sha256, verify)
         self.fingerprint: str = self.manifest.fingerprint
         self.modes: tuple[str, ...] = self.manifest.modes
         self.main_mode: str = self.manifest.main_mode
@@ -148,7 +161,7 @@ class Bundle:
         graphs = {}
         for p in ("fp32", "int8"):
             entry = self.manifest.graphs["text_encoder"][p]
-            graphs[p] = verify_file(self.root, entry.file, entry.sha256) if verify else self.root / entry.file
+            graphs[p] = verify_file(self.root, entry.file, entry.sha256, verify)
         ids, mask = self.tokenizer.encode_contexts([[SPEED_PROBE] * 8])
         try:
             return fastest_cpu_precision(self.root, graphs, ids, mask, self.threads)
@@ -174,8 +187,20 @@ class Bundle:
                     except Exception as e:  # onnxruntime's errors share no public base class
                         raise BundleError(f"{self._paths[graph]}: onnxruntime cannot load this graph ({_first_line(e)}); "
                                           "the bundle is damaged or made for another onnxruntime") from None
+                    self._check_outputs(graph, s)
                     self._sessions[graph], self._providers[graph] = s, got
         return s
+
+    def _check_outputs(self, graph: str, session: Any) -> None:
+        """The widths the graph declares are the manifest's (a graph swapped under a matching manifest)."""
+        dims = self.manifest.dim, self.text_hidden
+        wanted = {"text_encoder": {"pooled": dims[1]}, "selector": {"sticker": dims[0]},
+                  "intention_head": {f"query_{m}": dims[0] for m in self.modes}}.get(graph, {})
+        for out in session.get_outputs():
+            width = out.shape[-1] if out.shape else None
+            if out.name in wanted and isinstance(width, int) and width != wanted[out.name]:
+                raise BundleError(f"{self._paths[graph]}: output {out.name!r} has width {width}, but the manifest says "
+                                  f"{wanted[out.name]}; the graph does not belong to this manifest")
 
     def _run(self, graph: str, outputs: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         session = self.session(graph)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import typer
 
-from .cli_base import DTYPES_HELP, PRECISION_HELP, PROVIDERS_HELP, choice, fail, new_app, run_guarded
+from .cli_base import DTYPES_HELP, PRECISION_HELP, PROVIDERS_HELP, choice, fail, new_app, run_guarded, say
 from .diversity import DIVERSE_THRESHOLD
 from .errors import IntraError
 from .history import DEFAULT_HISTORY_WEIGHT
@@ -72,7 +72,7 @@ def info(path: Path = typer.Argument(..., help="A dataset directory.")) -> None:
         fail(e)
     out = {"name": ds.info.name, "synthetic": ds.info.synthetic, "stickers": len(ds.stickers),
            "splits": {k: len(v) for k, v in ds.splits.items()}}
-    typer.echo(json.dumps(out, ensure_ascii=False, indent=2))
+    say(json.dumps(out, ensure_ascii=False, indent=2))
 
 
 @pack_app.command("build")
@@ -97,7 +97,7 @@ def pack_build(
     except IntraError as e:
         fail(e)
     counts = "no usage counts" if pack.usage is None else f"usage counts for {sum(1 for v in pack.usage.values() if v)} stickers"
-    typer.echo(f"wrote pack {out}: {len(pack)} stickers, dim {pack.meta.dim}, {pack.meta.dtype}, "
+    say(f"wrote pack {out}: {len(pack)} stickers, dim {pack.meta.dim}, {pack.meta.dtype}, "
                f"model {pack.fingerprint} ({pack.meta.precision}), {counts}")
 
 
@@ -113,7 +113,7 @@ def pack_info(pack: Path = typer.Argument(..., help="Pack directory.")) -> None:
     except IntraError as e:
         fail(e)
     labels = Counter(s.label or "(none)" for s in p.stickers)
-    typer.echo(json.dumps({"path": str(p.root), "stickers": len(p), "dim": p.meta.dim, "dtype": p.meta.dtype,
+    say(json.dumps({"path": str(p.root), "stickers": len(p), "dim": p.meta.dim, "dtype": p.meta.dtype,
                            "fingerprint": p.fingerprint, "precision": p.meta.precision, "model_path": p.meta.model_path,
                            "created": p.meta.created, "labels": dict(labels.most_common(10)),
                            "usage": None if p.usage is None else {"stickers": len(p.usage), "total": sum(p.usage.values())}},
@@ -133,7 +133,7 @@ def pack_merge(
         n = len(load_pack(out))
     except IntraError as e:
         fail(e)
-    typer.echo(f"wrote merged pack {out}: {n} stickers")
+    say(f"wrote merged pack {out}: {n} stickers")
 
 
 STICKER_TURN_PREFIX = "@sticker:"
@@ -146,14 +146,14 @@ def _turns(args: list[str]) -> list[dict[str, str]]:
 
 def _print_table(result, elapsed: float) -> None:
     if result.confidence is not None:
-        typer.echo(f"suggest a sticker: {'yes' if result.suggest else 'no'} (confidence {result.confidence:.2f})")
+        say(f"suggest a sticker: {'yes' if result.suggest else 'no'} (confidence {result.confidence:.2f})")
     if result.intention is not None:
-        typer.echo(f"intention: {result.intention} ({result.intention_probability:.2f})   "
+        say(f"intention: {result.intention} ({result.intention_probability:.2f})   "
                    f"[{result.provider}, {result.precision}, mode {result.mode}, {elapsed * 1000:.0f} ms incl. loading]")
-    typer.echo(f"{'#':>2}  {'sticker':<24} {'score':>6}  {'label':<15} why")
+    say(f"{'#':>2}  {'sticker':<24} {'score':>6}  {'label':<15} why")
     for i, m in enumerate(result.matches, 1):
-        typer.echo(f"{i:>2}  {m.sticker_id:<24} {m.score:6.3f}  {m.label or '-':<15} {m.why.summary() if m.why else ''}")
-        typer.echo(f"    {m.file}")
+        say(f"{i:>2}  {m.sticker_id:<24} {m.score:6.3f}  {m.label or '-':<15} {m.why.summary() if m.why else ''}")
+        say(f"    {m.file}")
 
 
 @app.command("rank")
@@ -188,7 +188,7 @@ def rank_cmd(
     except IntraError as e:
         fail(e)
     if as_json:
-        typer.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+        say(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
     else:
         _print_table(result, elapsed)
 
@@ -214,7 +214,7 @@ def history_record(
             h.record(sid)
     except IntraError as e:
         fail(e)
-    typer.echo(f"{file}: {len(sticker_ids)} use(s) recorded; {len(h)} sticker(s), {h.clock} use(s) in all")
+    say(f"{file}: {len(sticker_ids)} use(s) recorded; {len(h)} sticker(s), {h.clock} use(s) in all")
 
 
 @history_app.command("show")
@@ -229,7 +229,7 @@ def history_show(file: Path = typer.Argument(..., help="History file.")) -> None
     except IntraError as e:
         fail(e)
     rows = sorted(h.uses, key=h.weight, reverse=True)
-    typer.echo(json.dumps({"uses": h.clock, "stickers": [{"id": k, "count": h.uses[k].count, "weight": round(h.weight(k), 4)}
+    say(json.dumps({"uses": h.clock, "stickers": [{"id": k, "count": h.uses[k].count, "weight": round(h.weight(k), 4)}
                                                          for k in rows]}, ensure_ascii=False, indent=2))
 
 
@@ -244,7 +244,7 @@ def history_forget(file: Path = typer.Argument(..., help="History file to erase.
         History(file).forget()
     except IntraError as e:
         fail(e)
-    typer.echo(f"{file}: history erased")
+    say(f"{file}: history erased")
 
 
 add_registered_commands(app)

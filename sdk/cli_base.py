@@ -4,14 +4,16 @@ Every failure ends in one `error: ...` line and exit 2.
 
 Typer reports bad arguments itself (exit 2, before any work). What escapes a command is caught
 here: an IntraError prints its message; anything else is a bug in intra, printed as one line
-with its type (set INTRA_DEBUG=1 for the traceback). Messages may carry undecodable bytes from
-file names or arguments; they are printed escaped rather than crashing the print.
+with its type (set INTRA_DEBUG=1 for the traceback). Messages and results may carry undecodable
+bytes from file names or arguments, or terminal control characters from a shared pack; they are
+printed escaped.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 
@@ -55,9 +57,21 @@ def require_extra(what: str, extra: str, *modules: str) -> None:
             raise MissingExtraError(what, extra, module)
 
 
+#: control characters (but tab and newline) and bidirectional overrides: a sticker id or description
+#: from a shared pack must not move the cursor, recolour, retitle or reorder the user's terminal
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
 def printable(text: str) -> str:
-    """`text` with lone surrogates (undecodable bytes of argv or file names) escaped."""
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    """`text` with lone surrogates (undecodable bytes of argv or file names) and terminal control
+    characters escaped; the ``\\uXXXX`` form keeps printed JSON valid JSON."""
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return _CONTROLS.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def say(text: str) -> None:
+    """Print a line to stdout, escaped by :func:`printable`."""
+    typer.echo(printable(text))
 
 
 def fail(err: BaseException | str) -> None:

@@ -5,7 +5,7 @@ Accepted contexts: a string; a list of strings; a list of (speaker, text) pairs;
 the chat (read as the text `sticker_text` gives: the sticker's label or descriptions; an id it does not know
 raises :class:`ContextError` naming the turn). bytes are decoded as strict UTF-8. Turns are read newest first and
 only the newest MAX_TURNS turns, and the newest MAX_CONTEXT_CHARS characters of them, are kept
-(older ones are dropped unread): the encoder keeps only the latest tokens anyway, and this bounds
+(older ones are dropped unread; so are turns beyond the newest MAX_SCANNED, empty or not): the encoder keeps only the latest tokens anyway, and this bounds
 the work of any input. Knowledge is {relation: [texts]} over KNOWLEDGE_RELATIONS, capped at
 MAX_KNOWLEDGE_CHARS. Anything else raises :class:`ContextError` naming the position and the problem.
 """
@@ -24,6 +24,9 @@ MAX_CONTEXT_CHARS = 200_000
 MAX_TURNS = 64
 #: Knowledge beyond this many characters is cut: the encoder gives it half its tokens at most.
 MAX_KNOWLEDGE_CHARS = 10_000
+#: At most this many turns, and this many knowledge texts, are looked at, empty ones included:
+#: a list of millions of empty strings costs no more than a real conversation.
+MAX_SCANNED = 1_024
 
 Context = str | bytes | Sequence[Any]
 
@@ -93,7 +96,7 @@ def parse_context(context: Context, sticker_text: StickerText | None = None) -> 
         raise ContextError(f"context: expected a string or a list of turns, got {type(context).__name__}")
     turns: list[str] = []
     room = MAX_CONTEXT_CHARS
-    for i in range(len(items) - 1, -1, -1):
+    for i in range(len(items) - 1, max(len(items) - 1 - MAX_SCANNED, -1), -1):
         where = f"context[{i}]"
         text = _turn_text(items[i], where, sticker_text).strip()
         if not text:
@@ -118,7 +121,7 @@ def parse_knowledge(knowledge: Any, where: str = "knowledge") -> dict[str, tuple
         if rel not in KNOWLEDGE_RELATIONS:
             raise ContextError(f"{where}: unknown relation {rel!r}; expected {', '.join(KNOWLEDGE_RELATIONS)}")
     out: dict[str, tuple[str, ...]] = {}
-    room = MAX_KNOWLEDGE_CHARS
+    room, scanned = MAX_KNOWLEDGE_CHARS, 0
     for rel in KNOWLEDGE_RELATIONS:
         values = knowledge.get(rel)
         if values is None:
@@ -129,7 +132,8 @@ def parse_knowledge(knowledge: Any, where: str = "knowledge") -> dict[str, tuple
             raise ContextError(f"{where}.{rel}: expected a list of strings, got {type(values).__name__}")
         kept = []
         for j, v in enumerate(values):
-            if room <= 0:
+            scanned += 1
+            if room <= 0 or scanned > MAX_SCANNED:
                 break
             text = _text(v, f"{where}.{rel}[{j}]").strip()[:room]
             if text:

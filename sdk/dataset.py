@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from . import atomic
-from .errors import DatasetError
+from .errors import DatasetError, check_path
 from .jsonfile import read_json_object
 from .labels import ATTRIBUTES, KNOWLEDGE_RELATIONS, LABEL_INDEX, check_attributes, check_label
 from .paths import inside
@@ -324,7 +324,7 @@ def load_split(path: Path, sticker_ids: Mapping[str, Any] | None, needs_sticker:
 
 def load_dataset(root: Path | str, splits: Iterable[str] | None = None) -> Dataset:
     """Load and validate a dataset directory; `splits` limits which split files are read."""
-    root = Path(root)
+    root = check_path("dataset", root)
     atomic.recover(root)
     if not root.is_dir():
         raise DatasetError(f"{root}: not a dataset directory (it does not exist or is not a directory)")

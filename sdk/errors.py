@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import os
+from pathlib import Path
 from typing import TypeGuard
 
 
@@ -29,6 +31,16 @@ def check_count(name: str, value: object, limit: int = 1_000_000) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= limit:
         raise ArgumentError(f"{name} must be an integer from 1 to {limit:,}, got {value!r}")
     return value
+
+
+def check_path(name: str, value: object) -> Path:
+    """`value` as a Path when it is a str or os.PathLike without NUL characters; ArgumentError otherwise."""
+    if isinstance(value, (str, os.PathLike)) and not isinstance(value, bytes):
+        path = Path(value)
+        if "\x00" not in str(path):
+            return path
+        raise ArgumentError(f"{name} path {str(path)!r} contains a NUL character")
+    raise ArgumentError(f"{name} must be a path (str or os.PathLike), got {type(value).__name__} {value!r}"[:300])
 
 
 class OutputError(IntraError, ValueError):

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from . import atomic, locks
-from .errors import ArgumentError, IntraError, is_number
+from .errors import ArgumentError, IntraError, check_path, is_number
 from .jsonfile import read_json_value
 from .schema import Int, MapOf, Obj, OneOf, check_document
 
@@ -78,13 +78,15 @@ class History:
         self.half_life = check_nonnegative("history_half_life", half_life)
         if self.half_life == 0:
             raise ArgumentError("history_half_life must be > 0")
-        self.path = Path(path) if path is not None else None
+        self.path = check_path("history", path) if path is not None else None
         self.clock = 0
         self.uses: dict[str, Use] = {}
         self._lock = threading.Lock()
         self._seen: tuple[int, int, int] | None = None  # the file as this object last read or wrote it
         #: bumped by every change, so users of `term` can keep its result until the next one
         self.version = 0
+        if self.path is not None:
+            atomic.remove_stale_files(self.path)  # temporary files of writers that were killed
         if self.path is not None and self.path.exists():
             self._load(self.path)
 

@@ -7,18 +7,25 @@ images use their first frame (`load_image` reports it).
 
 from __future__ import annotations
 
+import logging
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import IntraError
 from .schema import Int, ListOf, Obj, OneOf, check
 
+log = logging.getLogger("intra")
 MAX_IMAGE_PIXELS = 64_000_000
+#: each side is bounded too: a 1 x 64,000,000 PNG is within the pixel cap but decodes one huge row
+MAX_IMAGE_SIDE = 16_384
+#: the formats a sticker can be; Pillow identifies files by content, and the others (EPS, which
+#: would reach Ghostscript, PSD, TIFF...) are never opened, whatever the file is named
+IMAGE_FORMATS = ("PNG", "JPEG", "GIF", "WEBP")
 
 
 class ImageError(IntraError, ValueError):
@@ -75,25 +82,41 @@ def _to_8bit(img: Image.Image) -> Image.Image:
     return img
 
 
+def _check_size(path: Path, w: int, h: int) -> None:
+    """Refuse, before decoding, an image whose sides or pixel count would take a device down."""
+    if max(w, h) > MAX_IMAGE_SIDE or w * h > MAX_IMAGE_PIXELS:
+        raise ImageError(f"{path}: image is too large ({w}x{h} pixels; the limits are {MAX_IMAGE_SIDE:,} a side "
+                         f"and {MAX_IMAGE_PIXELS:,} in all)")
+
+
+def _upright(img: Image.Image, path: Path) -> Image.Image:
+    """The image turned as its EXIF orientation says (a phone photo is stored on its side)."""
+    try:
+        return ImageOps.exif_transpose(img) or img
+    except Exception as e:  # a malformed EXIF block can raise anything from Pillow's parser: keep the pixels
+        log.warning("%s: EXIF orientation unreadable (%s); using the image as stored", path, type(e).__name__)
+        return img
+
+
 def load_image(path: Path | str) -> LoadedImage:
     """Open an image file as RGB; raise ImageError for unreadable, truncated or huge files."""
     path = Path(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                w, h = img.size
-                if w * h > MAX_IMAGE_PIXELS:
-                    raise ImageError(f"{path}: image is too large ({w}x{h} pixels; the limit is {MAX_IMAGE_PIXELS:,})")
+            with Image.open(path, formats=IMAGE_FORMATS) as img:
+                _check_size(path, *img.size)
                 animated = bool(getattr(img, "is_animated", False))
                 img.seek(0)
                 img.load()
-                rgba = _to_8bit(img).convert("RGBA")
+                rgba = _to_8bit(_upright(img, path)).convert("RGBA")
     except ImageError:
         raise
     except FileNotFoundError:
         raise ImageError(f"{path}: image file not found") from None
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+    except UnidentifiedImageError:
+        raise ImageError(f"{path}: not a readable image (intra reads {', '.join(IMAGE_FORMATS)} only)") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise ImageError(f"{path}: not a readable image ({e})") from None
     except OSError as e:
         raise ImageError(f"{path}: unreadable or truncated image ({e})") from None

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .dirread import DirReader
 from .errors import IntraError
 
 
@@ -25,6 +26,21 @@ def read_json_value(path: Path, error: type[IntraError], missing: str = "") -> A
         raise error(f"{path}: not found{'; ' + missing if missing else ''}")
     try:
         return loads(path.read_bytes())
+    except ValueError as e:
+        raise error(f"{path}: unreadable ({e})") from None
+    except OSError as e:
+        raise error(f"{path}: cannot be read ({e.strerror})") from None
+
+
+def read_json_in(d: DirReader, rel: str, error: type[IntraError], missing: str = "") -> Any:
+    """The JSON value in file `rel` of one build read through `d` (:mod:`sdk.dirread`)."""
+    path = d.path(rel)
+    if path.is_dir():
+        raise error(f"{path}: is a directory, not a file")
+    try:
+        return loads(d.read_bytes(rel))
+    except FileNotFoundError:
+        raise error(f"{path}: not found{'; ' + missing if missing else ''}") from None
     except ValueError as e:
         raise error(f"{path}: unreadable ({e})") from None
     except OSError as e:

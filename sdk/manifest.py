@@ -1,6 +1,6 @@
 """The bundle's manifest.json: one typed format, written by `intra-export` and read by the SDK.
 
-Layout of a bundle directory (format 2)::
+Layout of a bundle directory (format 3)::
 
     manifest.json              this file: graphs and their sha256, precisions, query modes,
                                text and image settings, labels, scoring weights, the suggest
@@ -8,8 +8,10 @@ Layout of a bundle directory (format 2)::
     tokenizer.json             the fast tokenizer (`tokenizers` alone loads it)
     <precision>/<graph>.onnx   for each precision in fp32, int8, fp16 and each of the four graphs
 
-Format 1 kept the settings in preprocessing.json and the labels in labels.json; it is refused
-with a message to re-export. :meth:`BundleManifest.from_json` checks every field's type and names
+Format 1 kept the settings in preprocessing.json and the labels in labels.json; format 2 had no
+seal; both are refused with a message to re-export. The ``seal`` is a digest of every other field:
+an edit of anything that changes a result (the int8 kind, the scoring weights, the inputs, any
+graph's sha256) is refused at load, not only an edit of what the ``fingerprint`` covers. :meth:`BundleManifest.from_json` checks every field's type and names
 the one at fault.
 """
 
@@ -28,7 +30,7 @@ from .scoring import ScoreWeights
 from .suggest import SuggestSettings
 from .textprep import TextSettings
 
-BUNDLE_FORMAT_VERSION = 2
+BUNDLE_FORMAT_VERSION = 3
 MANIFEST = "manifest.json"
 TOKENIZER = "tokenizer.json"
 PRECISIONS = ("fp32", "int8", "fp16")
@@ -72,7 +74,7 @@ class Gate:
 
 _GRAPH_FILE = Obj({"file": str, "sha256": str, "bytes": Int(0)})
 SCHEMA = Obj(
-    {"format_version": int, "fingerprint": str,
+    {"format_version": int, "fingerprint": str, "seal": str,
      "graphs": Obj({g: MapOf(_GRAPH_FILE) for g in GRAPHS}),
      "tokenizer": Obj({"file": OneOf((TOKENIZER,)), "sha256": str}),
      "opset": Int(1, 100), "precisions": ListOf(OneOf(PRECISIONS), min_len=1),
@@ -133,7 +135,7 @@ class BundleManifest:
         return [p for p in PRECISIONS if all(p in self.graphs[g] for g in GRAPHS)]
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        obj = {
             "format_version": BUNDLE_FORMAT_VERSION, "fingerprint": self.fingerprint,
             "graphs": {g: {p: f.to_json() for p, f in by_p.items()} for g, by_p in self.graphs.items()},
             "tokenizer": {"file": TOKENIZER, "sha256": self.tokenizer_sha256}, "opset": self.opset,
@@ -144,6 +146,7 @@ class BundleManifest:
             "suggest": self.suggest.to_json() if self.suggest is not None else None, "parity": self.parity, "gate": self.gate.to_json() if self.gate is not None else None,
             "precision_notes": self.precision_notes, "about": self.about,
         }
+        return {**obj, "seal": seal(obj)}
 
     @classmethod
     def from_json(cls, obj: Any, where: str, error: type[IntraError] = ManifestError) -> BundleManifest:
@@ -173,6 +176,19 @@ class BundleManifest:
             gate=Gate(gate["passed"], tuple(gate["failed"]), tuple(gate["failures"]), gate["allow_degraded"]) if gate else None,
             precision_notes=obj.get("precision_notes") or {}, about=obj.get("about") or {},
         )
+
+
+def seal(obj: dict[str, Any]) -> str:
+    """The digest of every field of manifest.json's object but ``seal`` itself (32 hex digits)."""
+    body = {k: v for k, v in obj.items() if k != "seal"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False, allow_nan=True).encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def check_seal(obj: dict[str, Any], where: str, error: type[IntraError] = ManifestError) -> None:
+    """`error` unless the object's ``seal`` is the digest of its other fields (call after the schema check)."""
+    if seal(obj) != obj["seal"]:
+        raise error(f"{where}: field 'seal' does not match the manifest's other fields: the manifest was edited "
+                    "after export (re-export the run with intra-export)")
 
 
 def fingerprint(manifest: BundleManifest) -> str:

@@ -19,6 +19,7 @@ Every file is checked against its sha256 on load; paths must stay inside the pac
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import time
@@ -31,8 +32,9 @@ import numpy as np
 
 from . import atomic
 from .bundle import sha256_file
-from .errors import IntraError
-from .jsonfile import read_json_value
+from .dirread import DirReader, read_whole
+from .errors import IntraError, check_path
+from .jsonfile import read_json_in
 from .labels import ATTRIBUTES, LABEL_INDEX, check_attributes, check_label
 from .paths import inside
 from .schema import Int, ListOf, MapOf, Obj, OneOf, Opt, check_document
@@ -201,11 +203,11 @@ class Pack:
 
 
 
-def _check_file(root: Path, rel: str, sha256: str, where: str, verify: bool) -> Path:
-    path = inside(root, rel, where, PackError, "pack directory")
-    if not path.is_file():
+def _check_file(d: DirReader, rel: str, sha256: str, where: str, verify: bool) -> Path:
+    path = inside(d.root, rel, where, PackError, "pack directory")
+    if not d.is_file(rel):
         raise PackError(f"{where}: file {rel!r} is missing")
-    if verify and sha256_file(path) != sha256:
+    if verify and d.sha256(rel) != sha256:
         raise PackError(f"{where}: file {rel!r} does not match its sha256 (changed or damaged)")
     return path
 
@@ -219,23 +221,16 @@ def _npy_header(f: BinaryIO) -> tuple[tuple[int, ...], bool, np.dtype]:
     raise ValueError(f"unsupported .npy version {version}")
 
 
-def read_vectors(path: Path, count: int, dim: int) -> np.ndarray:
-    """The (count, dim) float16/float32 .npy at `path` as float32 unit rows.
+def read_vectors(path: Path, count: int, dim: int, f: BinaryIO | None = None) -> np.ndarray:
+    """The (count, dim) float16/float32 .npy at `path` (or in the open file `f`) as float32 unit rows.
 
     The header is checked before anything is allocated: an .npz or pickle, other shapes or
     types, or fewer or more data bytes than the header promises raise PackError, and so do rows
     that are not finite unit vectors.
     """
     try:
-        with open(path, "rb") as f:
-            shape, fortran, dtype = _npy_header(f)
-            if dtype.name not in DTYPES or tuple(shape) != (count, dim) or fortran:
-                raise PackError(f"{path}: expected a {count}x{dim} float16/float32 array, got {tuple(shape)} {dtype}")
-            expected = count * dim * dtype.itemsize
-            got = os.fstat(f.fileno()).st_size - f.tell()
-            if got != expected:
-                raise PackError(f"{path}: holds {got} data bytes; its header promises {expected}")
-            emb = np.fromfile(f, dtype=dtype, count=count * dim)
+        with contextlib.nullcontext(f) if f is not None else open(path, "rb") as fh:
+            emb = _read_npy(fh, path, count, dim)
     except (ValueError, OSError, EOFError) as e:
         if isinstance(e, PackError):
             raise
@@ -243,6 +238,17 @@ def read_vectors(path: Path, count: int, dim: int) -> np.ndarray:
     emb = emb.reshape(count, dim).astype(np.float32)
     _check_rows(emb, path)
     return emb
+
+
+def _read_npy(f: BinaryIO, path: Path, count: int, dim: int) -> np.ndarray:
+    shape, fortran, dtype = _npy_header(f)
+    if dtype.name not in DTYPES or tuple(shape) != (count, dim) or fortran:
+        raise PackError(f"{path}: expected a {count}x{dim} float16/float32 array, got {tuple(shape)} {dtype}")
+    expected = count * dim * dtype.itemsize
+    got = os.fstat(f.fileno()).st_size - f.tell()
+    if got != expected:
+        raise PackError(f"{path}: holds {got} data bytes; its header promises {expected}")
+    return np.fromfile(f, dtype=dtype, count=count * dim)
 
 
 def _check_rows(emb: np.ndarray, path: Path) -> None:
@@ -258,15 +264,43 @@ def _check_rows(emb: np.ndarray, path: Path) -> None:
 
 
 def load_pack(root: Path | str, verify: bool = True) -> Pack:
-    """Load and check a pack directory; `verify` hashes every file against pack.json."""
-    root = Path(root)
+    """Load and check a pack directory; `verify` hashes every file against pack.json.
+
+    A pack rebuilt while it loads is read whole, the old build or the new (:mod:`sdk.dirread`)."""
+    root = check_path("pack", root)
     atomic.recover(root)
-    meta_path = root / PACK_FILE
-    meta = PackMeta.from_json(read_json_value(meta_path, PackError, f"is {root} a pack made by `intra pack build`?"), str(meta_path))
+    return read_whole(root, lambda d: _load(d, verify), PackError)
+
+
+def _load(d: DirReader, verify: bool) -> Pack:
+    meta_path = d.path(PACK_FILE)
+    raw = read_json_in(d, PACK_FILE, PackError, f"is {d.root} a pack made by `intra pack build`?")
+    meta = PackMeta.from_json(raw, str(meta_path))
+    _check_embeddings_size(d, meta)  # before any hashing: a 2 GB file of the wrong size is refused at once
     for i, sticker in enumerate(meta.stickers):
-        _check_file(root, sticker.file, sticker.sha256, f"{meta_path}: stickers[{i}]", verify)
-    emb_path = _check_file(root, meta.embeddings_file, meta.embeddings_sha256, f"{meta_path}: embeddings", verify)
-    return Pack(root, meta, read_vectors(emb_path, meta.count, meta.dim))
+        _check_file(d, sticker.file, sticker.sha256, f"{meta_path}: stickers[{i}]", verify)
+    emb_path = _check_file(d, meta.embeddings_file, meta.embeddings_sha256, f"{meta_path}: embeddings", verify)
+    try:
+        with d.open(meta.embeddings_file) as f:
+            vectors = read_vectors(emb_path, meta.count, meta.dim, f)
+    except OSError as e:
+        raise PackError(f"{emb_path}: cannot be read ({e.strerror})") from None
+    return Pack(d.root, meta, vectors)
+
+
+#: a .npy header is at most this long (numpy's own limit on what it reads back, and the magic)
+_NPY_HEADER_MAX = 10_000 + 16
+
+
+def _check_embeddings_size(d: DirReader, meta: PackMeta) -> None:
+    data = meta.count * meta.dim * np.dtype(meta.dtype).itemsize
+    try:
+        size = d.size(meta.embeddings_file)
+    except (OSError, ValueError):
+        return  # missing or unnamed: the file check that follows names it
+    if not data < size <= data + _NPY_HEADER_MAX:
+        raise PackError(f"{d.path(meta.embeddings_file)}: {size:,} bytes, but {meta.count} x {meta.dim} {meta.dtype} "
+                        f"vectors take {data:,} bytes and a header; the file is not this pack's")
 
 
 def _check_vectors(out: Path, vectors: np.ndarray, stickers: Sequence[PackSticker]) -> None:

@@ -30,7 +30,7 @@ import numpy as np
 from . import atomic
 from .bundle import Bundle, sha256_file
 from .dataset import CATALOG_FILE, INFO_FILE, RETRIEVAL_SPLITS, load_catalog, load_dataset
-from .errors import ArgumentError, DatasetError, MissingExtraError, OutputError, check_count
+from .errors import ArgumentError, DatasetError, MissingExtraError, OutputError, check_count, check_path
 from .imageprep import load_image, to_pixels
 from .jsonfile import read_json_object
 from .labels import ATTRIBUTES, LABELS, check_attributes, check_label
@@ -170,10 +170,10 @@ def build_pack(source: Path | str, model: Bundle | Path | str, out: Path | str, 
     an earlier pack, never `source` or the bundle (:class:`OutputError` before any work).
     """
     check_build_args(batch_size, dtype, shard)
-    source = Path(source)
-    model_root = model.root if isinstance(model, Bundle) else Path(model)
+    source = check_path("source", source)
+    model_root = model.root if isinstance(model, Bundle) else check_path("model", model)
     usage_file = [Path(usage)] if isinstance(usage, (str, Path)) else []
-    atomic.check_output(Path(out), PACK_FILE, "pack", [source, model_root, *usage_file])
+    atomic.check_output(check_path("out", out), PACK_FILE, "pack", [source, model_root, *usage_file])
     found, kind, counts = collect(source)
     if usage is not None:
         counts = read_usage(usage, [s.id for s in found])

@@ -10,6 +10,8 @@ from .errors import IntraError
 
 def inside(root: Path, rel: str, where: str, error: type[IntraError], what: str = "directory") -> Path:
     """`root / rel` resolved; `error` naming `where` when it escapes `root`."""
+    if "\x00" in rel:
+        raise error(f"{where}: path {rel!r} contains a NUL character")
     path = (root / rel).resolve()
     if not path.is_relative_to(root.resolve()):
         raise error(f"{where}: path {rel!r} escapes the {what}")

@@ -121,6 +121,14 @@ def _check_options(mode: Any, ann: Any, ann_threshold: Any, verify: Any, weights
         raise ArgumentError(f"weights must be an sdk.ScoreWeights or None, got {type(weights).__name__}")
 
 
+def _check_knowledge(knowledge: object, count: int) -> None:
+    """`knowledge` is a sequence of one entry (a mapping or None) per context (ContextError otherwise)."""
+    if isinstance(knowledge, (str, bytes, Mapping)) or not isinstance(knowledge, Sequence):
+        raise ContextError(f"knowledge: expected one entry (a mapping or None) per context, got {type(knowledge).__name__}")
+    if len(knowledge) != count:
+        raise ContextError(f"knowledge: {len(knowledge)} entries for {count} contexts")
+
+
 class Ranker:
     """A bundle and a pack, loaded once, ranking conversations."""
 
@@ -142,6 +150,9 @@ class Ranker:
         if self.pack.fingerprint != self.bundle.fingerprint:
             raise PackError(f"{self.pack.root}: built by model {self.pack.fingerprint}, but the model at {self.bundle.root} is "
                             f"{self.bundle.fingerprint}; rebuild the pack with this model (intra pack build)")
+        if self.pack.meta.dim != self.bundle.manifest.dim:
+            raise PackError(f"{self.pack.root}: its vectors have {self.pack.meta.dim} values, but the model at "
+                            f"{self.bundle.root} makes {self.bundle.manifest.dim}; rebuild the pack with this model")
         self.mode = mode or self.bundle.main_mode
         if self.mode not in self.bundle.modes:
             raise BundleError(f"query mode {self.mode!r} not in this bundle (has {', '.join(self.bundle.modes)})")
@@ -174,10 +185,7 @@ class Ranker:
                 raise ContextError(f"contexts[{i}]: {e}" if len(contexts) > 1 else str(e)) from None
         if knowledge is None:
             return parsed, [None] * len(parsed)
-        if isinstance(knowledge, (str, bytes, Mapping)) or not isinstance(knowledge, Sequence):
-            raise ContextError(f"knowledge: expected one entry (a mapping or None) per context, got {type(knowledge).__name__}")
-        if len(knowledge) != len(parsed):
-            raise ContextError(f"knowledge: {len(knowledge)} entries for {len(parsed)} contexts")
+        _check_knowledge(knowledge, len(parsed))
         know = [parse_knowledge(k, f"knowledge[{i}]") for i, k in enumerate(knowledge)]
         return parsed, know if self.use_knowledge else [None] * len(parsed)
 
@@ -202,6 +210,9 @@ class Ranker:
                with_suggest: bool = True) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
         parsed, know = self._rows(contexts, knowledge)
         logits, queries, suggest = self.bundle.head_outputs(self.bundle.encode_contexts(parsed, know), self.mode, with_suggest)
+        if queries.ndim != 2 or queries.shape[1] != self.pack.embeddings.shape[1]:
+            raise BundleError(f"{self.bundle.root}: the {self.bundle.precision} graphs return queries of shape {queries.shape}, "
+                              f"but the pack's vectors have {self.pack.embeddings.shape[1]} values; the graphs do not match the manifest")
         finite = np.isfinite(queries).all(1) & (np.isfinite(logits).all(1) if logits is not None else True)
         if not finite.all():  # a damaged or hostile graph, or an fp16 overflow: never rank by NaN
             raise BundleError(f"{self.bundle.root}: the {self.bundle.precision} graphs returned NaN or infinite values for "
@@ -241,6 +252,8 @@ class Ranker:
                      batch_size: int = 32) -> tuple[np.ndarray | None, np.ndarray]:
         """(intention logits or None, (Q, S) scores of every sticker) exactly as `rank_many` ranks them."""
         check_count("batch_size", batch_size)
+        if knowledge is not None:
+            _check_knowledge(knowledge, len(contexts))
         logits, scores = [], []
         for start in range(0, len(contexts), batch_size):
             kn = knowledge[start:start + batch_size] if knowledge is not None else None
@@ -299,6 +312,8 @@ class Ranker:
             check_diverse_top_k(top_k)
         if isinstance(contexts, (str, bytes)) or not isinstance(contexts, Sequence):
             raise ContextError("rank_many expects a list of contexts; use rank() for one")
+        if knowledge is not None:
+            _check_knowledge(knowledge, len(contexts))  # before it is sliced into batches
         results: list[RankResult] = []
         for start in range(0, len(contexts), batch_size):
             kn = knowledge[start:start + batch_size] if knowledge is not None else None

@@ -114,13 +114,26 @@ def _check_obj(value: Any, spec: Obj, where: str, error: type[IntraError], path:
             check(value[key], sub, where, error, f"{path}.{key}" if path else key)
 
 
+#: the largest integer any of intra's formats holds
+INT_LIMIT = 2**63 - 1
+
+
+def _finite_float(value: int | float) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:  # an integer beyond the float range
+        return False
+
+
 def _check_type(value: Any, kind: type, where: str, error: type[IntraError], path: str) -> None:
     if kind is float:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if ok and not math.isfinite(value):
-            _fail(error, where, path, f"must be a finite number, got {value!r}")
+        if ok and not _finite_float(value):
+            _fail(error, where, path, f"must be a finite number, got {str(value)[:40]}")
     elif kind is int:
         ok = isinstance(value, int) and not isinstance(value, bool)
+        if ok and not -INT_LIMIT <= value <= INT_LIMIT:  # JSON has no bound; every later float() would overflow
+            _fail(error, where, path, f"must be an integer of at most 64 bits, got {str(value)[:40]}...")
     else:
         ok = isinstance(value, kind)
     if not ok:

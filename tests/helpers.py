@@ -19,7 +19,8 @@ FOLDER_SIZE = 6
 
 #: Any JSON value, nested a little: what a hostile edit may put in a field.
 JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers(-10**12, 10**12) | st.floats() | st.text(max_size=8),
+    st.none() | st.booleans() | st.integers(-10**12, 10**12) | st.sampled_from([2**63, -2**64, 10**400])
+    | st.floats() | st.text(max_size=8),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
     max_leaves=8,
 )

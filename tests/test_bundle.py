@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 import sdk
 from sdk.bundle import Bundle, BundleError
 from sdk.errors import IntraError
-from sdk.manifest import BundleManifest, fingerprint
+from sdk.manifest import BundleManifest, fingerprint, seal
 from sdk.pack import load_pack
 from sdk.ranker import Ranker
 
@@ -47,6 +47,7 @@ def test_a_truncated_graph_with_a_matching_hash_fails_at_load(tiny_bundle, tiny_
     graph.write_bytes(graph.read_bytes()[:5000])
     entry["sha256"] = sdk.bundle.sha256_file(graph)
     manifest["fingerprint"] = fingerprint(BundleManifest.from_json({**manifest, "fingerprint": ""}, "manifest"))
+    manifest["seal"] = seal(manifest)  # a careful forger: every digest agrees, only the graph is bad
     (bundle / "manifest.json").write_text(json.dumps(manifest))
     pack = tmp_path / "pack"
     shutil.copytree(tiny_pack, pack)
@@ -69,6 +70,34 @@ def test_manifest_fields_are_checked(tiny_bundle, tmp_path, change, message):
     (bundle / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(BundleError, match=message):
         Bundle(bundle, precision="fp32", providers="cpu")
+
+
+@pytest.mark.parametrize("change", [
+    lambda m: m["precision_notes"].setdefault("int8", {}).update(kind="weight-only"),
+    lambda m: m.update(scoring={**(m.get("scoring") or {}), "prior_weight": 3.0}),
+    lambda m: m.update(inputs=["context", "knowledge"] if m["inputs"] == ["context"] else ["context"]),
+    lambda m: m["graphs"]["text_encoder"]["int8"].update(sha256="0" * 64),
+])
+def test_an_edit_of_any_field_that_changes_results_is_refused(tiny_bundle, tmp_path, change):
+    """The fingerprint covers what packs depend on; the seal covers every other field."""
+    bundle = _bundle_copy(tiny_bundle, tmp_path / "model")
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    Bundle(bundle, precision="fp32", providers="cpu")  # the untouched copy loads
+    change(manifest)
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match="field 'seal' does not match .* edited after export"):
+        Bundle(bundle, precision="fp32", providers="cpu")
+
+
+def test_graph_paths_stay_inside_the_bundle_without_verify(tiny_bundle, tmp_path):
+    bundle = _bundle_copy(tiny_bundle, tmp_path / "model")
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    for rel in ("../outside.onnx", str(tmp_path / "abs.onnx"), "fp32/a\x00b.onnx"):
+        manifest["graphs"]["selector"]["fp32"]["file"] = rel
+        manifest["seal"] = seal(manifest)
+        (bundle / "manifest.json").write_text(json.dumps(manifest))
+        with pytest.raises(BundleError, match="escapes the bundle directory|NUL character"):
+            Bundle(bundle, precision="fp32", providers="cpu", verify=False)
 
 
 @given(data=st.data())

@@ -181,7 +181,7 @@ def test_embeddings_that_are_not_what_the_header_says(tiny_pack, tmp_path):
     np.savez(buf, emb=emb)
     (copy / "embeddings.npy").write_bytes(buf.getvalue())
     rewrite_pack(copy, lambda m: m["embeddings"].update(sha256=sdk.bundle.sha256_file(copy / "embeddings.npy")))
-    with pytest.raises(PackError, match="not a readable .npy"):
+    with pytest.raises(PackError, match="not a readable .npy|the file is not this pack's"):
         load_pack(copy)
     # a header promising 10^11 rows: refused before anything is allocated
     header = io.BytesIO()
@@ -194,6 +194,11 @@ def test_embeddings_that_are_not_what_the_header_says(tiny_pack, tmp_path):
     with pytest.raises(PackError, match=r"expected a \d+x\d+ float16/float32 array, got \(100000000000,"):
         load_pack(copy)
     (copy / "embeddings.npy").write_bytes(np.lib.format.magic(1, 0) + b"\x10\x00{'descr': '<f2'}\n" + b"\0" * 64)
+    rewrite_pack(copy, lambda m: m["embeddings"].update(sha256=sdk.bundle.sha256_file(copy / "embeddings.npy")))
+    with pytest.raises(PackError, match="not a readable .npy|the file is not this pack's"):
+        load_pack(copy)
+    # the right size, but not an .npy header: the header check names it
+    (copy / "embeddings.npy").write_bytes(b"\0" * 128 + emb.astype(np.float16).tobytes())
     rewrite_pack(copy, lambda m: m["embeddings"].update(sha256=sdk.bundle.sha256_file(copy / "embeddings.npy")))
     with pytest.raises(PackError, match="not a readable .npy"):
         load_pack(copy)
