@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The test suite: sets up .venv, lints the tree (ruff), type-checks sdk/ (mypy), then runs pytest on 2 workers.
+# The test suite: sets up .venv, lints the tree (ruff), type-checks sdk/ (mypy), builds the docs site
+# (mkdocs --strict), then runs pytest on 2 workers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh train,test
 .venv/bin/ruff check .            # the linter, on the whole tree
 .venv/bin/mypy                     # the type checker, on sdk/ (the slim runtime)
+NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --quiet   # the docs site: a broken link or a stale API name fails
 exec .venv/bin/python -m pytest -n 2 "$@"

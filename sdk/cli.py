@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -33,6 +34,22 @@ pack_app = new_app("Build, inspect and merge sticker packs (runs on onnxruntime 
 app.add_typer(pack_app, name="pack")
 history_app = new_app("Keep a user's sticker history on the device (blended into `intra rank --history`).")
 app.add_typer(history_app, name="history")
+
+
+def _version(value: bool) -> None:
+    if value:
+        import onnxruntime
+
+        from . import __version__
+
+        say(f"intra {__version__} (onnxruntime {onnxruntime.__version__}, Python {sys.version.split()[0]})")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print intra's version (and onnxruntime's) and exit.")) -> None:
+    """intra: pick the right sticker to reply with (Int-RA), trained in PyTorch, run on onnxruntime."""
 
 
 def add_registered_commands(root: typer.Typer, group: str = COMMANDS_GROUP) -> list[str]:

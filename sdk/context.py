@@ -1,7 +1,8 @@
 """Parse what apps pass as a conversation (and its knowledge) into checked, capped values.
 
 Accepted contexts: a string; a list of strings; a list of (speaker, text) pairs; a list of
-{"speaker", "text"} dicts, or {"speaker", "sticker": <id in the pack>} for a sticker sent earlier in
+{"speaker", "text"} dicts, or chat messages {"role", "content"} (content a string or a list of
+{"type": "text", "text"} parts), or {"speaker", "sticker": <id in the pack>} for a sticker sent earlier in
 the chat (read as the text `sticker_text` gives: the sticker's label or descriptions; an id it does not know
 raises :class:`ContextError` naming the turn). bytes are decoded as strict UTF-8. Turns are read newest first and
 only the newest MAX_TURNS turns, and the newest MAX_CONTEXT_CHARS characters of them, are kept
@@ -69,12 +70,26 @@ def _sticker_turn(item: Mapping[str, Any], where: str, sticker_text: StickerText
     return text
 
 
+def content_text(value: Any, where: str) -> str:
+    """A chat message's content, as chat apps and LLM tools hold it: a string, or a list of parts of
+    which the {"type": "text", "text": ...} ones are read (images and the like are skipped)."""
+    if isinstance(value, (str, bytes)):
+        return _text(value, where)
+    if not isinstance(value, Sequence):
+        raise ContextError(f"{where}: expected a string or a list of parts, got {type(value).__name__}")
+    texts = [_text(part.get("text"), f"{where}[{j}].text") for j, part in enumerate(value[:MAX_SCANNED])
+             if isinstance(part, Mapping) and part.get("type") == "text"]
+    return "\n".join(texts)
+
+
 def _turn_text(item: Any, where: str, sticker_text: StickerText | None = None) -> str:
     if isinstance(item, Mapping):
         if "sticker" in item:
             return _sticker_turn(item, where, sticker_text)
+        if "text" not in item and "content" in item:
+            return content_text(item["content"], f"{where}.content")
         if "text" not in item:
-            raise ContextError(f"{where}: a dict turn needs a 'text' (or a 'sticker') field")
+            raise ContextError(f"{where}: a dict turn needs a 'text' (or 'content', or a 'sticker') field")
         return _text(item["text"], f"{where}.text")
     if isinstance(item, (tuple, list)):
         if len(item) != 2:

@@ -22,8 +22,12 @@ class ArgumentError(IntraError, ValueError, TypeError):
 
 def is_number(value: object, lo: float = -math.inf, hi: float = math.inf) -> TypeGuard[float]:
     """`value` is a finite int or float (not a bool) from `lo` to `hi`."""
-    return (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-            and lo <= value <= hi)
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value) and lo <= value <= hi
+    except OverflowError:  # an int beyond the float range (JSON integers have no bound)
+        return False
 
 
 def check_count(name: str, value: object, limit: int = 1_000_000) -> int:
@@ -57,6 +61,6 @@ class MissingExtraError(IntraError, ImportError):
     def __init__(self, what: str, extra: str, module: str) -> None:
         super().__init__(
             f"{what} needs the '{extra}' extra (module {module!r} is not installed); "
-            f"install it with: pip install 'intra[{extra}]'"
+            f"install it with: pip install 'intra[{extra}]' (from a checkout: pip install -e '.[{extra}]')"
         )
         self.extra = extra

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from . import atomic
+from .context import content_text
 from .errors import OutputError
 from .ranker import RankResult
 
@@ -53,7 +54,8 @@ def _turns(context: Any, files: Mapping[str, Path]) -> str:
     for t in turns:
         speaker, text, sticker = "", t, None
         if isinstance(t, Mapping):
-            speaker, text, sticker = str(t.get("speaker", "")), t.get("text", ""), t.get("sticker")
+            speaker, sticker = str(t.get("speaker", t.get("role", ""))), t.get("sticker")
+            text = t["text"] if "text" in t else content_text(t.get("content", ""), "turn")
         elif isinstance(t, (tuple, list)) and len(t) == 2:
             speaker, text = str(t[0]), t[1]
         body = html.escape(str(text))

@@ -184,6 +184,11 @@ class Pack:
     def __len__(self) -> int:
         return len(self.stickers)
 
+    def __repr__(self) -> str:  # the dataclass's own would print every hash and the whole array
+        usage = "with usage counts" if self.usage is not None else "no usage counts"
+        return (f"Pack({str(self.root)!r}: {len(self)} stickers, dim {self.meta.dim}, {self.meta.dtype}, "
+                f"model {self.fingerprint[:12]}, {usage})")
+
     @property
     def usage(self) -> dict[str, float] | None:
         """Usage counts by sticker id, or None when the pack carries none (prior off)."""

@@ -41,11 +41,21 @@ ANN_THRESHOLD = 200_000
 
 @dataclass(frozen=True)
 class Match:
+    """One ranked sticker.
+
+    Attributes:
+        sticker_id: the sticker's id in the pack.
+        score: cosine (-1 to 1) plus the label term and usage prior (logarithms, at most 0) plus the
+            history term (at least 0); usually negative, and only the order matters.
+        file: the sticker's image in the pack.
+        label: the sticker's intention label, None when it has none.
+        why: the parts of the score and what drew the selector (``rank(..., explain=True)``; else None).
+    """
+
     sticker_id: str
     score: float
     file: Path
     label: str | None
-    #: the parts of the score and what drew the selector (rank(..., explain=True); else None)
     why: Why | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -57,6 +67,21 @@ class Match:
 
 @dataclass(frozen=True)
 class RankResult:
+    """The ranking of one conversation.
+
+    Attributes:
+        matches: the top k stickers, best first.
+        intention: the predicted intention of the conversation (None: the bundle has no intention head).
+        intention_probability: its probability, 0 to 1.
+        provider: the onnxruntime provider the text encoder ran on.
+        precision: the graphs' precision (fp32, int8 or fp16).
+        mode: the query mode (paper, soft or fused).
+        search: "exact", or "ann" above the pack size where the FAISS index takes over.
+        notes: messages about this ranking (kept for compatibility; rank() adds none today).
+        suggest: does this moment call for a sticker? (True, with confidence None, without a suggest head).
+        confidence: the suggest head's probability that a sticker fits here, 0 to 1; None without the head.
+    """
+
     matches: tuple[Match, ...]
     intention: str | None
     intention_probability: float | None
@@ -65,9 +90,7 @@ class RankResult:
     mode: str
     search: str = "exact"
     notes: tuple[str, ...] = field(default_factory=tuple)
-    #: does this moment call for a sticker? (True, with confidence None, when the bundle has no suggest head)
     suggest: bool = True
-    #: the suggest head's probability that a sticker fits here, in [0, 1]; None without the head
     confidence: float | None = None
 
     def to_dict(self) -> dict[str, Any]:

@@ -14,9 +14,38 @@ from typing import Any
 
 from .pack import PackSticker
 
+#: the longest description a summary line shows (cut at a word, with an ellipsis)
+SUMMARY_TEXT = 40
+
+
+def clip(text: str, limit: int = SUMMARY_TEXT) -> str:
+    """`text` within `limit` characters, cut at the last word that fits and ended with "…"."""
+    if len(text) <= limit:
+        return text
+    cut = text[:limit - 1]
+    space = cut.rfind(" ")
+    return (cut[:space] if space > limit // 2 else cut).rstrip(" ,;:") + "…"
+
 
 @dataclass(frozen=True)
 class Why:
+    """The parts of one match's score; ``score == cosine + label_term + prior_term + history_term``.
+
+    Attributes:
+        intention: the predicted intention of the context (None: the bundle has no intention head).
+        intention_probability: its probability, 0 to 1.
+        cosine: the cosine of the query and the sticker's vector, -1 to 1.
+        label_term: ``w_label * log P(sticker's label | context)``, at most 0 (a sticker without a
+            label gets the uninformed ``log 1/28``).
+        prior_term: how far the usage prior moved this sticker against the pack's average sticker
+            (0 without usage counts).
+        history_term: the personal history's term, at least 0 (0 without a history).
+        attribute: the sticker's attribute whose description drew the selector most (None when
+            the sticker has no descriptions).
+        attribute_share: that attribute's share of the selector's region weights, 0 to 1.
+        attribute_text: that attribute's description.
+    """
+
     intention: str | None
     intention_probability: float | None
     cosine: float
@@ -37,7 +66,7 @@ class Why:
         if intention and self.intention is not None and self.intention_probability is not None:
             parts.append(f"{self.intention} {self.intention_probability:.2f}")
         if self.attribute is not None:
-            text = (self.attribute_text or "")[:40]
+            text = clip(self.attribute_text or "")
             parts.append(f"{self.attribute} {self.attribute_share or 0:.0%}" + (f': "{text}"' if text else ""))
         parts.append(f"cos {self.cosine:+.2f}")
         for name, value in (("label", self.label_term), ("prior", self.prior_term), ("history", self.history_term)):

@@ -44,7 +44,7 @@ def test_goemoji_from_shared_data(shared_data, tmp_path):
         assert convs and all(c.sticker_id in ids for c in convs)
         assert not any(emoji_clusters(c.context[0].text) for c in convs)
     n = sum(len(ds.split(s)) for s in ("train", "validation", "test"))
-    assert 850 <= n <= 1000  # the README says about 950 comments contain an emoji
+    assert 850 <= n <= 1000  # about 950 comments of this copy of GoEmotions contain an emoji
     assert counts["with_emoji"] == n + counts.get("dropped_no_catalog_emoji", 0) + counts.get("dropped_empty_context", 0)
     assert len(ds.split("extra_intention")) > 40000
     assert ds.info.synthetic is False and "several_emoji" in ds.info.details["rules"]

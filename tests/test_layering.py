@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-ABOVE_SDK = ("training", "export", "benchmarks")
-MODULE_PATH = re.compile(r"^(training|export|benchmarks)(\.\w+)*(:\w+)?$")
+#: the layers, lowest first: each may import only itself and the layers before it
+LAYERS = ("sdk", "training", "export", "benchmarks")
+ABOVE_SDK = LAYERS[1:]
+MODULE_PATH = re.compile(r"^(sdk|training|export|benchmarks)(\.\w+)*(:\w+)?$")
 MAX_FUNCTION_LINES = 80
 
 
@@ -20,19 +22,24 @@ def _sources(*packages: str) -> list[Path]:
     return sorted(p for pkg in packages for p in (REPO / pkg).rglob("*.py"))
 
 
-@pytest.mark.parametrize("path", _sources("sdk"), ids=lambda p: p.name)
-def test_sdk_imports_nothing_above_it(path):
-    tree = ast.parse(path.read_text(encoding="utf-8"))
+def _imported(tree: ast.AST):
+    """(line, module) of every import in `tree`, and of modules named by string (importlib, entry points)."""
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            names = [a.name for a in node.names]
+            yield from ((node.lineno, a.name) for a in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names = [node.module]
+            yield node.lineno, node.module
         elif isinstance(node, ast.Constant) and isinstance(node.value, str) and MODULE_PATH.match(node.value):
-            names = [node.value]  # a module named by string (importlib, entry points)
-        else:
-            continue
-        assert not [n for n in names if n.split(".")[0].split(":")[0] in ABOVE_SDK], f"{path.name}:{node.lineno} imports {names}"
+            yield node.lineno, node.value
+
+
+@pytest.mark.parametrize("path", _sources(*LAYERS), ids=lambda p: str(p.relative_to(REPO)))
+def test_layers_import_only_the_layers_below_them(path):
+    layer = LAYERS.index(path.relative_to(REPO).parts[0])
+    above = LAYERS[layer + 1:]
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    bad = [f"{line}: {name}" for line, name in _imported(tree) if name.split(".")[0].split(":")[0] in above]
+    assert not bad, f"{path.relative_to(REPO)} ({LAYERS[layer]}) imports a higher layer: {bad}"
 
 
 def test_importing_the_runtime_loads_no_higher_layer():

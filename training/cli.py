@@ -57,9 +57,10 @@ def data_goemoji(
     validation_fraction: float = typer.Option(0.15, min=0.01, max=0.9, help="Fraction of train.tsv's emoji comments kept for validation."),
 ) -> None:
     """Build the real GoEmoji dataset: GoEmotions comments with an emoji, the emoji as gold sticker."""
-    from .data.goemoji import RULES, build
-
     try:
+        require_extra("`intra data goemoji`", "data", "regex")
+        from .data.goemoji import RULES, build
+
         counts = build(source, out, seed=seed, validation_fraction=validation_fraction)
     except IntraError as e:
         fail(e)
@@ -77,9 +78,10 @@ def data_tweeteval(
     extra_intention: bool = typer.Option(True, help="Write GoEmotions' labelled comments as the extra_intention split (tweets have no intention label)."),
 ) -> None:
     """Build the real TweetEval emoji dataset: tweets (cleaned of the U+FE0F leak), their emoji as gold sticker."""
-    from .data.tweeteval import RULES, build
-
     try:
+        require_extra("`intra data tweeteval`", "data", "regex")
+        from .data.tweeteval import RULES, build
+
         counts = build(source, out, catalog=catalog, seed=seed, validation_fraction=validation_fraction,
                        held_out=hold_out, extra_intention=extra_intention)
     except IntraError as e:

@@ -4,7 +4,7 @@ No pretrained CLIP exists offline, so the ViT starts random. This warm-up aligns
 mean-pooled projected regions with its attribute descriptions (the mean of its present H^A,
 projected by f_des) with a symmetric InfoNCE loss over sticker batches, so that the main training
 starts from image features that already carry the descriptions' meaning. Its effect is measured
-in README.md.
+in docs/training.md.
 """
 
 from __future__ import annotations
