@@ -43,7 +43,7 @@ def label_counts(v: ValidationScores) -> np.ndarray:
     column = {s: i for i, s in enumerate(v.ranker.pack.ids)}
     counts = np.zeros((len(LABELS), len(column)))
     for c in v.ds.split("train"):
-        counts[LABEL_INDEX[c.label], column[c.sticker_id]] += 1
+        counts[LABEL_INDEX[c.label], column[c.gold]] += 1
     return counts
 
 
@@ -77,7 +77,7 @@ def map_frontier(v: ValidationScores, target_map: float) -> dict[str, Any]:
 
     order = [v.ranker.pack.ids.index(s.id) for s in v.ds.stickers]  # dataset order, as training scores
     index = v.ds.sticker_index()
-    gold = np.array([index[c.sticker_id] for c in v.convs])
+    gold = np.array([index[c.gold] for c in v.convs])
     chosen, tried = choose_weights(v.cosine[:, order], v.logits, v.ds, gold)
     pct = [{**t, **{k: 100 * t[k] for k in METRICS}} for t in tried]
     ok = [t for t in pct if t["mAP"] >= target_map - 1e-9]

@@ -40,7 +40,7 @@ def _quality(bundle: Path, data: Path, split: str) -> dict[str, float]:
     _, scores = sdk_scores(bundle, data, convs)
     index = ds.sticker_index()
     labels, _ = ds.sticker_labels()
-    m = retrieval_metrics(scores, np.array([index[c.sticker_id] for c in convs]), labels)
+    m = retrieval_metrics(scores, np.array([index[c.gold] for c in convs]), labels)
     return {k: round(100 * m[k], 3) for k in QUALITY_KEYS}
 
 

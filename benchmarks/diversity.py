@@ -26,8 +26,8 @@ def measure(model: Path, data: Path, split: str = "test", top_k: int = 5) -> dic
 
     ds = load_dataset(data)
     convs = ds.split(split)
-    contexts = [[(t.speaker, t.text) for t in c.context] for c in convs]
-    knowledge = [dict(c.knowledge) if c.knowledge else None for c in convs]
+    contexts = [c.turns() for c in convs]
+    knowledge = [c.knowledge_dict() for c in convs]
     with dataset_ranker(model, data) as ranker:
         plain = ranker.rank_many(contexts, top_k, knowledge)
         diverse = ranker.rank_many(contexts, top_k, knowledge, diverse=True)

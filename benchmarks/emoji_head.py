@@ -31,14 +31,14 @@ def measure_bundle(model: Path, data: Path) -> dict[str, Any]:
 
     v = validation_scores(model, data)
     train = v.ds.split("train")
-    know = [dict(c.knowledge) if c.knowledge else None for c in train]
+    know = [c.knowledge_dict() for c in train]
     pooled = {"train": v.bundle.encode_contexts([[t.text for t in c.context] for c in train], know if v.ranker.use_knowledge else None),
               "validation": v.bundle.encode_contexts([[t.text for t in c.context] for c in v.convs],
-                                                     [dict(c.knowledge) if c.knowledge else None for c in v.convs]
+                                                     [c.knowledge_dict() for c in v.convs]
                                                      if v.ranker.use_knowledge else None)}
     index = {s: i for i, s in enumerate(v.ranker.pack.ids)}
     rows = {"final score (the default)": v.metrics(v.final)}
-    y = np.array([index[c.sticker_id] for c in train])
+    y = np.array([index[c.gold] for c in train])
     for wd in WEIGHT_DECAYS:
         # probe-emoji's own recipe (training.probes): Adam, lr 0.05, 300 full-batch epochs, seed 0
         head = softmax_regression(pooled["train"].astype(np.float32), y, len(index), 300, ProbeConfig(weight_decay=wd))

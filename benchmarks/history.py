@@ -83,8 +83,8 @@ def _world(ranker: Any, data: Path) -> World:
     scores, labels = {}, {}
     for split in ("validation", "test"):
         convs = ds.split(split)
-        ctx = [[(t.speaker, t.text) for t in c.context] for c in convs]
-        know = [dict(c.knowledge) if c.knowledge else None for c in convs]
+        ctx = [c.turns() for c in convs]
+        know = [c.knowledge_dict() for c in convs]
         scores[split] = ranker.score_matrix(ctx, know)[1]
         labels[split] = [c.label or "" for c in convs]
     return World(ids, by_label, [species[s] for s in ids], ["verbal" in stickers[s].attributes for s in ids],

@@ -114,7 +114,7 @@ def main(
         ds = load_dataset(data)
         convs = ds.split("validation")
         index = ds.sticker_index()
-        gold = np.array([index[c.sticker_id] for c in convs])
+        gold = np.array([index[c.gold] for c in convs])
         labels, _ = ds.sticker_labels()
         for name, scores in probe_scores(ds, convs, out / "cache", seed=seed).items():
             probe_rows[name] = retrieval_metrics(scores, gold, labels)

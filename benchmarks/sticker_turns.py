@@ -115,7 +115,7 @@ def synthetic_cases(data: Path, split: str = "test", seed: int = 0) -> dict[str,
         for key, sid in (("same", rng.choice(mates)), ("other", stranger)):
             out[key].append(turns[:-1] + [{"speaker": turns[-1]["speaker"], "sticker": sid}] + turns[-1:])
         out["gold"].append(c.sticker_id)
-        out["knowledge"].append(dict(c.knowledge) if c.knowledge else None)
+        out["knowledge"].append(c.knowledge_dict())
     return out
 
 

@@ -27,7 +27,7 @@ from .dataset_ranker import dataset_ranker
 
 def split_contexts(ds: Dataset, split: str = "test") -> list[list[tuple[str, str]]]:
     """The split's conversations as SDK contexts, in split order."""
-    return [[(t.speaker, t.text) for t in c.context] for c in ds.split(split)]
+    return [c.turns() for c in ds.split(split)]
 
 
 def _weights(model: Path, prior: float | None) -> dict[str, Any]:
@@ -44,7 +44,7 @@ def closed_protocol(model: Path, task: Path, out: Path, precision: str | None = 
     ds = load_dataset(task)
     task_ids = task_sticker_ids(ds.info.details)
     label_of = {sid: i for i, sid in enumerate(task_ids)}
-    gold = np.array([label_of[c.sticker_id] for c in ds.split("test")])
+    gold = np.array([label_of[c.gold] for c in ds.split("test")])
     with dataset_ranker(model, task, precision=precision, **_weights(model, prior)) as ranker:
         _, scores = ranker.score_matrix(split_contexts(ds))
         column = {s.id: i for i, s in enumerate(ranker.pack.stickers)}
@@ -66,7 +66,7 @@ def open_protocol(model: Path, full: Path, precision: str | None = None, prior: 
     with dataset_ranker(model, full, precision=precision, **_weights(model, prior)) as ranker:
         _, scores = ranker.score_matrix(split_contexts(ds))
         column = {s.id: i for i, s in enumerate(ranker.pack.stickers)}
-    ranks = gold_ranks(scores, np.array([column[c.sticker_id] for c in ds.split("test")]))
+    ranks = gold_ranks(scores, np.array([column[c.gold] for c in ds.split("test")]))
     return {"stickers": len(column), **{f"R@{k}": 100.0 * float((ranks <= k).mean()) for k in (1, 5, 10)},
             "mrr": 100.0 * float((1.0 / ranks).mean())}
 

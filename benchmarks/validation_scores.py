@@ -54,7 +54,7 @@ class ValidationScores:
 
 
 def contexts(convs: Sequence[Conversation]) -> list[list[tuple[str, str]]]:
-    return [[(t.speaker, t.text) for t in c.context] for c in convs]
+    return [c.turns() for c in convs]
 
 
 def validation_scores(model: Path, data: Path, split: str = "validation") -> ValidationScores:
@@ -62,7 +62,7 @@ def validation_scores(model: Path, data: Path, split: str = "validation") -> Val
     ds = load_dataset(data)
     convs = list(ds.split(split))
     with dataset_ranker(model, data, precision="fp32") as ranker:
-        knowledge = [dict(c.knowledge) if c.knowledge else None for c in convs]
+        knowledge = [c.knowledge_dict() for c in convs]
         logits, final = ranker.score_matrix(contexts(convs), knowledge if ranker.use_knowledge else None)
         n = len(ranker.pack.ids)
         prior = ranker.terms.prior_at(np.arange(n))
@@ -70,7 +70,7 @@ def validation_scores(model: Path, data: Path, split: str = "validation") -> Val
         labels = ranker.pack.label_ids()
     index = {s: i for i, s in enumerate(ranker.pack.ids)}
     return ValidationScores(ds, convs, ranker.bundle, ranker, final, logits, np.asarray(prior, float), np.asarray(label_term, float),
-                            np.array([index[c.sticker_id] for c in convs]), labels)
+                            np.array([index[c.gold] for c in convs]), labels)
 
 
 def rows_table(title: str, runs: list[dict[str, Any]]) -> list[str]:

@@ -89,7 +89,7 @@ class Reference:
                  max_queries: int = 256, usage: np.ndarray | None = None, weights: ScoreWeights = ScoreWeights()) -> None:
         self.split = split
         self.convs = list(convs)[:max_queries]
-        self.gold = np.array([gold_index[c.sticker_id] for c in self.convs])
+        self.gold = np.array([gold_index[c.gold] for c in self.convs])
         ids, mask = context_batch(self.convs[:64], tokenizer, model.cfg.use_knowledge)
         self.ids, self.mask = ids.numpy(), mask.numpy()
         with torch.no_grad():

@@ -91,6 +91,21 @@ class Conversation:
     def to_json(self) -> dict[str, Any]:
         return _conversation_json(self)
 
+    @property
+    def gold(self) -> str:
+        """The gold sticker's id; DatasetError for intention-only data, which has none."""
+        if self.sticker_id is None:
+            raise DatasetError(f"conversation {self.id!r} has no gold sticker (intention-only data)")
+        return self.sticker_id
+
+    def turns(self) -> list[tuple[str, str]]:
+        """The context as the SDK takes it: (speaker, text) pairs, oldest first."""
+        return [(t.speaker, t.text) for t in self.context]
+
+    def knowledge_dict(self) -> dict[str, tuple[str, ...]] | None:
+        """The knowledge as the SDK takes it (None when there is none)."""
+        return dict(self.knowledge) if self.knowledge else None
+
 
 INFO_SCHEMA = Obj({"format_version": int, "name": str},
                   {"synthetic": bool, "source": str, "notes": str, "splits": MapOf(Int(0)), "stickers": Int(0)})

@@ -17,7 +17,7 @@ from sdk.ranker import Ranker
     ([("A", "b", "c")], "must be \\(speaker, text\\)"),
     (b"\xff\xfe bad", "not valid UTF-8"),
     (42, "expected a string or a list"),
-    ([{"speaker": "A"}], "needs a 'text' \\(or a 'sticker'\\) field"),
+    ([{"speaker": "A"}], "needs a 'text' \\(or 'content', or a 'sticker'\\) field"),
 ])
 def test_bad_contexts_raise_context_error(bad, message):
     with pytest.raises(ContextError, match=message):

@@ -33,8 +33,8 @@ def sdk_scores(bundle: Path | str, data: Path | str, convs: Sequence[Conversatio
         pack_dir = Path(tmp) / "pack"
         build_pack(data, model, pack_dir, progress=progress)
         ranker = Ranker(model, pack_dir)
-        contexts = [[(t.speaker, t.text) for t in c.context] for c in convs]
-        knowledge = [dict(c.knowledge) if c.knowledge else None for c in convs]
+        contexts = [c.turns() for c in convs]
+        knowledge = [c.knowledge_dict() for c in convs]
         _, scores = ranker.score_matrix(contexts, knowledge)
         if html is not None:
             write_eval_gallery(ranker, convs[:GALLERY_SIZE], contexts[:GALLERY_SIZE], knowledge[:GALLERY_SIZE], html,

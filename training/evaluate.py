@@ -121,7 +121,7 @@ def evaluate(run: Path | str, data: Path | str, split: str = "test", compare: Ma
     ds = load_dataset(data)
     convs = ds.split(split)
     index = ds.sticker_index()
-    gold = np.array([index[c.sticker_id] for c in convs])
+    gold = np.array([index[c.gold] for c in convs])
     labels, label_rule = sticker_labels(ds)
     scores, details = _score_runs({MAIN: run, **(compare or {})}, ds, convs)
     scores.update(_baselines(ds, convs, labels, details["logits"].get(MAIN), seed))

@@ -125,7 +125,7 @@ def probe_emoji(ds: Dataset, features: FrozenFeatures, convs: Sequence[Conversat
     """(Q, S) log-probabilities of each sticker for `convs`, from the training split."""
     train = ds.split("train")
     index = ds.sticker_index()
-    layer = softmax_regression(features([context_text(c) for c in train]), np.array([index[c.sticker_id] for c in train]),
+    layer = softmax_regression(features([context_text(c) for c in train]), np.array([index[c.gold] for c in train]),
                                len(ds.stickers), cfg.emoji_epochs, cfg)
     return _apply(layer, features([context_text(c) for c in convs]))
 
@@ -136,7 +136,7 @@ def sticker_given_label(ds: Dataset, smoothing: float) -> np.ndarray:
     counts = np.full((len(LABELS), len(ds.stickers)), smoothing)
     for c in ds.split("train"):
         if c.label is not None:
-            counts[LABEL_INDEX[c.label], index[c.sticker_id]] += 1
+            counts[LABEL_INDEX[c.label], index[c.gold]] += 1
     return counts / counts.sum(1, keepdims=True)
 
 

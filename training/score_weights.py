@@ -111,7 +111,7 @@ def calibrate_run(run: Path | str, data: Path | str, split: str = "validation") 
     convs = ds.split(split)
     cosines, logits = score_conversations(model, tokenizer, sticker_inputs(ds, image_settings), convs)
     index = ds.sticker_index()
-    gold = np.array([index[c.sticker_id] for c in convs])
+    gold = np.array([index[c.gold] for c in convs])
     weights, tried = choose_weights(cosines, logits, ds, gold, cfg.calibrate_for)
     write_weights(Path(run), weights, tried, split, cfg.calibrate_for)
     return weights

@@ -119,7 +119,7 @@ def evaluate_split(model: IntRA, tokenizer: ContextTokenizer, stickers, ds, spli
     convs = ds.split(split)
     scores, logits = score_conversations(model, tokenizer, stickers, convs, mode, attr_table, text_frozen)
     index = ds.sticker_index()
-    gold = np.array([index[c.sticker_id] for c in convs])
+    gold = np.array([index[c.gold] for c in convs])
     out = retrieval_metrics(scores, gold, labels)
     if final:
         _, tried = choose_weights(scores, logits, ds, gold, objective)
@@ -413,7 +413,7 @@ def _batch(tr: TrainingRun, rows: list[int], cache: TextCache | None, attr_table
         args: dict[str, Any] = {"ids": ids, "mask": mask}
     else:
         args = {"ids": None, "mask": None, "pooled": cache.pooled(rows or [0], cfg.knowledge_dropout, rng)}
-    gold = [tr.index[c.sticker_id] for c in convs]
+    gold = [tr.index[c.gold] for c in convs]
     cand = candidates(gold, len(tr.ds.stickers), cfg, rng, tr.labels, tr.same_label)
     col = {s: i for i, s in enumerate(cand)}
     args.update(gold_label=torch.tensor([label_id(c.label) for c in convs]), pixels=tr.stickers.pixels[cand],
