@@ -212,7 +212,11 @@ def _check_file(d: DirReader, rel: str, sha256: str, where: str, verify: bool) -
     path = inside(d.root, rel, where, PackError, "pack directory")
     if not d.is_file(rel):
         raise PackError(f"{where}: file {rel!r} is missing")
-    if verify and d.sha256(rel) != sha256:
+    try:
+        matches = not verify or d.sha256(rel) == sha256
+    except OSError as e:
+        raise PackError(f"{where}: file {rel!r} cannot be read ({e.strerror})") from None
+    if not matches:
         raise PackError(f"{where}: file {rel!r} does not match its sha256 (changed or damaged)")
     return path
 
