@@ -65,9 +65,11 @@ class Bench:
     """The fp32 bundle, the unquantized graphs and the reference of one run, in a temporary directory."""
 
     def __init__(self, run: Path, data: Path | None, tmp: Path, threads: int, tokens: int, repeat: int) -> None:
-        from export.exporter import calibration_batches, end_to_end, export_run, reference
+        from export.exporter import export_run
         from export.graphs import export_graph, graph_specs
+        from export.int8 import calibration_batches
         from export.opset import DEFAULT_OPSET
+        from export.parity import end_to_end, reference
         from sdk.bundle import Bundle
         from sdk.dataset import load_dataset
         from training.run_dir import load_run
@@ -101,9 +103,8 @@ class Bench:
     def row(self, scheme, parity: bool = True, keep: bool = True) -> dict[str, Any]:
         """Parity of one scheme, ranked as the SDK ranks it (a dynamic scheme row by row); with
         `keep` its text encoder is kept for the timings."""
-        from export.exporter import end_to_end
         from export.int8 import describe, write_int8_graphs
-        from export.parity import gate_reduced
+        from export.parity import end_to_end, gate_reduced
         from sdk.bundle import Bundle
 
         variant = self.tmp / "variant"

@@ -23,28 +23,23 @@ from tqdm import tqdm
 
 from sdk import atomic
 from sdk.bundle import Bundle, sha256_file
-from sdk.dataset import Dataset, load_dataset
+from sdk.dataset import load_dataset
 from sdk.errors import ArgumentError, IntraError
 from sdk.imageprep import ImageSettings
-from sdk.labels import ATTRIBUTES
 from sdk.manifest import GRAPHS, MANIFEST, PRECISIONS, TOKENIZER, BundleManifest, Gate, GraphFile, fingerprint
 from sdk.precision_choice import CACHE_GLOB
-from sdk.scoring import ScoreTerms, ScoreWeights, usage_vector
-from sdk.suggest import SUGGEST_OUTPUT, SuggestSettings
+from sdk.scoring import ScoreWeights
+from sdk.suggest import SuggestSettings
 from sdk.textprep import ContextTokenizer, TextSettings
-from training.encoders import region_features
-from training.features import context_batch, refresh_label_table, sticker_inputs, sticker_labels
-from training.metrics import retrieval_metrics
 from training.model import IntRA
 from training.run_dir import load_run
 from training.score_weights import read_weights
-from training.scoring import query_matrix, sticker_matrix
 from training.suggest import attach as attach_suggest
 
-from .graphs import IntentionHeadGraph, export_graph, graph_specs
-from .int8 import INT8_SCHEMES, Int8Scheme, describe, write_int8_graphs
+from .graphs import export_graph, graph_specs
+from .int8 import INT8_SCHEMES, Int8Scheme, calibration_batches, describe, write_int8_graphs
 from .opset import DEFAULT_OPSET, OPSET_RANGE
-from .parity import gate_fp32, gate_reduced, row_cosine, topk_agreement
+from .parity import Fp32Result, Reference, end_to_end, gate_fp32, gate_reduced, graph_cosines, reference, row_cosine, topk_agreement
 from .precision import convert_fp16, optimize_text_encoder
 
 log = logging.getLogger("intra.export")
@@ -61,135 +56,6 @@ def _versions() -> dict[str, str]:
 
     return {"onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__, "torch": torch.__version__,
             "transformers": transformers.__version__, "python": platform.python_version()}
-
-
-@dataclass(frozen=True)
-class Fp32Result:
-    """The fp32 bundle's scores and metrics on the reference split: what reduced precisions are gated against."""
-
-    ranking: Ranking
-    fused: bool
-
-    @property
-    def scores(self) -> np.ndarray:
-        return self.ranking.scores
-
-    @property
-    def metrics(self) -> dict[str, float]:
-        return self.ranking.metrics
-
-
-class Reference:
-    """PyTorch outputs on held-out inputs: the targets every graph is compared with.
-
-    Rankings are compared by the final score apps get (cosine plus the prior and label terms of
-    a pack built from the dataset, under the run's weights), and by the cosine alone."""
-
-    def __init__(self, model, tokenizer, stickers, convs, labels, gold_index: dict[str, int], split: str = "validation",
-                 max_queries: int = 256, usage: np.ndarray | None = None, weights: ScoreWeights = ScoreWeights()) -> None:
-        self.split = split
-        self.convs = list(convs)[:max_queries]
-        self.gold = np.array([gold_index[c.gold] for c in self.convs])
-        ids, mask = context_batch(self.convs[:64], tokenizer, model.cfg.use_knowledge)
-        self.ids, self.mask = ids.numpy(), mask.numpy()
-        with torch.no_grad():
-            self.pooled = model.encode_text(ids, mask).numpy()
-            head = IntentionHeadGraph(model).eval()
-            self.head_out = [t.numpy() for t in head(torch.from_numpy(self.pooled))]
-            self.pixels = stickers.pixels[:32].numpy()
-            self.regions = model.vis_proj(region_features(model.vision, stickers.pixels[:32])).numpy()
-            self.vectors = sticker_matrix(model, tokenizer, stickers).numpy()
-            logits, queries = query_matrix(model, tokenizer, self.convs)
-        self.stickers = stickers
-        self.labels = labels
-        self.usage = usage
-        self.scores = self.final(queries.numpy() @ self.vectors.T, logits, weights, logits is not None)
-        self.metrics = retrieval_metrics(self.scores, self.gold, labels)
-
-    def final(self, cosines: np.ndarray, logits: np.ndarray | None, weights: ScoreWeights, has_head: bool) -> np.ndarray:
-        """The final scores of these queries, as a pack built from the dataset ranks them."""
-        return ScoreTerms(weights, self.labels, self.usage, has_head).scores(cosines, logits)
-
-
-def calibration_batches(ds, tokenizer, use_knowledge: bool, n: int = 256, batch: int = 16,
-                        seed: int = 0) -> list[dict[str, np.ndarray]]:
-    """Text-encoder inputs for static int8, drawn with `seed` from the training data: `n` training
-    contexts and `n` attribute texts (the encoder sees both), tokenized, joined into one stream and
-    cut into full windows of the max length. Windows need no padding (padded positions would
-    widen the calibrated ranges with activations the model never uses) and share one shape (the
-    histogram calibrators stack batches)."""
-    rng = np.random.default_rng(seed)
-    train = ds.split("train")
-    picked = [train[i] for i in rng.choice(len(train), min(n, len(train)), replace=False)]
-    texts = [t for s in ds.stickers for t in s.attributes.values() if t.strip()]
-    texts = [texts[i] for i in rng.choice(len(texts), min(n, len(texts)), replace=False)] if texts else []
-    stream: list[int] = []
-    for k in range(0, len(picked), 64):
-        ids, mask = context_batch(picked[k:k + 64], tokenizer, use_knowledge)
-        stream += [int(t) for row, m in zip(ids.numpy(), mask.numpy()) for t in row[m > 0]]
-    for k in range(0, len(texts), 64):
-        ids, mask = tokenizer.encode_texts(texts[k:k + 64])
-        stream += [int(t) for row, m in zip(ids, mask) for t in row[m > 0]]
-    length = tokenizer.settings.max_length
-    windows = np.array(stream[: len(stream) // length * length], np.int64).reshape(-1, length)
-    return [{"input_ids": windows[k:k + batch], "attention_mask": np.ones_like(windows[k:k + batch])}
-            for k in range(0, len(windows) - batch + 1, batch)]
-
-
-def graph_cosines(bundle: Bundle, ref: Reference, model, tokenizer) -> dict[str, float]:
-    """Smallest output cosine per graph between onnxruntime and PyTorch on the same inputs."""
-    from training.features import encode_attribute_table
-
-    out = {"text_encoder": row_cosine(bundle.pooled(ref.ids, ref.mask), ref.pooled)}
-    session = bundle.session("intention_head")
-    names = [o.name for o in session.get_outputs()]
-    head = session.run(None, {"pooled": ref.pooled})
-    # the suggest logit is one number a row: compared as one vector over the batch
-    out["intention_head"] = min(row_cosine(a.T, b.T) if name == SUGGEST_OUTPUT else row_cosine(a, b)
-                                for name, a, b in zip(names, head, ref.head_out))
-    out["vision_encoder"] = row_cosine(bundle.regions(ref.pixels), ref.regions)
-    table = encode_attribute_table(model, tokenizer, ref.stickers.attribute_texts[:32]).numpy() if model.attributes else \
-        np.zeros((32, len(ATTRIBUTES), bundle.text_hidden), np.float32)
-    mask = ref.stickers.attribute_mask[:32].numpy()
-    with torch.no_grad():
-        target = model.sticker_vectors(torch.from_numpy(ref.pixels), torch.from_numpy(table), torch.from_numpy(mask)).numpy()
-    out["selector"] = row_cosine(bundle.stickers(ref.regions, table[: len(ref.regions)], mask[: len(ref.regions)]), target)
-    return {k: round(v, 7) for k, v in out.items()}
-
-
-@dataclass
-class Ranking:
-    """The validation queries ranked through a bundle, as apps rank them: with the pack's usage
-    counts (a pack built from the dataset) and without (a pack built from a folder of images),
-    and by the cosine alone (reported, not gated)."""
-
-    scores: np.ndarray  # final score with the usage prior
-    no_prior: np.ndarray  # final score without it
-    cosines: np.ndarray
-    metrics: dict[str, float]
-
-    def agreement(self, reference: Ranking) -> dict[str, float]:
-        """Top-5 agreement with `reference` of each ranking; the gate takes the weaker app ranking."""
-        with_prior = topk_agreement(self.scores, reference.scores)
-        without = topk_agreement(self.no_prior, reference.no_prior)
-        return {"top5_agreement": round(min(with_prior, without), 4), "top5_with_prior": round(with_prior, 4),
-                "top5_without_prior": round(without, 4), "cosine_top5_agreement": round(topk_agreement(self.cosines, reference.cosines), 4)}
-
-
-def end_to_end(bundle: Bundle, ref: Reference) -> Ranking:
-    """The validation queries against the catalog through the bundle, scored as sdk.Ranker scores."""
-    vectors = np.concatenate([
-        bundle.sticker_vectors(ref.stickers.pixels[k:k + 64].numpy(), ref.stickers.attribute_texts[k:k + 64])
-        for k in range(0, len(ref.stickers.pixels), 64)])
-    pooled = np.concatenate([
-        bundle.pooled(*(t.numpy() for t in context_batch(ref.convs[k:k + 64], bundle.tokenizer, "knowledge" in bundle.manifest.inputs)))
-        for k in range(0, len(ref.convs), 64)])
-    logits, queries = bundle.head(pooled)
-    cosines = queries @ vectors.T
-    weights = bundle.score_weights
-    scores = ref.final(cosines, logits, weights, bundle.has_intention)
-    no_prior = ref.final(cosines, logits, replace(weights, prior=0.0), bundle.has_intention)
-    return Ranking(scores, no_prior, cosines, retrieval_metrics(scores, ref.gold, ref.labels))
 
 
 @dataclass
@@ -294,18 +160,6 @@ def _check_args(precisions: tuple[str, ...], opset: int) -> tuple[str, ...]:
         raise ArgumentError(f"opset must be from {OPSET_RANGE[0]} to {OPSET_RANGE[1]}, got {opset!r}")
     # fp32 is the reference every reduced precision is gated against
     return tuple(p for p in PRECISIONS if p == "fp32" or p in precisions)
-
-
-def reference(model: IntRA, tokenizer: ContextTokenizer, image_settings: ImageSettings, ds: Dataset,
-              weights: ScoreWeights) -> Reference:
-    """PyTorch's outputs on the validation split (the test split when there is none), ranked with
-    the training split's usage counts and labels under `weights`, as a pack built from `ds` is."""
-    split = "validation" if "validation" in ds.splits else "test"
-    refresh_label_table(model, tokenizer)
-    labels, _ = sticker_labels(ds)
-    usage = usage_vector(ds.usage_counts() or None, ds.sticker_ids)
-    return Reference(model, tokenizer, sticker_inputs(ds, image_settings), ds.split(split), labels, ds.sticker_index(), split,
-                     usage=usage, weights=weights)
 
 
 def _about(run: Path, conf: dict[str, Any]) -> dict[str, Any]:

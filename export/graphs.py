@@ -11,6 +11,7 @@ The label table (label_proj applied to H^Y) is baked into intention_head as a co
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -128,7 +129,14 @@ def export_graph(spec: GraphSpec, path: Path, opset: int) -> None:
     import onnx
 
     spec.module.eval()
-    with torch.no_grad():
+    # the tracer warns about Python-side shape checks in Hugging Face's modules; the graphs are
+    # checked against PyTorch by the parity gate instead, so these say nothing a user can act on
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        # the TorchScript exporter is chosen on purpose (one self-contained file, the opsets the SDK's
+        # onnxruntime runs); its deprecation note and constant-folding remarks are not the user's to act on
+        warnings.filterwarnings("ignore", message="You are using the legacy TorchScript-based ONNX export")
+        warnings.filterwarnings("ignore", message="Constant folding - Only steps=1")
         torch.onnx.export(spec.module, spec.inputs, str(path), input_names=spec.input_names, output_names=spec.output_names,
                           dynamic_axes=spec.dynamic_axes, opset_version=opset, do_constant_folding=True, dynamo=False)
     onnx.checker.check_model(str(path), full_check=True)

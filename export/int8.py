@@ -24,6 +24,7 @@ import numpy as np
 import onnx
 
 from sdk.errors import ArgumentError
+from training.features import context_batch
 
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 
@@ -263,3 +264,28 @@ def quantize_embedding_rows(path: Path, min_rows: int = 1000) -> int:
         converted += 1
     onnx.save(model, str(path))
     return converted
+
+
+def calibration_batches(ds, tokenizer, use_knowledge: bool, n: int = 256, batch: int = 16,
+                        seed: int = 0) -> list[dict[str, np.ndarray]]:
+    """Text-encoder inputs for static int8, drawn with `seed` from the training data: `n` training
+    contexts and `n` attribute texts (the encoder sees both), tokenized, joined into one stream and
+    cut into full windows of the max length. Windows need no padding (padded positions would
+    widen the calibrated ranges with activations the model never uses) and share one shape (the
+    histogram calibrators stack batches)."""
+    rng = np.random.default_rng(seed)
+    train = ds.split("train")
+    picked = [train[i] for i in rng.choice(len(train), min(n, len(train)), replace=False)]
+    texts = [t for s in ds.stickers for t in s.attributes.values() if t.strip()]
+    texts = [texts[i] for i in rng.choice(len(texts), min(n, len(texts)), replace=False)] if texts else []
+    stream: list[int] = []
+    for k in range(0, len(picked), 64):
+        ids, mask = context_batch(picked[k:k + 64], tokenizer, use_knowledge)
+        stream += [int(t) for row, m in zip(ids.numpy(), mask.numpy()) for t in row[m > 0]]
+    for k in range(0, len(texts), 64):
+        ids, mask = tokenizer.encode_texts(texts[k:k + 64])
+        stream += [int(t) for row, m in zip(ids, mask) for t in row[m > 0]]
+    length = tokenizer.settings.max_length
+    windows = np.array(stream[: len(stream) // length * length], np.int64).reshape(-1, length)
+    return [{"input_ids": windows[k:k + batch], "attention_mask": np.ones_like(windows[k:k + batch])}
+            for k in range(0, len(windows) - batch + 1, batch)]

@@ -21,7 +21,9 @@ from .ranker import RankResult
 
 MARKER = "<!-- intra gallery -->"
 MIME = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif", ".webp": "image/webp"}
-STYLE = """body{font-family:sans-serif;margin:24px;background:#fafafa;color:#222}
+# the CJK families after the system UI fonts: Chinese turns render wherever the viewer has one of
+# them, even when the default sans-serif has no CJK glyphs
+STYLE = """body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"Noto Sans","Noto Sans CJK SC","Source Han Sans SC","PingFang SC","Hiragino Sans GB","Microsoft YaHei","WenQuanYi Micro Hei",sans-serif;margin:24px;background:#fafafa;color:#222}
 .entry{background:#fff;border:1px solid #ddd;border-radius:8px;padding:16px;margin-bottom:20px}
 .turn{margin:2px 0}.speaker{color:#777;margin-right:6px}.turn img{height:40px;vertical-align:middle}
 .intent{margin:8px 0;color:#345}.row{display:flex;gap:12px;flex-wrap:wrap}

@@ -17,7 +17,7 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
 
@@ -33,6 +33,9 @@ from .scoring import ScoreTerms, ScoreWeights, softmax
 from .suggest import confidence
 from .textprep import Knowledge
 from .why import Why, sticker_focus
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing.Unpack is Python 3.11+; annotations only
 
 log = logging.getLogger("intra")
 
@@ -379,8 +382,23 @@ class Ranker:
                               diverse_threshold=diverse_threshold, explain=explain)[0]
 
 
-RANKER_OPTIONS = ("precision", "providers", "threads", "mode", "ann", "ann_threshold", "verify", "weights", "history",
-                  "history_weight")
+class RankerOptions(TypedDict, total=False):
+    """The options of :class:`Ranker` that :func:`rank` and :func:`get_ranker` pass on (see Ranker)."""
+
+    precision: str | None
+    providers: str | Sequence[str]
+    threads: int | None
+    mode: str | None
+    ann: bool | None
+    ann_threshold: int
+    verify: bool
+    weights: ScoreWeights | None
+    history: History | Path | str | None
+    history_weight: float
+
+
+#: checked at run time too, for callers that pass a dict mypy cannot see into
+RANKER_OPTIONS = tuple(RankerOptions.__annotations__)
 CACHE_SIZE = 8
 _CACHE: OrderedDict[tuple, Ranker] = OrderedDict()
 _CACHE_LOCK = threading.Lock()
@@ -427,7 +445,7 @@ def _cache_key(pack: Pack | Path, model: Bundle | Path | None, options: Mapping[
     return pack_key, model_key, opts
 
 
-def get_ranker(pack: Pack | Path | str, model: Bundle | Path | str | None = None, **options: Any) -> Ranker:
+def get_ranker(pack: Pack | Path | str, model: Bundle | Path | str | None = None, **options: Unpack[RankerOptions]) -> Ranker:
     """A cached Ranker for (pack, model, options): repeated `sdk.rank` calls load nothing again.
 
     Directories are keyed by the identity of their pack.json and manifest.json (device, inode,
@@ -466,7 +484,9 @@ def get_ranker(pack: Pack | Path | str, model: Bundle | Path | str | None = None
 
 def rank(context: Context, pack: Pack | Path | str, top_k: int = 5, model: Bundle | Path | str | None = None,
          knowledge: Knowledge | Mapping[str, Sequence[str]] | None = None, diverse: bool = False, explain: bool = False,
-         **options: Any) -> RankResult:
+         **options: Unpack[RankerOptions]) -> RankResult:
     """Rank `pack`'s stickers for `context` (a string, a list of turns or of (speaker, text) pairs);
-    `diverse=True` keeps near-duplicate stickers out of the top k, `explain=True` fills `Match.why`."""
+    `diverse=True` keeps near-duplicate stickers out of the top k, `explain=True` fills `Match.why`.
+    `options` are :class:`Ranker`'s (:class:`RankerOptions`: precision, providers, threads, ...); the
+    Ranker they make is cached."""
     return get_ranker(pack, model, **options).rank(context, top_k, knowledge, diverse=diverse, explain=explain)

@@ -36,7 +36,7 @@ TEXT_SETTINGS_SCHEMA = Obj({"max_length": Int(1, 8192), "turn_separator": str, "
 
 @dataclass(frozen=True)
 class TextSettings:
-    """How contexts become ids; travels in the run config and the bundle's preprocessing file."""
+    """How contexts become ids; travels in the run config and the bundle's manifest (field 'text')."""
 
     max_length: int = 64
     turn_separator: str = "[SEP]"

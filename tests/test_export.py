@@ -203,8 +203,8 @@ def test_every_int8_scheme_keeps_minilm_close_at_under_a_third_of_its_bytes(tmp_
 
 def test_static_int8_calibrates_on_training_contexts(tiny_run_dir, synthetic_dir, tmp_path, monkeypatch):
     from export import exporter
-    from export.exporter import calibration_batches, export_run
-    from export.int8 import Int8Scheme
+    from export.exporter import export_run
+    from export.int8 import Int8Scheme, calibration_batches
     from sdk.dataset import load_dataset
     from training.run_dir import load_run
 
@@ -297,7 +297,7 @@ def test_the_parity_gate_ranks_by_the_score_apps_get(tiny_run_dir, tiny_bundle, 
     the pack's prior and the label term, under the bundle's weights."""
     from dataclasses import replace
 
-    from export.exporter import end_to_end, reference
+    from export.parity import end_to_end, reference
     from sdk.bundle import Bundle
     from sdk.dataset import load_dataset
     from sdk.ranker import Ranker

@@ -69,3 +69,45 @@ def test_regex_is_not_a_runtime_dependency(monkeypatch, tmp_path):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "regex" else real(name, *a))
     out = CliRunner().invoke(app, ["data", "goemoji", "--source", str(tmp_path), "--out", str(tmp_path / "d")])
     assert out.exit_code == 2 and "'data' extra" in out.output and not (tmp_path / "d").exists()
+
+
+def test_the_front_door_holds_what_apps_use():
+    import inspect
+
+    from sdk.ranker import RANKER_OPTIONS
+
+    assert not {"Dataset", "Conversation", "Turn", "Sticker", "load_dataset"} & set(sdk.__all__)
+    assert all(hasattr(sdk, name) for name in sdk.__all__)
+    # rank()'s typed options are exactly the Ranker's own, so editors and mypy see what the cache passes on
+    ranker_params = set(inspect.signature(sdk.Ranker).parameters) - {"model", "pack"}
+    assert set(RANKER_OPTIONS) == ranker_params
+
+
+def test_training_says_how_long_is_left():
+    from training.trainer import _time_left
+
+    assert _time_left([{"seconds": 10.0}] * 3, 20) == " | 10 s an epoch, about 3 min left"
+    assert _time_left([{"seconds": 10.0}] * 18, 20) == " | 10 s an epoch, about 20 s left"
+    assert _time_left([{"seconds": 10.0}] * 20, 20) == ""
+
+
+def test_the_quickstart_sticker_folder_builds_as_it_says(tiny_bundle, tmp_path):
+    """The descriptions.json and usage.json of docs/quickstart.md, used as they are written there."""
+    import json
+
+    from PIL import Image
+
+    blocks = re.findall(r"```json\n(.*?)```", (ROOT / "docs" / "quickstart.md").read_text(encoding="utf-8"), re.S)
+    descriptions, usage = (json.loads(b) for b in blocks)
+    folder = tmp_path / "my_stickers"
+    folder.mkdir()
+    for i, name in enumerate(descriptions):
+        Image.new("RGB", (32, 32), (40 * i, 90, 200 - 40 * i)).save(folder / name)
+    (folder / "descriptions.json").write_text(json.dumps(descriptions))
+    (tmp_path / "usage.json").write_text(json.dumps(usage))
+    pack = sdk.build_pack(folder, model=tiny_bundle, out=tmp_path / "my_pack", usage=tmp_path / "usage.json",
+                          precision="fp32", providers="cpu", progress=False)
+    labels = {s.id: s.label for s in pack.stickers}
+    assert labels == {"cat-ok": "approval", "crying-dog": "sadness", "party": "excitement"}
+    assert pack.usage == {"cat-ok": 120.0, "crying-dog": 14.0, "party": 40.0}
+    assert dict(next(s for s in pack.stickers if s.id == "crying-dog").attributes)["verbal"] == "why me"

@@ -14,6 +14,7 @@ import sdk
 from sdk.bundle import Bundle, BundleError
 from sdk.cli import app
 from sdk.context import MAX_SCANNED, ContextError, parse_context, parse_knowledge
+from sdk.dataset import load_dataset
 from sdk.dirread import DirReader
 from sdk.errors import ArgumentError
 from sdk.history import History
@@ -27,7 +28,7 @@ from sdk.ranker import Ranker
     lambda b, p: Ranker(123, p),
     lambda b, p: History(123),
     lambda b, p: sdk.build_pack(123, b, p / "never"),
-    lambda b, p: sdk.load_dataset(4.5),
+    lambda b, p: load_dataset(4.5),
     lambda b, p: load_pack("pack\x00evil"),
 ], ids=["load_pack", "Bundle", "Ranker", "History", "build_pack", "load_dataset", "nul-path"])
 def test_a_path_of_the_wrong_type_is_an_argument_error(tiny_bundle, tiny_pack, call):

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 import sdk
 from sdk.bundle import Bundle
+from sdk.dataset import load_dataset
 from sdk.errors import DatasetError, IntraError
 from sdk.pack import PackError, load_pack, merge_packs
 from sdk.ranker import Ranker
@@ -22,7 +23,7 @@ from sdk.ranker import Ranker
 def test_pack_from_a_folder_with_sidecar_shards_and_merge(tiny_bundle, synthetic_dir, tmp_path):
     folder = tmp_path / "stickers"
     folder.mkdir()
-    ds = sdk.load_dataset(synthetic_dir, splits=[])
+    ds = load_dataset(synthetic_dir, splits=[])
     side = {}
     for s in ds.stickers[:10]:
         shutil.copyfile(ds.image_path(s), folder / f"{s.id}.png")

@@ -12,6 +12,7 @@ from helpers import FOLDER_SIZE, image_folder
 
 import sdk
 from sdk.context import ContextError
+from sdk.dataset import load_dataset
 from sdk.errors import ArgumentError, IntraError
 from sdk.pack import load_pack
 from sdk.providers import CPU
@@ -76,7 +77,7 @@ def test_rank_many_matches_rank_and_is_thread_safe(tiny_bundle, tiny_pack):
 
 def test_rank_many_agrees_with_rank_at_int8(tiny_bundle, tiny_pack, synthetic_dir):
     ranker = Ranker(tiny_bundle, tiny_pack, precision="int8", providers="cpu")
-    convs = sdk.load_dataset(synthetic_dir, splits=["test"]).split("test")[:64]
+    convs = load_dataset(synthetic_dir, splits=["test"]).split("test")[:64]
     contexts = [[t.text for t in c.context] for c in convs]
     many = ranker.rank_many(contexts, top_k=5, batch_size=16)
     for ctx, got in zip(contexts, many):

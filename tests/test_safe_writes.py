@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 import sdk
 from sdk import atomic
 from sdk.cli import app
+from sdk.dataset import load_dataset
 from sdk.errors import OutputError
 
 runner = CliRunner()
@@ -87,9 +88,9 @@ def test_dataset_writer_refuses_a_folder_that_is_not_a_dataset(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     ok = runner.invoke(app, ["data", "synthetic", "--out", str(empty), "--stickers", "28", "--conversations", "40"])
-    assert ok.exit_code == 0 and sdk.load_dataset(empty).stickers
+    assert ok.exit_code == 0 and load_dataset(empty).stickers
     again = runner.invoke(app, ["data", "synthetic", "--out", str(empty), "--stickers", "28", "--conversations", "40", "--seed", "1"])
-    assert again.exit_code == 0 and sdk.load_dataset(empty).info.name == "synthetic-seed1"
+    assert again.exit_code == 0 and load_dataset(empty).info.name == "synthetic-seed1"
 
 
 def test_export_refuses_a_folder_that_is_not_a_bundle(tiny_run_dir, synthetic_dir, tmp_path):

@@ -154,7 +154,7 @@ def _train_student(model, student: torch.nn.Module, batches: list, targets: list
             loss.backward()
             opt.step()
             sched.step()
-            total += float(loss)
+            total += float(loss.detach())
         losses.append(total / len(batches))
     return losses
 

@@ -131,7 +131,14 @@ def build_text_encoder(cfg: TrainConfig, vocab_size: int, model_dir: Path | None
     else:
         model = AutoModel.from_pretrained(str(model_dir), local_files_only=True)
         if model.get_input_embeddings().num_embeddings < vocab_size:
-            model.resize_token_embeddings(vocab_size, mean_resizing=True)
+            from transformers.utils import logging as hf_logging
+
+            verbosity = hf_logging.get_verbosity()
+            hf_logging.set_verbosity_error()  # its note on mean resizing is for library authors, not our users
+            try:
+                model.resize_token_embeddings(vocab_size, mean_resizing=True)
+            finally:
+                hf_logging.set_verbosity(verbosity)
     return model, model.config.to_dict()
 
 

@@ -376,6 +376,16 @@ def _fit(tr: TrainingRun, progress: bool) -> None:
             dist.barrier()
 
 
+def _time_left(history: list[dict[str, float]], epochs: int) -> str:
+    """' | 40 s an epoch, about 6 min left' from the epochs so far: the bars show one epoch at a time."""
+    done = [r["seconds"] for r in history if "seconds" in r]
+    if not done or len(history) >= epochs:
+        return ""
+    left = sum(done) / len(done) * (epochs - len(history))
+    return f" | {sum(done) / len(done):.0f} s an epoch, about {left / 60:.0f} min left" if left >= 90 else \
+        f" | {sum(done) / len(done):.0f} s an epoch, about {left:.0f} s left"
+
+
 def _train_epoch(tr: TrainingRun, ddp: torch.nn.Module, epoch: int, cache: TextCache | None,
                  attr_table: torch.Tensor | None, progress: bool) -> dict[str, float]:
     """One pass over the training split; the summed loss parts."""
@@ -454,4 +464,4 @@ def _end_epoch(tr: TrainingRun, epoch: int, seconds: float, sums: dict[str, floa
     if progress:
         tqdm.write(f"epoch {epoch + 1}: val mAP {val['mAP']:.4f} P@1 {val['P@1']:.4f} R@1 {val['R@1']:.4f} "
                    f"MRR {val['MRR']:.4f}" + (f" final {val['final_objective']:.4f}" if "final_objective" in val else "")
-                   + (" (best, saved)" if improved else ""))
+                   + (" (best, saved)" if improved else "") + _time_left(tr.history, cfg.epochs))
