@@ -57,7 +57,7 @@ class Int8Scheme:
 # ranking without counts rests on a nearly flat cosine; outlier migration (alpha 0.75) lifts it at
 # dynamic speed (0.921) but not enough there; weight-only blocks of 32 with int8 compute pass
 # (0.956) at twice dynamic int8's time. Static QDQ is not in the search: 0.58-0.88 even with
-# MatMulConstBOnly. All figures: `python -m benchmarks.int8_schemes` (docs/results, docs/export.md).
+# MatMulConstBOnly. All figures: `python -m experiments.int8_schemes` (docs/results, docs/export.md).
 SMOOTH_ALPHA = 0.75
 INT8_SCHEMES = (
     Int8Scheme("dynamic int8, per-channel, every MatMul/Gemm of every graph", small_graphs_int8=True),

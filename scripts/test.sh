@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # The test suite: sets up .venv, lints the tree (ruff), type-checks sdk/ (mypy), builds the docs site
-# (mkdocs --strict), then runs pytest on 2 workers.
+# (mkdocs --strict), runs pytest on 2 workers, then the runtime's tests again in a venv without torch.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh train,test
 .venv/bin/ruff check .            # the linter, on the whole tree
 .venv/bin/mypy                     # the type checker, on sdk/ (the slim runtime)
 NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --quiet   # the docs site: a broken link or a stale API name fails
-exec .venv/bin/python -m pytest -n 2 "$@"
+.venv/bin/python -m pytest -n 2 "$@"
+# the runtime tier again, where apps run the SDK: the runtime's dependencies alone, no torch
+bash scripts/setup-runtime.sh
+INTRA_RUNTIME_TIER=1 exec .venv-runtime/bin/python -m pytest tests/runtime -q -p no:cacheprovider

@@ -23,7 +23,7 @@ from .errors import IntraError
 
 T = TypeVar("T")
 #: how many builds a reader follows before it gives up (each swap forces one more read)
-ATTEMPTS = 10
+ATTEMPTS = 20
 _DIR_FD = os.open in os.supports_dir_fd and hasattr(os, "O_DIRECTORY")
 
 
@@ -93,7 +93,7 @@ def read_whole(root: Path, read: Callable[[DirReader], T], error: type[IntraErro
     """
     for attempt in range(ATTEMPTS):
         if attempt:
-            time.sleep(0.005 * attempt)  # let the writer finish its swap before the next read
+            time.sleep(0.01 * attempt)  # let the writer finish its swap before the next read (1.9 s at most)
         before = _identity(root)
         fd = None
         if _DIR_FD:

@@ -42,7 +42,7 @@ from .schema import Int, MapOf, Obj, OneOf, check_document
 HISTORY_FORMAT_VERSION = 1
 HISTORY_KIND = "intra-history"
 #: Uses of other stickers after which a use counts half; chosen with the weight on the validation
-#: conversations of the simulated users of benchmarks.history (10, 50 and no decay tried).
+#: conversations of the simulated users of experiments.history (10, 50 and no decay tried).
 DEFAULT_HALF_LIFE = 50.0
 #: w_history, chosen there too (0.1 to 3.2 tried; docs/results/history.md).
 DEFAULT_HISTORY_WEIGHT = 0.8

@@ -74,7 +74,7 @@ class PackSticker:
 def sticker_turn_text(sticker: PackSticker) -> str:
     """A sticker as a turn of text: its label, else its descriptions in attribute order, else "a sticker".
 
-    On the synthetic world's validation split (benchmarks.sticker_turns, docs/results/sticker-turns.md)
+    On the synthetic world's validation split (experiments.sticker_turns, docs/results/sticker-turns.md)
     the label read best of the text readings, and the sticker's vector (the query moved toward it)
     barely moved the ranking either way."""
     if sticker.label:

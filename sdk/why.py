@@ -29,7 +29,9 @@ def clip(text: str, limit: int = SUMMARY_TEXT) -> str:
 
 @dataclass(frozen=True)
 class Why:
-    """The parts of one match's score; ``score == cosine + label_term + prior_term + history_term``.
+    """The parts of one match's score: ``score == cosine + label_term + history_term + the usage prior``,
+    where `prior_term` is how far the prior moved this sticker against the pack's average sticker
+    (so the parts add up to the score less the prior of the average sticker, the same for every match).
 
     Attributes:
         intention: the predicted intention of the context (None: the bundle has no intention head).

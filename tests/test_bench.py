@@ -43,7 +43,7 @@ def test_quick_benchmark_writes_results(tiny_bundle, tiny_pack, tiny_run_dir, tm
 def test_int8_schemes_benchmark_measures_every_scheme(tiny_run_dir, synthetic_dir, tmp_path):
     from typer.testing import CliRunner
 
-    from benchmarks.int8_schemes import SWEEP_KEEP, app, compared_schemes
+    from experiments.int8_schemes import SWEEP_KEEP, app, compared_schemes
 
     result = CliRunner().invoke(app, ["--run", str(tiny_run_dir), "--data", str(synthetic_dir), "--out", str(tmp_path),
                                       "--repeat", "3", "--tokens", "16"])
@@ -160,7 +160,7 @@ def test_the_peer_serves_the_same_encoder_through_sentence_transformers(tiny_run
 
 
 def test_diversity_benchmark_counts_changed_top5(tiny_bundle, synthetic_dir, tmp_path):
-    from benchmarks.diversity import app
+    from experiments.diversity import app
     from sdk.dataset import load_dataset
 
     result = CliRunner().invoke(app, ["--model", str(tiny_bundle), "--data", str(synthetic_dir), "--out", str(tmp_path)])

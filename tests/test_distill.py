@@ -63,7 +63,7 @@ def test_distill_command_is_listed_and_says_what_is_wrong(tiny_run_dir, tmp_path
 def test_distilled_benchmark_measures_teacher_and_student(tiny_run_dir, synthetic_dir, tmp_path):
     from typer.testing import CliRunner
 
-    from benchmarks.distilled import app
+    from experiments.distilled import app
 
     args = ["--teacher", str(tiny_run_dir), "--out", str(tmp_path), "--layers", "1", "--epochs", "1", "--repeat", "2",
             "--data", str(synthetic_dir)]

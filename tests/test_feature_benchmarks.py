@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmarks import features, history, sticker_turns
+from benchmarks import features
+from experiments import history, sticker_turns
 
 
 def test_history_simulation_runs_and_history_helps_the_users_own_picks(tiny_bundle, synthetic_dir):
@@ -73,7 +74,7 @@ def test_feature_timing_covers_every_variant(tiny_bundle, synthetic_dir, tmp_pat
 
 
 def test_emoji_head_lever_runs_on_a_tiny_bundle(tiny_bundle, synthetic_dir):
-    from benchmarks import emoji_head
+    from experiments import emoji_head
 
     run = emoji_head.measure_bundle(tiny_bundle, synthetic_dir)
     rows = run["rows"]
@@ -83,8 +84,8 @@ def test_emoji_head_lever_runs_on_a_tiny_bundle(tiny_bundle, synthetic_dir):
 
 
 def test_added_terms_lever_runs_on_a_tiny_bundle(tiny_bundle, synthetic_dir, tmp_path):
-    from benchmarks import added_terms
-    from benchmarks.validation_scores import validation_scores
+    from experiments import added_terms
+    from experiments.validation_scores import validation_scores
 
     v = validation_scores(tiny_bundle, synthetic_dir)
     # the parts add up to what apps rank by

@@ -12,9 +12,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 #: the layers, lowest first: each may import only itself and the layers before it
-LAYERS = ("sdk", "training", "export", "benchmarks")
+LAYERS = ("sdk", "training", "export", "benchmarks", "experiments")
 ABOVE_SDK = LAYERS[1:]
-MODULE_PATH = re.compile(r"^(sdk|training|export|benchmarks)(\.\w+)*(:\w+)?$")
+MODULE_PATH = re.compile(r"^(sdk|training|export|benchmarks|experiments)(\.\w+)*(:\w+)?$")
 MAX_FUNCTION_LINES = 80
 
 
@@ -51,7 +51,7 @@ def test_importing_the_runtime_loads_no_higher_layer():
 
 def test_no_function_is_longer_than_a_screen():
     long = []
-    for path in _sources("sdk", "training", "export", "benchmarks"):
+    for path in _sources(*LAYERS):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 lines = node.end_lineno - node.lineno + 1  # type: ignore[operator]
@@ -69,3 +69,10 @@ def test_every_command_is_registered_and_listed():
     out = subprocess.run([sys.executable, "-m", "sdk.cli", "--help"], capture_output=True, text=True, check=True, cwd=REPO).stdout
     for command in ("info", "pack", "rank", "data", "train", "eval", "export", "bench", "demo"):
         assert re.search(rf"^\s+{command}\s", out, re.M), (command, out)
+
+
+def test_the_wheel_holds_the_product_and_no_experiment():
+    text = (REPO / "pyproject.toml").read_text(encoding="utf-8")
+    packages = re.search(r"^packages = \[(.*?)\]", text, re.M)
+    assert packages is not None and "experiments" not in packages.group(1)
+    assert {"sdk", "training", "export", "benchmarks"} <= set(re.findall(r'"(\w+)"', packages.group(1)))

@@ -5,7 +5,7 @@ import shutil
 
 from typer.testing import CliRunner
 
-from benchmarks.paper_table import app
+from experiments.paper_table import app
 
 
 def test_paper_table_trains_variants_and_writes_one_report(synthetic_dir, tmp_path):
@@ -64,7 +64,7 @@ def test_paper_table_over_seeds_reports_mean_std_and_the_sdk_row(synthetic_dir, 
 
 
 def test_levers_table_reads_validation_figures_of_each_lever(synthetic_dir, tmp_path):
-    from benchmarks.levers import app as levers_app
+    from experiments.levers import app as levers_app
 
     out = tmp_path / "levers"
     args = ["--data", str(synthetic_dir), "--out", str(out), "--preset", "tiny", "--only", "base", "--only", "final", "--no-probes"]
@@ -81,7 +81,7 @@ def test_levers_table_reads_validation_figures_of_each_lever(synthetic_dir, tmp_
 
 
 def test_goemotions_head_scores_every_comment_of_a_split(tiny_run_dir, synthetic_dir, tmp_path):
-    from benchmarks.goemotions_head import app as head_app
+    from experiments.goemotions_head import app as head_app
     from sdk.dataset import load_dataset
     from sdk.labels import LABEL_INDEX
 

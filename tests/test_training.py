@@ -281,11 +281,11 @@ def test_extra_intention_data_trains_the_head(synthetic_dir, tmp_path):
 def test_reports_name_the_command_as_a_user_would_retype_it():
     from pathlib import Path
 
-    import benchmarks.paper_table
+    import experiments.paper_table
     from training.evaluate import command_line
 
-    script = str(Path(benchmarks.paper_table.__file__).resolve())
-    assert command_line([script, "--data", "my data"]) == "python -m benchmarks.paper_table --data 'my data'"
+    script = str(Path(experiments.paper_table.__file__).resolve())
+    assert command_line([script, "--data", "my data"]) == "python -m experiments.paper_table --data 'my data'"
     assert command_line(["/somewhere/.venv/bin/intra", "eval", "--run", "r"]) == "intra eval --run r"
 
 

@@ -262,7 +262,7 @@ def test_numpy_macro_f1_matches_the_official_scorer_and_the_paired_bootstrap():
 
 def test_one_table_pairs_every_row_against_int_ra(tiny_bundle, tmp_path):
     from benchmarks.tweeteval import closed_protocol
-    from benchmarks.tweeteval_table import build_table, markdown
+    from experiments.tweeteval_table import build_table, markdown
     from sdk import atomic
     from sdk.errors import DatasetError
 
@@ -306,7 +306,7 @@ def test_speed_rows_time_every_pack_and_precision(tiny_bundle, tmp_path):
 
 
 def test_unseen_emoji_rows_against_zero_shot(tiny_bundle, tmp_path):
-    from benchmarks.tweeteval_unseen import english_description, markdown, unseen_rows
+    from experiments.tweeteval_unseen import english_description, markdown, unseen_rows
 
     assert english_description("two hearts: love, xoxo | 两颗心：爱情") == "two hearts: love, xoxo"
     src = tiny_source(tmp_path / "src")

@@ -22,7 +22,7 @@ def predicted_labels(scores: np.ndarray, task_columns: Sequence[int]) -> np.ndar
     return np.asarray(scores)[:, list(task_columns)].argmax(1)
 
 
-def official_macro_f1(gold: Sequence[int], predicted: Sequence[int]) -> float:
+def official_macro_f1(gold: Sequence[int] | np.ndarray, predicted: Sequence[int] | np.ndarray) -> float:
     """Macro-F1 in percent, exactly as TweetEval's scorer: classification_report's macro avg."""
     from sklearn.metrics import classification_report
 
@@ -30,7 +30,7 @@ def official_macro_f1(gold: Sequence[int], predicted: Sequence[int]) -> float:
     return 100.0 * float(report["macro avg"]["f1-score"])
 
 
-def closed_metrics(scores: np.ndarray, gold: Sequence[int], task_columns: Sequence[int]) -> dict[str, Any]:
+def closed_metrics(scores: np.ndarray, gold: Sequence[int] | np.ndarray, task_columns: Sequence[int]) -> dict[str, Any]:
     """Macro-F1, accuracy, top-5 and MRR (percent) of the 20-way closed protocol."""
     sub = np.asarray(scores)[:, list(task_columns)]
     gold_arr = np.asarray(gold)
@@ -41,7 +41,7 @@ def closed_metrics(scores: np.ndarray, gold: Sequence[int], task_columns: Sequen
             "top5": 100.0 * float((rank <= 5).mean()), "mrr": 100.0 * float((1.0 / rank).mean()), "n": len(gold_arr)}
 
 
-def write_predictions(path: Path | str, predicted: Sequence[int]) -> None:
+def write_predictions(path: Path | str, predicted: Sequence[int] | np.ndarray) -> None:
     """The official predictions file: one label id per line, in test order (written atomically)."""
     atomic.write_text(Path(path), "".join(f"{int(p)}\n" for p in predicted))
 

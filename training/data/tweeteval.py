@@ -22,9 +22,10 @@ from __future__ import annotations
 import random
 import shutil
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import regex
 
@@ -201,7 +202,7 @@ def build(source: Path | str, out: Path | str, catalog: str = "full", seed: int 
     return {"stickers": len(stickers), **{k: len(v) for k, v in splits.items()}, **stats}
 
 
-def task_sticker_ids(info_details: dict) -> list[str]:
+def task_sticker_ids(info_details: Mapping[str, Any]) -> list[str]:
     """The sticker id of each task label, in label-id order, from a dataset's ``task_labels``."""
     try:
         return [t["sticker_id"] for t in sorted(info_details["task_labels"], key=lambda t: t["id"])]

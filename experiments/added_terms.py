@@ -1,6 +1,6 @@
 """GoEmoji, measured on validation only: do terms added to Int-RA's final score carry anything it lacks?
 
-    python -m benchmarks.added_terms --model BUNDLE [--model BUNDLE ...] --data DIR --out DIR
+    python -m experiments.added_terms --model BUNDLE [--model BUNDLE ...] --data DIR --out DIR
 
 For each bundle (one per seed), validation is ranked by the final score and by the final score plus
 one more term, each at a few weights:
@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 import typer
 
-from .output import write_result
+from benchmarks.output import write_result
+
 from .validation_scores import METRICS, ValidationScores, rows_table, validation_scores
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)

@@ -1,7 +1,7 @@
 """Stickers inside the conversation: ranking with and without the stickers a chat already holds.
 
-    python -m benchmarks.sticker_turns synthetic --model BUNDLE --data DIR --out DIR
-    python -m benchmarks.sticker_turns goemoji --model BUNDLE [--model BUNDLE ...] --data DIR --source ../shared/data --out DIR
+    python -m experiments.sticker_turns synthetic --model BUNDLE --data DIR --out DIR
+    python -m experiments.sticker_turns goemoji --model BUNDLE [--model BUNDLE ...] --data DIR --source ../shared/data --out DIR
 
 - GoEmoji (dev split = our test split): the comments with several distinct catalog emoji. The gold
   is the last one (as the dataset has it); the earlier ones become sticker turns before the text.
@@ -27,10 +27,9 @@ from typing import Any
 import numpy as np
 import typer
 
+from benchmarks.dataset_ranker import dataset_ranker
+from benchmarks.output import write_result
 from sdk.pack import sticker_turn_text
-
-from .dataset_ranker import dataset_ranker
-from .output import write_result
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True)
 METRICS = ("R@1", "R@5", "R@10", "MRR")

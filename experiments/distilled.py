@@ -1,6 +1,6 @@
 """Fewer FLOPs per rank: shallower text encoders distilled from trained runs, measured for speed and quality.
 
-    python -m benchmarks.distilled --teacher RUN [--teacher RUN ...] --out DIR [--layers 3] [--epochs 3]
+    python -m experiments.distilled --teacher RUN [--teacher RUN ...] --out DIR [--layers 3] [--epochs 3]
 
 For each teacher (one per seed): `intra distill` writes a student run, both are exported (fp32 and
 int8), and both are ranked through the SDK at the precision it picks on this CPU: quality on the
@@ -47,11 +47,10 @@ def _quality(bundle: Path, data: Path, split: str) -> dict[str, float]:
 def _rank_ms(bundles: dict[str, Path], data: Path, repeat: int) -> dict[str, float]:
     """rank() p50 of each bundle on the 6-turn chat, one thread, every bundle in turn for 3 rounds
     (the best median kept), so that a change in the machine's load hits all of them alike."""
+    from benchmarks.measure import timed
     from sdk.bundle import Bundle
     from sdk.pack_build import build_pack
     from sdk.ranker import Ranker
-
-    from .measure import timed
 
     rankers = {}
     with tempfile.TemporaryDirectory(prefix="intra-distilled-") as tmp:

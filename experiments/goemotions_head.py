@@ -1,6 +1,6 @@
 """The intention head on every GoEmotions comment of a split (not only those with an emoji).
 
-    python -m benchmarks.goemotions_head --run RUN --source ../shared/data [--split dev] --out DIR
+    python -m experiments.goemotions_head --run RUN --source ../shared/data [--split dev] --out DIR
 
 Each comment's label is its first non-neutral label (the GoEmoji rule, `pick_label`); the head
 predicts one label. Reported: accuracy and macro-F1 over the 28 labels, beside the probe's

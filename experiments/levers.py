@@ -1,6 +1,6 @@
 """Measure training and scoring levers on the validation split (never the test split).
 
-    python -m benchmarks.levers --data DIR --out DIR [--preset small] [--seed 0] [--only SLUG ...]
+    python -m experiments.levers --data DIR --out DIR [--preset small] [--seed 0] [--only SLUG ...]
 
 Each lever is the preset with a few fields changed; it is trained into OUT/runs/SLUG (a finished
 run is reused), its weights for the usage prior and label term are chosen on validation as in

@@ -1,7 +1,7 @@
 """TweetEval emoji's whole closed-protocol table in one command: every row over its seeds, each
 paired against Int-RA on the same test tweets.
 
-``python -m benchmarks.tweeteval_table --task DIR --intra BENCH ... --classifier CLF ... --out FILE.md``
+``python -m experiments.tweeteval_table --task DIR --intra BENCH ... --classifier CLF ... --out FILE.md``
 reads what the runs wrote (``benchmarks.tweeteval``'s folders for Int-RA, one per seed;
 ``training.tweeteval_classifier``'s folders), fits the classic rows itself, and writes the table
 with means ± std over seeds and a paired bootstrap interval of each row's macro-F1 gap to Int-RA.
@@ -125,7 +125,7 @@ def markdown(result: dict[str, Any]) -> str:
         lines += ["", f"Open protocol ({o['stickers']} emoji, {name}): "
                   + ", ".join(f"{m.replace('mrr', 'MRR')} {_cell(o[m])}" for m in OPEN_METRICS) + "."]
     lines += ["", f"SVM C chosen on validation macro-F1: {result['classic']['chosen_C']}.", "",
-              "Command: `" + " ".join(["python -m benchmarks.tweeteval_table", *sys.argv[1:]]) + "`", ""]
+              "Command: `" + " ".join(["python -m experiments.tweeteval_table", *sys.argv[1:]]) + "`", ""]
     return "\n".join(lines)
 
 

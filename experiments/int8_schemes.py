@@ -1,6 +1,6 @@
 """Every int8 scheme on one trained run, in one process: ranking parity with fp32 and speed.
 
-    python -m benchmarks.int8_schemes --run RUN --out DIR [--data DIR] [--threads 1] [--tokens 64]
+    python -m experiments.int8_schemes --run RUN --out DIR [--data DIR] [--threads 1] [--tokens 64]
 
 Measures the schemes the export searches (export/int8.py INT8_SCHEMES) and the ones it does not
 (dynamic int8 with chosen projections kept fp32, SmoothQuant-style outlier migration, static QDQ
@@ -133,9 +133,8 @@ class Bench:
         kept, so that a change in the machine's load hits every scheme alike."""
         import onnxruntime as ort
 
+        from benchmarks.measure import timed
         from sdk.providers import session_options
-
-        from .measure import timed
 
         feed = {"input_ids": self.ids, "attention_mask": self.mask}
         sessions = [ort.InferenceSession(r["text_encoder_path"], session_options(self.threads), providers=["CPUExecutionProvider"])

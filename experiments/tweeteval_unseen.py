@@ -1,6 +1,6 @@
 """TweetEval emoji with a pack the model has never seen: held-out emoji, no usage counts.
 
-``python -m benchmarks.tweeteval_unseen --model BUNDLE --task DIR --out DIR [--seen-model BUNDLE]``
+``python -m experiments.tweeteval_unseen --model BUNDLE --task DIR --out DIR [--seen-model BUNDLE]``
 takes a dataset made with ``intra data tweeteval --catalog task --hold-out N`` (the held-out
 emoji's tweets are out of train and validation, and alone in test) and a bundle trained on it.
 Each test tweet is ranked among all 20 emoji through `sdk.Ranker` with the usage prior off (an
@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import typer
 
+from benchmarks.tweeteval import MODEL_OPTION, closed_protocol
 from sdk import atomic
 from sdk.dataset import Dataset, load_dataset
 from sdk.errors import DatasetError
@@ -28,8 +29,6 @@ from training.data.tweeteval import RULES, task_sticker_ids
 from training.metrics import paired_difference
 from training.tweeteval_baselines import text_and_labels
 from training.tweeteval_scoring import closed_metrics
-
-from .tweeteval import MODEL_OPTION, closed_protocol
 
 
 def english_description(verbal: str) -> str:

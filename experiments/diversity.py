@@ -1,6 +1,6 @@
 """How often `diverse=True` changes the top 5, on a dataset's test conversations.
 
-    python -m benchmarks.diversity --model BUNDLE --data DIR --out DIR [--split test]
+    python -m experiments.diversity --model BUNDLE --data DIR --out DIR [--split test]
 
 A pack is built from the dataset with the bundle; every conversation of the split is ranked
 with and without `diverse`. Writes DIR/diversity.json and DIR/diversity.md.
@@ -19,10 +19,9 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 def measure(model: Path, data: Path, split: str = "test", top_k: int = 5) -> dict[str, Any]:
     """Share of conversations whose top k changes, and the pack's near-duplicate pairs."""
+    from benchmarks.dataset_ranker import dataset_ranker
     from sdk.dataset import load_dataset
     from sdk.diversity import DIVERSE_THRESHOLD
-
-    from .dataset_ranker import dataset_ranker
 
     ds = load_dataset(data)
     convs = ds.split(split)

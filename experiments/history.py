@@ -1,6 +1,6 @@
 """Personal history on simulated users of the synthetic world.
 
-    python -m benchmarks.history --model BUNDLE --data DIR --out DIR [--users 200]
+    python -m experiments.history --model BUNDLE --data DIR --out DIR [--users 200]
 
 Each simulated user likes two of the five characters and either captioned stickers or plain ones.
 For a conversation of intention L the user sends a sticker of L drawn with weight
@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 import typer
 
-from .dataset_ranker import dataset_ranker
-from .output import write_result
+from benchmarks.dataset_ranker import dataset_ranker
+from benchmarks.output import write_result
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 USES = (0, 5, 20, 100)

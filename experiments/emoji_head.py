@@ -1,6 +1,6 @@
 """A GoEmoji lever, measured on validation only: per-sticker weights on top of Int-RA's score.
 
-    python -m benchmarks.emoji_head --model BUNDLE [--model BUNDLE ...] --data DIR --out DIR
+    python -m experiments.emoji_head --model BUNDLE [--model BUNDLE ...] --data DIR --out DIR
 
 probe-emoji wins on GoEmoji with free per-emoji weights. This fits the same softmax regression
 (probe-emoji's recipe: Adam, lr 0.05, 300 full-batch epochs) on the bundle's own H^T of the
@@ -17,7 +17,8 @@ import numpy as np
 import torch
 import typer
 
-from .output import write_result
+from benchmarks.output import write_result
+
 from .validation_scores import rows_table, validation_scores
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)

@@ -1,6 +1,6 @@
 """Reproduce the paper-style table on one dataset: train every variant, evaluate all on one split.
 
-    python -m benchmarks.paper_table --data DIR --out DIR [--preset small] [--split test] [--seeds 0,1,2] [--sdk]
+    python -m experiments.paper_table --data DIR --out DIR [--preset small] [--split test] [--seeds 0,1,2] [--sdk]
 
 Trains Int-RA in the three query modes (paper, soft, fused), the three ablations (without
 knowledge, attributes, intention; in fused mode), the CLIP-style dual encoder and, where the
