@@ -22,7 +22,7 @@ from sdk.bundle import Bundle, read_manifest
 from sdk.manifest import BundleManifest
 from sdk.pack import load_pack
 from sdk.providers import CUDA
-from sdk.ranker import Ranker, top_k
+from sdk.ranker import Ranker, best_rows
 from sdk.scoring import l2_normalise
 from sdk.textprep import ContextTokenizer, TextSettings
 
@@ -132,7 +132,7 @@ def breakdown(model: Path, pack, precision: str, threads: int, cfg: BenchConfig,
         "tokenization_ms": timed(lambda: bundle.tokenizer.encode_contexts([ctx]), cfg.repeat)["p50_ms"],
         "text_encoder_ms": timed(lambda: bundle.pooled(ids, mask), cfg.repeat)["p50_ms"],
         "head_ms": timed(lambda: bundle.head(pooled), cfg.repeat)["p50_ms"],
-        f"scoring_topk_{pack_size}_ms": timed(lambda: top_k(query @ vectors.T, 5), cfg.repeat)["p50_ms"],
+        f"scoring_topk_{pack_size}_ms": timed(lambda: best_rows(query @ vectors.T, 5), cfg.repeat)["p50_ms"],
     }
     total = sum(parts.values())
     parts["total_ms"] = total
@@ -173,7 +173,7 @@ def pack_scaling(dim: int, cfg: BenchConfig) -> list[dict[str, Any]]:
     rows = []
     for n in cfg.pack_sizes:
         vectors = l2_normalise(rng.standard_normal((n, dim), dtype=np.float32))
-        row: dict[str, Any] = {"stickers": n, "exact_ms": timed(lambda: top_k(queries[:1] @ vectors.T, 10), min(cfg.repeat, 20))["p50_ms"]}
+        row: dict[str, Any] = {"stickers": n, "exact_ms": timed(lambda: best_rows(queries[:1] @ vectors.T, 10), min(cfg.repeat, 20))["p50_ms"]}
         if n <= cfg.ann_max:
             try:
                 from sdk.ranker import AnnIndex
@@ -182,7 +182,7 @@ def pack_scaling(dim: int, cfg: BenchConfig) -> list[dict[str, Any]]:
                 index = AnnIndex(vectors)
                 row["ann_build_s"] = time.perf_counter() - t0
                 row["ann_ms"] = timed(lambda: index.search(queries[:1], 10), min(cfg.repeat, 20))["p50_ms"]
-                exact_idx, _ = top_k(queries @ vectors.T, 10)
+                exact_idx, _ = best_rows(queries @ vectors.T, 10)
                 ann_idx, _ = index.search(queries, 10)
                 row["ann_recall@10"] = float(np.mean([len(set(a) & set(e)) / 10 for a, e in zip(ann_idx, exact_idx)]))
             except ImportError as e:

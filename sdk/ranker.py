@@ -103,7 +103,7 @@ class RankResult:
                 "confidence": self.confidence}
 
 
-def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def best_rows(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """(indices, scores) of the k best per row, best first: argpartition, then a sort of k."""
     k = min(k, scores.shape[1])
     part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
@@ -292,7 +292,7 @@ class Ranker:
     def search(self, queries: np.ndarray, k: int, logits: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(indices, scores) of the k best stickers per query."""
         if self._ann is None:
-            return top_k(self.scores(queries, logits), k)
+            return best_rows(self.scores(queries, logits), k)
         extended = np.hstack([queries, self.terms.query_extra(logits, len(queries))]) if self.terms.active else queries
         idx, scores = self._ann.search(extended, k)
         hist = self._history_term()
@@ -307,7 +307,7 @@ class Ranker:
                  + self.terms.prior_at(hidx)[None, :] + hval[None, :])
         scores = np.where(np.isin(idx, hidx), -np.inf, scores)  # those come back exactly, from `exact`
         all_idx, all_scores = np.hstack([idx, cand]), np.hstack([scores, exact]).astype(np.float32)
-        pos, best = top_k(all_scores, k)
+        pos, best = best_rows(all_scores, k)
         return np.take_along_axis(all_idx, pos, axis=1), best
 
     def _explain(self, r: int, idx: np.ndarray, queries: np.ndarray, logits: np.ndarray | None,

@@ -16,7 +16,7 @@ from sdk.dataset import load_dataset
 from sdk.errors import ArgumentError, IntraError
 from sdk.pack import load_pack
 from sdk.providers import CPU
-from sdk.ranker import Ranker, get_ranker, top_k
+from sdk.ranker import Ranker, best_rows, get_ranker
 
 
 def test_rank_accepts_every_context_form_with_the_same_result(tiny_pack, tiny_bundle):
@@ -87,7 +87,7 @@ def test_rank_many_agrees_with_rank_at_int8(tiny_bundle, tiny_pack, synthetic_di
 def test_top_k_is_exact():
     rng = np.random.default_rng(1)
     scores = rng.random((4, 1000)).astype(np.float32)
-    idx, vals = top_k(scores, 10)
+    idx, vals = best_rows(scores, 10)
     assert (idx == np.argsort(-scores, axis=1)[:, :10]).all()
     assert np.allclose(vals, np.sort(scores, axis=1)[:, ::-1][:, :10])
 
