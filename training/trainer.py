@@ -377,13 +377,14 @@ def _fit(tr: TrainingRun, progress: bool) -> None:
 
 
 def _time_left(history: list[dict[str, float]], epochs: int) -> str:
-    """' | 40 s an epoch, about 6 min left' from the epochs so far: the bars show one epoch at a time."""
+    """' | 40 s an epoch, about 6 min left', from the latest epoch (the bars show one epoch at a time;
+    the first epochs, which tune the text encoder, are slower than the cached ones after them)."""
     done = [r["seconds"] for r in history if "seconds" in r]
     if not done or len(history) >= epochs:
         return ""
-    left = sum(done) / len(done) * (epochs - len(history))
-    return f" | {sum(done) / len(done):.0f} s an epoch, about {left / 60:.0f} min left" if left >= 90 else \
-        f" | {sum(done) / len(done):.0f} s an epoch, about {left:.0f} s left"
+    last = done[-1]
+    left = last * (epochs - len(history))
+    return f" | {last:.0f} s an epoch, about {left / 60:.0f} min left" if left >= 90 else f" | {last:.0f} s an epoch, about {left:.0f} s left"
 
 
 def _train_epoch(tr: TrainingRun, ddp: torch.nn.Module, epoch: int, cache: TextCache | None,
