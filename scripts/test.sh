@@ -10,4 +10,5 @@ NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --quiet   # the docs site:
 .venv/bin/python -m pytest -n 2 "$@"
 # the runtime tier again, where apps run the SDK: the runtime's dependencies alone, no torch
 bash scripts/setup-runtime.sh
-INTRA_RUNTIME_TIER=1 exec .venv-runtime/bin/python -m pytest tests/runtime -q -p no:cacheprovider
+.venv/bin/python scripts/make_runtime_fixture.py build/runtime-bundle   # its model, made where torch is
+INTRA_RUNTIME_TIER=1 INTRA_RUNTIME_BUNDLE=build/runtime-bundle exec .venv-runtime/bin/python -m pytest tests/runtime -q -p no:cacheprovider
