@@ -152,13 +152,15 @@ def recover(dest: Path | str) -> bool:
     did), and remove what killed writers left beside `dest` (best effort: a reader may not be
     allowed to write there)."""
     dest = Path(dest)
-    restored = _restore(dest)
+    restored = restore(dest)
     with contextlib.suppress(OSError):
         _remove_dead(dest)
     return restored
 
 
-def _restore(dest: Path) -> bool:
+def restore(dest: Path) -> bool:
+    """Only the first half of :func:`recover`: put back a directory a killed swap left aside. It
+    reads the parent directory only when `dest` is missing, so it is cheap enough for every call."""
     if dest.exists() or dest.is_symlink():
         return False
     for path, kind, pid in _leftovers(dest):
@@ -192,7 +194,7 @@ def remove_stale_files(path: Path) -> None:
 
 def remove_leftovers(dest: Path) -> list[Path]:
     """Remove the temporary and old directories that killed writers left beside `dest`."""
-    _restore(dest)
+    restore(dest)
     return _remove_dead(dest)
 
 

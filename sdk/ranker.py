@@ -433,7 +433,7 @@ def _cache_key(pack: Pack | Path, model: Bundle | Path | None, options: Mapping[
     if isinstance(pack, Pack):
         pack_key: tuple = ("object", id(pack))  # the cached Ranker holds the object, so its id stays its own
     else:
-        atomic.recover(pack)
+        atomic.restore(pack)  # every sdk.rank call passes here: no tidying of the parent directory
         pack_key = (str(pack.resolve()), _file_identity(pack / PACK_FILE))
     if model is None:
         model_key: tuple = ("named by the pack",)  # a new bundle there needs a new pack, which changes pack_key
