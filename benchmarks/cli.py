@@ -1,4 +1,4 @@
-"""`intra bench` and `intra demo`: the benchmark side's commands.
+"""`intra bench`: the benchmark suite's command.
 
 Registered into `intra` through the ``intra.commands`` entry point (:func:`register`);
 `python -m benchmarks` runs `bench` alone.
@@ -10,10 +10,10 @@ from pathlib import Path
 
 import typer
 
-from sdk.cli_base import fail, new_app, require_extra, run_guarded
+from sdk.cli_base import fail, new_app, run_guarded
 from sdk.errors import IntraError
 
-app = new_app("Measure the SDK and run the demo.")
+app = new_app("Measure the SDK.")
 
 
 @app.command("bench")
@@ -37,27 +37,9 @@ def bench_cmd(
     typer.echo(f"wrote {out}/results.json, results.md, latency.png, pack_scaling.png")
 
 
-@app.command("demo")
-def demo_cmd(
-    workdir: Path = typer.Option(Path("artifacts/demo"), help="Where the demo writes its dataset, run, bundle, pack and report."),
-    seed: int = typer.Option(0, help="Seed for the synthetic world and training."),
-    preset: str = typer.Option("small", help="Training preset (tiny runs in seconds, for a smoke test)."),
-    epochs: int | None = typer.Option(None, min=1, max=10_000, help="Training epochs. [default: the preset's]"),
-) -> None:
-    """The main job on the built-in SYNTHETIC world: data, train, eval, export, pack, rank, latency."""
-    try:
-        require_extra("`intra demo` (it trains a model)", "train", "torch", "transformers", "onnx")
-        from .demo import run_demo
-
-        run_demo(workdir, seed, preset, epochs)
-    except IntraError as e:
-        fail(e)
-
-
 def register(root: typer.Typer) -> None:
-    """Add `bench` and `demo` to the `intra` app."""
+    """Add `bench` to the `intra` app."""
     root.command("bench")(bench_cmd)
-    root.command("demo")(demo_cmd)
 
 
 def main() -> None:

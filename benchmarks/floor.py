@@ -40,7 +40,7 @@ def int8_vs_dynamic_floor(model: Path, run: Path, pack: Pack, context: list[str]
     shipped = Ranker(Bundle(model, precision="int8", providers="cpu", threads=1), pack)
     with tempfile.TemporaryDirectory(prefix="intra-floor-") as tmp:
         copy = Path(tmp) / "bundle"
-        shutil.copytree(model, copy, ignore=shutil.ignore_patterns(".precision-*"))
+        shutil.copytree(model, copy)
         dynamic_text_encoder(run, copy / "int8" / "text_encoder.onnx")
         bundle = Bundle(copy, precision="int8", providers="cpu", threads=1, verify=False)
         bundle.row_by_row = True  # per-tensor scales: how the SDK runs a dynamic scheme

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -28,14 +28,15 @@ from .measure import timed
 
 def sentence_transformer_dir(run: Path, out: Path) -> Path:
     """The run's fine-tuned text encoder as a sentence-transformers model (Transformer + mean Pooling)."""
-    from sentence_transformers import SentenceTransformer, models
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
     from transformers import PreTrainedTokenizerFast
 
     from training.run_dir import load_run
 
     model, _, _, conf = load_run(run)
     hf = out / "hf"
-    model.text.save_pretrained(str(hf))
+    cast(Any, model.text).save_pretrained(str(hf))  # a Hugging Face model; IntRA types it as nn.Module
     # name only the special tokens the tokenizer itself declares: naming another would make the
     # peer's tokenizer split text differently from ours (a "[SEP]" typed in a turn, for one); the
     # pad token is named whenever the vocabulary has it, as batches need it (nobody types "[PAD]")
@@ -47,8 +48,8 @@ def sentence_transformer_dir(run: Path, out: Path) -> Path:
     tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(run / "tokenizer.json"), **special)
     tokenizer.save_pretrained(str(hf))
     max_length = int(conf["text_settings"]["max_length"])
-    encoder = models.Transformer(str(hf), max_seq_length=max_length, processor_kwargs={"truncation_side": "left"})
-    pooling = models.Pooling(encoder.get_word_embedding_dimension(), pooling_mode="mean")
+    encoder = Transformer(str(hf), max_seq_length=max_length, processor_kwargs={"truncation_side": "left"})
+    pooling = Pooling(encoder.get_word_embedding_dimension(), pooling_mode="mean")
     st_dir = out / "sentence-transformer"
     SentenceTransformer(modules=[encoder, pooling], device="cpu").save(str(st_dir))
     return st_dir
@@ -103,7 +104,7 @@ def compare(model: Path, run: Path, pack: Pack, contexts: list[list[str]], timin
         ids = pack.ids
         peer_top5 = [[ids[j] for j in row] for row in peer.top(contexts)]
         batch32 = [timing_context] * 32
-        rows = {
+        rows: dict[str, Any] = {
             "ours_b1_ms": timed(lambda: ours.rank(timing_context, top_k=5), repeat)["p50_ms"],
             "peer_b1_ms": timed(lambda: peer.top([timing_context], batch=1), repeat)["p50_ms"],
             "ours_b32_ms": timed(lambda: ours.rank_many(batch32, top_k=5, batch_size=32), max(3, repeat // 5))["p50_ms"],

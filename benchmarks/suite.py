@@ -144,7 +144,7 @@ def torch_latency(run: Path, pack, threads: int, cfg: BenchConfig) -> dict[str, 
     """The same trained model in PyTorch eager fp32: tokenize, encode, head, score, top-k."""
     import torch
 
-    from training.features import refresh_label_table
+    from training.model_inputs import refresh_label_table
     from training.run_dir import load_run
 
     torch.set_num_threads(threads)
@@ -176,7 +176,7 @@ def pack_scaling(dim: int, cfg: BenchConfig) -> list[dict[str, Any]]:
         row: dict[str, Any] = {"stickers": n, "exact_ms": timed(lambda: best_rows(queries[:1] @ vectors.T, 10), min(cfg.repeat, 20))["p50_ms"]}
         if n <= cfg.ann_max:
             try:
-                from sdk.ranker import AnnIndex
+                from sdk.ann import AnnIndex
 
                 t0 = time.perf_counter()
                 index = AnnIndex(vectors)
@@ -257,12 +257,29 @@ def gemm_fraction(model: Path, manifest: BundleManifest, threads: int, cfg: Benc
 
 def default_cpu_precision(model: Path) -> dict[str, Any]:
     """What the SDK loads on this CPU when no precision is asked for, and the timings behind it."""
+    from sdk.cache import cache_root
     from sdk.precision_choice import cache_path
 
     bundle = Bundle(model, providers="cpu")
-    path = cache_path(model, None)
+    path = cache_path(cache_root(), bundle.fingerprint, None)
     why = json.loads(path.read_text()) if path.is_file() else {"reason": "only one CPU precision to choose from"}
     return {"precision": bundle.precision, "why": why}
+
+
+def batch1_ratios(latency: dict[str, Any], default_precision: str) -> dict[str, float | None]:
+    """Batch-1 p50 ratios at 64 tokens, measured in this run: the default precision against fp32
+    (present only when both were timed), PyTorch eager against int8 and fp32."""
+    def b1(key: str) -> float | None:
+        row = latency.get(key, {}).get("64", {}).get("b1")
+        return row["p50_ms"] if row else None
+
+    def ratio(a: float | None, b: float | None) -> float | None:
+        return a / b if a and b else None
+
+    fp32_b1, int8_b1, torch_b1 = b1("fp32/cpu/t1"), b1("int8/cpu/t1"), b1("torch-fp32/t1")
+    out = {"speedup_int8_vs_torch_b1": ratio(torch_b1, int8_b1), "speedup_fp32_vs_torch_b1": ratio(torch_b1, fp32_b1)}
+    default = ratio(b1(f"{default_precision}/cpu/t1"), fp32_b1)
+    return ({"default_vs_fp32_b1": default} if default else {}) | out
 
 
 def run_benchmark(model: Path | str, pack_dir: Path | str, run: Path | str | None = None, quick: bool = False,
@@ -301,16 +318,8 @@ def run_benchmark(model: Path | str, pack_dir: Path | str, run: Path | str | Non
                 latency[f"torch-fp32/t{threads}"] = torch_latency(Path(run), pack, threads, cfg)
     results["latency"] = latency
 
-    def b1(key: str) -> float | None:
-        row = latency.get(key, {}).get("64", {}).get("b1")
-        return row["p50_ms"] if row else None
-
     default = default_cpu_precision(model)
-    if b1(f"{default['precision']}/cpu/t1") and b1("fp32/cpu/t1"):
-        results["default_vs_fp32_b1"] = b1(f"{default['precision']}/cpu/t1") / b1("fp32/cpu/t1")
-    torch_b1 = b1("torch-fp32/t1")
-    results["speedup_int8_vs_torch_b1"] = torch_b1 / b1("int8/cpu/t1") if torch_b1 and b1("int8/cpu/t1") else None
-    results["speedup_fp32_vs_torch_b1"] = torch_b1 / b1("fp32/cpu/t1") if torch_b1 and b1("fp32/cpu/t1") else None
+    results.update(batch1_ratios(latency, default["precision"]))
 
     log("breakdown")
     main_precision = "int8" if "int8" in precisions else "fp32"

@@ -18,11 +18,10 @@ import typer
 from sdk import atomic
 from sdk.bundle import Bundle
 from sdk.dataset import Dataset, load_dataset
+from sdk.temp_pack import temporary_ranker
 from training.data.tweeteval import RULES, task_sticker_ids
 from training.metrics import bootstrap_interval, gold_ranks
 from training.tweeteval_scoring import closed_metrics, predicted_labels, write_predictions
-
-from .dataset_ranker import dataset_ranker
 
 
 def split_contexts(ds: Dataset, split: str = "test") -> list[list[tuple[str, str]]]:
@@ -45,7 +44,7 @@ def closed_protocol(model: Path, task: Path, out: Path, precision: str | None = 
     task_ids = task_sticker_ids(ds.info.details)
     label_of = {sid: i for i, sid in enumerate(task_ids)}
     gold = np.array([label_of[c.gold] for c in ds.split("test")])
-    with dataset_ranker(model, task, precision=precision, **_weights(model, prior)) as ranker:
+    with temporary_ranker(model, task, precision=precision, **_weights(model, prior)) as ranker:
         _, scores = ranker.score_matrix(split_contexts(ds))
         column = {s.id: i for i, s in enumerate(ranker.pack.stickers)}
         precision_used, weights = ranker.bundle.precision, ranker.terms.weights.to_json()
@@ -63,7 +62,7 @@ def closed_protocol(model: Path, task: Path, out: Path, precision: str | None = 
 def open_protocol(model: Path, full: Path, precision: str | None = None, prior: float | None = None) -> dict[str, Any]:
     """Open protocol over every emoji of the catalog: R@1, R@5, R@10 and MRR (percent)."""
     ds = load_dataset(full)
-    with dataset_ranker(model, full, precision=precision, **_weights(model, prior)) as ranker:
+    with temporary_ranker(model, full, precision=precision, **_weights(model, prior)) as ranker:
         _, scores = ranker.score_matrix(split_contexts(ds))
         column = {s.id: i for i, s in enumerate(ranker.pack.stickers)}
     ranks = gold_ranks(scores, np.array([column[c.gold] for c in ds.split("test")]))

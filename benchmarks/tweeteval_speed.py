@@ -17,8 +17,8 @@ import typer
 
 from sdk import atomic
 from sdk.dataset import load_dataset
+from sdk.temp_pack import temporary_ranker
 
-from .dataset_ranker import dataset_ranker
 from .measure import machine, timed
 from .tweeteval import FULL_OPTION, MODEL_OPTION, TASK_OPTION, split_contexts
 
@@ -28,7 +28,7 @@ PRECISIONS = ("int8", "fp32")
 def pack_speed(model: Path, data: Path, precision: str, calls: int = 300, batch: int = 32) -> dict[str, Any]:
     """Batch-1 latency, batch-32 throughput and the whole split's wall time on one pack and precision."""
     contexts = split_contexts(load_dataset(data))
-    with dataset_ranker(model, data, precision=precision) as ranker:
+    with temporary_ranker(model, data, precision=precision) as ranker:
         stream = itertools.cycle(contexts)
         single = timed(lambda: ranker.rank(next(stream)), repeat=calls, warmup=5)
         chunk = contexts[:batch * 10]

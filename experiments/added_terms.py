@@ -39,12 +39,12 @@ SMOOTHING = 0.1
 
 def label_counts(v: ValidationScores) -> np.ndarray:
     """(L, S) training-split counts of each intention with each sticker as gold, in pack order."""
-    from sdk.labels import LABEL_INDEX, LABELS
+    from sdk.labels import LABELS
 
     column = {s: i for i, s in enumerate(v.ranker.pack.ids)}
     counts = np.zeros((len(LABELS), len(column)))
     for c in v.ds.split("train"):
-        counts[LABEL_INDEX[c.label], column[c.gold]] += 1
+        counts[c.label_index, column[c.gold]] += 1
     return counts
 
 
@@ -106,7 +106,7 @@ def seed_ensemble(scores: list[ValidationScores]) -> dict[str, float] | None:
     """The bundles' final scores averaged (one model per seed): whether the seeds' spread is what limits the ranking."""
     if len(scores) < 2 or any(list(v.ranker.pack.ids) != list(scores[0].ranker.pack.ids) for v in scores):
         return None
-    return scores[0].metrics(sum(v.final for v in scores) / len(scores))
+    return scores[0].metrics(np.mean([v.final for v in scores], axis=0))
 
 
 def markdown(r: dict[str, Any]) -> str:

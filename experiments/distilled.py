@@ -13,6 +13,7 @@ DIR/distilled.md.
 from __future__ import annotations
 
 import tempfile
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +62,7 @@ def _rank_ms(bundles: dict[str, Path], data: Path, repeat: int) -> dict[str, flo
         best = {name: float("inf") for name in rankers}
         for _ in range(3):
             for name, ranker in rankers.items():
-                best[name] = min(best[name], timed(lambda r=ranker: r.rank(SIX_TURN_CHAT), repeat)["p50_ms"])
+                best[name] = min(best[name], timed(partial(ranker.rank, SIX_TURN_CHAT), repeat)["p50_ms"])
     return best
 
 
@@ -107,7 +108,7 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     def stat(values: list[float]) -> dict[str, float]:
         return {"mean": float(np.mean(values)), "std": float(np.std(values))}
 
-    out = {"speedup": stat([r["speedup"] for r in rows]),
+    out: dict[str, Any] = {"speedup": stat([r["speedup"] for r in rows]),
            "mrr_delta_validation": stat([r["mrr_delta"]["validation"] for r in rows]),
            "mrr_delta_test": stat([r["mrr_delta"]["test"] for r in rows])}
     out["kept"] = out["speedup"]["mean"] >= KEEP_SPEEDUP and out["mrr_delta_validation"]["mean"] >= -KEEP_MRR_LOSS

@@ -19,15 +19,15 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 def measure(model: Path, data: Path, split: str = "test", top_k: int = 5) -> dict[str, Any]:
     """Share of conversations whose top k changes, and the pack's near-duplicate pairs."""
-    from benchmarks.dataset_ranker import dataset_ranker
     from sdk.dataset import load_dataset
     from sdk.diversity import DIVERSE_THRESHOLD
+    from sdk.temp_pack import temporary_ranker
 
     ds = load_dataset(data)
     convs = ds.split(split)
     contexts = [c.turns() for c in convs]
     knowledge = [c.knowledge_dict() for c in convs]
-    with dataset_ranker(model, data) as ranker:
+    with temporary_ranker(model, data) as ranker:
         plain = ranker.rank_many(contexts, top_k, knowledge)
         diverse = ranker.rank_many(contexts, top_k, knowledge, diverse=True)
         vectors = ranker.pack.embeddings

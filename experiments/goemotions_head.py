@@ -34,28 +34,28 @@ def main(
 
     from sdk import atomic
     from sdk.dataset import Conversation, Turn, load_dataset
-    from sdk.labels import LABEL_INDEX, LABELS
+    from sdk.labels import LABELS
     from training.data.goemoji import pick_label, read_tsv
-    from training.features import context_batch
     from training.metrics import classification_metrics
+    from training.model_inputs import context_batch
     from training.probes import FrozenFeatures, ProbeConfig, context_text, softmax_regression
     from training.run_dir import load_run
 
     rows = read_tsv(source / "goemotions" / f"{split}.tsv")
     convs = [Conversation(id=cid, context=(Turn("user", text),), label=pick_label(ids)) for text, ids, cid in rows]
-    gold = np.array([LABEL_INDEX[c.label] for c in convs])
+    gold = np.array([c.label_index for c in convs])
     model, tokenizer, _, conf = load_run(run)
     preds = []
     with torch.no_grad():
         for k in range(0, len(convs), 64):
             ids, mask = context_batch(convs[k:k + 64], tokenizer, False)
-            logits, _ = model.query(model.encode_text(ids, mask))
+            logits = model.head(model.encode_text(ids, mask))
             preds.append(logits.argmax(-1).numpy())
     head = classification_metrics(np.concatenate(preds), gold)
     ds = load_dataset(data or conf["dataset"]["path"])
     train = list(ds.split("train")) + list(ds.splits.get("extra_intention", ()))
     features = FrozenFeatures(cache_dir=cache or out / "cache", cfg=ProbeConfig(), progress=True)
-    layer = softmax_regression(features([context_text(c) for c in train]), np.array([LABEL_INDEX[c.label] for c in train]),
+    layer = softmax_regression(features([context_text(c) for c in train]), np.array([c.label_index for c in train]),
                                len(LABELS), ProbeConfig().intention_epochs, ProbeConfig())
     with torch.no_grad():
         probe_pred = layer(torch.from_numpy(features([context_text(c) for c in convs]))).argmax(-1).numpy()

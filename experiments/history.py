@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 import typer
 
-from benchmarks.dataset_ranker import dataset_ranker
 from benchmarks.output import write_result
+from sdk.temp_pack import temporary_ranker
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 USES = (0, 5, 20, 100)
@@ -65,7 +65,7 @@ class World:
 
 
 def load_world(model: Path, data: Path) -> World:
-    with dataset_ranker(model, data) as ranker:
+    with temporary_ranker(model, data) as ranker:
         return _world(ranker, data)
 
 

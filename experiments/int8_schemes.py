@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -142,7 +143,7 @@ class Bench:
         best = [float("inf")] * len(rows)
         for _ in range(rounds):
             for i, session in enumerate(sessions):
-                best[i] = min(best[i], timed(lambda s=session: s.run(None, feed), self.repeat, warmup=5)["p50_ms"])
+                best[i] = min(best[i], timed(partial(session.run, None, feed), self.repeat, warmup=5)["p50_ms"])
         for r, ms in zip(rows, best):
             r["ms"] = round(ms, 3)
             del r["text_encoder_path"]

@@ -27,9 +27,9 @@ from typing import Any
 import numpy as np
 import typer
 
-from benchmarks.dataset_ranker import dataset_ranker
 from benchmarks.output import write_result
 from sdk.pack import sticker_turn_text
+from sdk.temp_pack import temporary_ranker
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True)
 METRICS = ("R@1", "R@5", "R@10", "MRR")
@@ -89,7 +89,7 @@ def measure_goemoji(models: Sequence[Path], data: Path, source: Path, split: str
     gold = [c["gold"] for c in cases]
     runs = []
     for model in models:
-        with dataset_ranker(model, data) as ranker:
+        with temporary_ranker(model, data) as ranker:
             runs.append({"model": str(model), "precision": ranker.bundle.precision,
                          "without": summary(scored(ranker, without, gold)), "with": summary(scored(ranker, with_turns, gold))})
     return {"dataset": "goemoji", "split": "test (GoEmotions dev)" if split == "test" else split, "conversations": len(cases),
@@ -146,7 +146,7 @@ def _as_text(contexts: list, ranker: Any, encode: Any) -> list:
 def measure_synthetic(model: Path, data: Path) -> dict[str, Any]:
     """Test: without / with a sticker turn of the same / another intention; validation: the encodings."""
     test, val = synthetic_cases(data, "test"), synthetic_cases(data, "validation")
-    with dataset_ranker(model, data) as ranker:
+    with temporary_ranker(model, data) as ranker:
         run: dict[str, Any] = {"model": str(model), "precision": ranker.bundle.precision}
         for key, name in (("without", "without"), ("same", "with (same intention)"), ("other", "with (other intention)")):
             run[name] = summary(scored(ranker, test[key], test["gold"], test["knowledge"]))

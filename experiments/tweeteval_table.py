@@ -2,9 +2,10 @@
 paired against Int-RA on the same test tweets.
 
 ``python -m experiments.tweeteval_table --task DIR --intra BENCH ... --classifier CLF ... --out FILE.md``
-reads what the runs wrote (``benchmarks.tweeteval``'s folders for Int-RA, one per seed;
-``training.tweeteval_classifier``'s folders), fits the classic rows itself, and writes the table
-with means ± std over seeds and a paired bootstrap interval of each row's macro-F1 gap to Int-RA.
+reads what the runs wrote (``benchmarks.tweeteval``'s folders for Int-RA, one per seed, and for
+other Int-RA runs with ``--other NAME=BENCH``; ``training.tweeteval_classifier``'s folders), fits
+the classic rows and the probe on frozen MiniLM itself, and writes the table with means ± std over
+seeds and a paired bootstrap interval of each row's macro-F1 gap to Int-RA.
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ import typer
 from sdk import atomic
 from sdk.dataset import load_dataset
 from sdk.errors import DatasetError
-from training.data.tweeteval import RULES
+from training.data.tweeteval import RULES, task_sticker_ids
+from training.evaluate import command_line
 from training.metrics import paired_macro_f1
+from training.probes import FrozenFeatures, ProbeConfig, probe_emoji
 from training.tweeteval_baselines import baseline_rows, text_and_labels
 from training.tweeteval_scoring import closed_metrics, read_predictions
 
@@ -70,6 +73,22 @@ def classifier_rows(runs: list[Path], gold: np.ndarray) -> list[Row]:
         rows.append(Row(name, [closed_metrics(lg, gold, range(lg.shape[1])) for lg in logits],
                         np.stack([lg.argmax(1) for lg in logits])))
     return rows
+
+
+def probe_row(task: Path, seeds: int, cache: Path | None = None) -> Row:
+    """probe-emoji: softmax regression over the 20 emoji on frozen MiniLM features (one per seed)."""
+    ds = load_dataset(task)
+    test = ds.split("test")
+    gold = text_and_labels(ds, "test")[1]
+    index = ds.sticker_index()
+    columns = [index[sid] for sid in task_sticker_ids(ds.info.details)]  # the task's label order
+    features = FrozenFeatures(cache_dir=cache, cfg=ProbeConfig(), progress=True)
+    metrics, predicted = [], []
+    for seed in range(seeds):
+        scores = probe_emoji(ds, features, test, ProbeConfig(seed=seed))
+        metrics.append(closed_metrics(scores, gold, columns))
+        predicted.append(scores[:, columns].argmax(1))
+    return Row("probe-emoji (frozen MiniLM)", metrics, np.stack(predicted))
 
 
 def classic_rows(task: Path) -> tuple[list[Row], dict[str, Any]]:
@@ -125,23 +144,38 @@ def markdown(result: dict[str, Any]) -> str:
         lines += ["", f"Open protocol ({o['stickers']} emoji, {name}): "
                   + ", ".join(f"{m.replace('mrr', 'MRR')} {_cell(o[m])}" for m in OPEN_METRICS) + "."]
     lines += ["", f"SVM C chosen on validation macro-F1: {result['classic']['chosen_C']}.", "",
-              "Command: `" + " ".join(["python -m experiments.tweeteval_table", *sys.argv[1:]]) + "`", ""]
+              "Command: `" + command_line(sys.argv) + "`", ""]
     return "\n".join(lines)
 
 
+def named_folders(entries: list[str]) -> dict[str, list[Path]]:
+    """`NAME=FOLDER` entries grouped by name, in order (one folder per seed)."""
+    out: dict[str, list[Path]] = {}
+    for entry in entries:
+        row, sep, folder = entry.partition("=")
+        if not sep or not row or not folder:
+            raise typer.BadParameter(f"expected NAME=FOLDER, got {entry!r}", param_hint="--other")
+        out.setdefault(row, []).append(Path(folder))
+    return out
+
+
 def build_table(task: Path, intra: list[Path], classifier: list[Path], rounds: int = 2000,
-                intra_setting: list[Path] | None = None, setting_name: str = "Int-RA (SDK), prior weight for MRR") -> dict[str, Any]:
-    """Every row on `task`'s test split, paired against Int-RA's shipped default (`intra`);
-    `intra_setting` is the same seeds ranked under another documented setting."""
+                intra_setting: list[Path] | None = None, setting_name: str | None = None,
+                name: str = "Int-RA (SDK)", others: dict[str, list[Path]] | None = None, probe_seeds: int = 0,
+                cache: Path | None = None) -> dict[str, Any]:
+    """Every row on `task`'s test split, paired against Int-RA's shipped default (`intra`, called
+    `name`); `intra_setting` is the same seeds ranked under another documented setting (called
+    `setting_name`, default: `name` with "prior weight for MRR"), `others`
+    other Int-RA runs by row name, `probe_seeds` the probe-emoji row's seeds (0: no such row)."""
     gold = text_and_labels(load_dataset(task), "test")[1]
-    reference = intra_row(intra, gold)
-    setting = [intra_row(intra_setting, gold, setting_name)] if intra_setting else []
+    reference = intra_row(intra, gold, name)
+    setting_name = setting_name or f"{name}, prior weight for MRR"
+    ranked = {reference.name: intra, **({setting_name: intra_setting} if intra_setting else {}), **(others or {})}
+    intra_rows = [reference, *[intra_row(benches, gold, row) for row, benches in list(ranked.items())[1:]]]
     classic, classic_info = classic_rows(task)
-    rows = [reference, *setting, *(classifier_rows(classifier, gold) if classifier else []), *classic]
-    opened = {}
-    for row, benches in [(reference, intra), *[(r, intra_setting or []) for r in setting]]:
-        if (o := open_summary(benches)) is not None:
-            opened[row.name] = o
+    rows = [*intra_rows, *(classifier_rows(classifier, gold) if classifier else []),
+            *([probe_row(task, probe_seeds, cache)] if probe_seeds else []), *classic]
+    opened = {row: o for row, benches in ranked.items() if (o := open_summary(benches)) is not None}
     return {"reference": reference.name, "n_test": len(gold), "rows": table(rows, reference, gold, rounds),
             "open": opened, "classic": classic_info}
 
@@ -151,10 +185,16 @@ def main(task: Path = typer.Option(..., "--task", help="`intra data tweeteval --
          setting: list[Path] = typer.Option([], "--intra-mrr", help="A `benchmarks.tweeteval --prior-weight W` folder "
                                             "(the weight best for MRR on validation); once per seed."),
          classifier: list[Path] = typer.Option([], "--classifier", help="A `training.tweeteval_classifier` output folder; once per seed."),
+         other: list[str] = typer.Option([], "--other", help="NAME=FOLDER: another Int-RA run's `benchmarks.tweeteval` "
+                                         "folder, paired against --intra; once per seed, with the same NAME."),
+         name: str = typer.Option("Int-RA (SDK)", "--name", help="The --intra row's name."),
+         probe_seeds: int = typer.Option(3, "--probe-seeds", min=0, help="Seeds of the probe-emoji row (0: leave it out)."),
+         cache: Path | None = typer.Option(None, "--cache", help="Folder for the probe's frozen features (.npy), reused by a later run."),
          out: Path = typer.Option(..., "--out", help="Markdown file to write (a .json beside it holds the figures)."),
          rounds: int = typer.Option(2000, "--rounds", help="Bootstrap resamples.")) -> None:
     """Write TweetEval emoji's closed-protocol table: every row over its seeds, paired against Int-RA."""
-    result = build_table(task, intra, classifier, rounds, setting)
+    result = build_table(task, intra, classifier, rounds, setting, name=name, others=named_folders(other),
+                         probe_seeds=probe_seeds, cache=cache)
     atomic.write_json(out.with_suffix(".json"), result)
     atomic.write_text(out, markdown(result))
     typer.echo(markdown(result))

@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.dataset_ranker import dataset_ranker
 from sdk.bundle import Bundle
 from sdk.dataset import Conversation, Dataset, load_dataset
 from sdk.ranker import Ranker
+from sdk.temp_pack import temporary_ranker
 
 METRICS = ("MRR", "R@10", "mAP")
 
@@ -60,7 +60,7 @@ def validation_scores(model: Path, data: Path, split: str = "validation") -> Val
     """Score `split` of `data` with the bundle `model` (fp32, CPU) as the SDK ranks it."""
     ds = load_dataset(data)
     convs = list(ds.split(split))
-    with dataset_ranker(model, data, precision="fp32") as ranker:
+    with temporary_ranker(model, data, precision="fp32") as ranker:
         knowledge = [c.knowledge_dict() for c in convs]
         logits, final = ranker.score_matrix(contexts(convs), knowledge if ranker.use_knowledge else None)
         n = len(ranker.pack.ids)

@@ -27,7 +27,7 @@ from sdk.dataset import load_dataset
 from sdk.errors import ArgumentError, IntraError
 from sdk.imageprep import ImageSettings
 from sdk.manifest import GRAPHS, MANIFEST, PRECISIONS, TOKENIZER, BundleManifest, Gate, GraphFile, fingerprint
-from sdk.precision_choice import CACHE_GLOB
+from sdk.precision_choice import LEGACY_CACHE_GLOB
 from sdk.scoring import ScoreWeights
 from sdk.suggest import SuggestSettings
 from sdk.textprep import ContextTokenizer, TextSettings
@@ -124,12 +124,12 @@ def export_run(run: Path | str, out: Path | str, precisions: tuple[str, ...] = P
     model, tokenizer, image_settings, conf = load_run(run)
     suggest = attach_suggest(model, run)
     data = Path(data) if data is not None else Path(conf["dataset"]["path"])
-    atomic.check_output(Path(out), MANIFEST, "model bundle", [run, data], own=[CACHE_GLOB])  # refuse before exporting anything
+    atomic.check_output(Path(out), MANIFEST, "model bundle", [run, data], own=[LEGACY_CACHE_GLOB])  # refuse before exporting anything
     ds = load_dataset(data)
     weights = read_weights(run)
     ref = reference(model, tokenizer, image_settings, ds, weights)
     steps = tqdm(total=len(GRAPHS) + 1 + 2 * (len(precisions) - 1), desc="export", disable=not progress, unit="step")
-    with atomic.atomic_dir(Path(out), MANIFEST, "model bundle", [run, data], own=[CACHE_GLOB]) as tmp:
+    with atomic.atomic_dir(Path(out), MANIFEST, "model bundle", [run, data], own=[LEGACY_CACHE_GLOB]) as tmp:
         draft = BundleDraft(tmp, model, opset, precisions, tokenizer.settings, image_settings, weights, _about(run, conf),
                             int(conf["text_encoder"]["hidden_size"]), suggest)
         _export_raw(draft, run, steps)

@@ -36,6 +36,7 @@ class TextEncoderGraph(nn.Module):
 
 
 class IntentionHeadGraph(nn.Module):
+    labels: torch.Tensor  # a registered buffer: the projected label table, when there is a head
     """pooled -> (logits, query in the run's mode, query for each mode the model serves).
 
     The queries come from IntRA.queries, the one definition of the modes; the projected label

@@ -24,7 +24,7 @@ import numpy as np
 import onnx
 
 from sdk.errors import ArgumentError
-from training.features import context_batch
+from training.model_inputs import context_batch
 
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 

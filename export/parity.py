@@ -19,11 +19,11 @@ from sdk.labels import ATTRIBUTES
 from sdk.scoring import ScoreTerms, ScoreWeights, usage_vector
 from sdk.suggest import SUGGEST_OUTPUT
 from sdk.textprep import ContextTokenizer
+from training.catalog_scores import query_matrix, sticker_matrix
 from training.encoders import region_features
-from training.features import context_batch, refresh_label_table, sticker_inputs, sticker_labels
 from training.metrics import retrieval_metrics
 from training.model import IntRA
-from training.scoring import query_matrix, sticker_matrix
+from training.model_inputs import context_batch, refresh_label_table, sticker_inputs, sticker_labels
 
 from .graphs import IntentionHeadGraph
 
@@ -122,7 +122,7 @@ class Reference:
 
 def graph_cosines(bundle: Bundle, ref: Reference, model, tokenizer) -> dict[str, float]:
     """Smallest output cosine per graph between onnxruntime and PyTorch on the same inputs."""
-    from training.features import encode_attribute_table
+    from training.model_inputs import encode_attribute_table
 
     out = {"text_encoder": row_cosine(bundle.pooled(ref.ids, ref.mask), ref.pooled)}
     session = bundle.session("intention_head")

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from . import atomic
+from .cache import cache_root
 from .errors import ArgumentError, IntraError, check_path
 from .jsonfile import read_json_value
 from .labels import ATTRIBUTES
@@ -114,11 +115,15 @@ def _pick_precision(manifest: BundleManifest, root: Path, precision: str | None,
 
 
 class Bundle:
-    """The four graphs of one precision, loaded into onnxruntime sessions (created on first use)."""
+    """The four graphs of one precision, loaded into onnxruntime sessions (created on first use).
+
+    Nothing is ever written into the bundle directory: the CPU precision verdict goes to
+    `cache_dir` (default: :func:`sdk.cache.cache_root`)."""
 
     def __init__(self, root: Path | str, precision: str | None = None, providers: str | Sequence[str] = "auto",
-                 threads: int | None = None, verify: bool = True) -> None:
+                 threads: int | None = None, verify: bool = True, cache_dir: Path | str | None = None) -> None:
         self.threads = check_threads(threads)
+        self.cache_dir = None if cache_dir is None else check_path("cache_dir", cache_dir)
         if precision is not None and not isinstance(precision, str):
             raise ArgumentError(f"precision must be a string ({', '.join(PRECISIONS)}) or None, got {precision!r}")
         self.root = check_path("model", root)
@@ -164,7 +169,7 @@ class Bundle:
             graphs[p] = verify_file(self.root, entry.file, entry.sha256, verify)
         ids, mask = self.tokenizer.encode_contexts([[SPEED_PROBE] * 8])
         try:
-            return fastest_cpu_precision(self.root, graphs, ids, mask, self.threads)
+            return fastest_cpu_precision(cache_root(self.cache_dir), self.manifest.fingerprint, graphs, ids, mask, self.threads)
         except Exception as e:  # onnxruntime could not load or run a graph: the gate's default stands
             log.warning("could not time the precisions of %s (%s); using int8", self.root, _first_line(e))
             return "int8"

@@ -3,7 +3,7 @@
 The runtime owns `info` (check a dataset), `pack build|info|merge`, `rank` and `history`; they need only the
 base install. Other packages add theirs through the ``intra.commands`` entry-point group (a
 function that takes the root typer app), the way pytest finds plugins: training adds `data`,
-`train` and `eval`, export adds `export`, benchmarks add `bench` and `demo`. The runtime never
+`train` and `eval`, export adds `export`, pipeline adds `demo`, benchmarks add `bench`. The runtime never
 imports them by name.
 """
 
@@ -104,13 +104,14 @@ def pack_build(
     ocr: bool = typer.Option(False, "--ocr", help="Read captions drawn on stickers into the 'verbal' attribute (the 'ocr' extra)."),
     shard: str | None = typer.Option(None, callback=_shard, help="I/N: build only shard I of N, counting from 0 (merge shards with `intra pack merge`)."),
     usage: Path | None = typer.Option(None, "--usage", help="JSON file {sticker id: count}: usage counts for the usage prior. [default: a dataset's training-split counts; none for a folder]"),
+    ann: bool | None = typer.Option(None, "--ann/--no-ann", help="Store an ANN index in the pack (the 'ann' extra), which a Ranker loads instead of building. [default: above 200,000 stickers]"),
 ) -> None:
     """Embed stickers with a bundle and write a pack (pack.json, embeddings.npy, images)."""
     from .pack_build import build_pack
 
     try:
         pack = build_pack(source, model, out, batch_size=batch_size, dtype=dtype, ocr=ocr, shard=shard,  # type: ignore[arg-type]
-                          providers=providers, precision=precision, usage=usage)
+                          providers=providers, precision=precision, usage=usage, ann=ann)
     except IntraError as e:
         fail(e)
     counts = "no usage counts" if pack.usage is None else f"usage counts for {sum(1 for v in pack.usage.values() if v)} stickers"
@@ -132,6 +133,7 @@ def pack_info(pack: Path = typer.Argument(..., help="Pack directory.")) -> None:
     labels = Counter(s.label or "(none)" for s in p.stickers)
     say(json.dumps({"path": str(p.root), "stickers": len(p), "dim": p.meta.dim, "dtype": p.meta.dtype,
                            "fingerprint": p.fingerprint, "precision": p.meta.precision, "model_path": p.meta.model_path,
+                           "model_relpath": p.meta.model_relpath, "ann_index": p.meta.ann is not None,
                            "created": p.meta.created, "labels": dict(labels.most_common(10)),
                            "usage": None if p.usage is None else {"stickers": len(p.usage), "total": sum(p.usage.values())}},
                           indent=2, ensure_ascii=False))

@@ -16,6 +16,7 @@ import os
 import re
 import sys
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 import typer
 
@@ -74,7 +75,7 @@ def say(text: str) -> None:
     typer.echo(printable(text))
 
 
-def fail(err: BaseException | str) -> None:
+def fail(err: BaseException | str) -> NoReturn:
     """Print `error: ...` to stderr and exit 2."""
     typer.secho(printable(f"error: {err}"), fg=typer.colors.RED, err=True)
     raise typer.Exit(code=2)

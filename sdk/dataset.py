@@ -98,6 +98,13 @@ class Conversation:
             raise DatasetError(f"conversation {self.id!r} has no gold sticker (intention-only data)")
         return self.sticker_id
 
+    @property
+    def label_index(self) -> int:
+        """The intention label's index in `LABELS`; DatasetError where the source has no label."""
+        if self.label is None:
+            raise DatasetError(f"conversation {self.id!r} has no intention label")
+        return LABEL_INDEX[self.label]
+
     def turns(self) -> list[tuple[str, str]]:
         """The context as the SDK takes it: (speaker, text) pairs, oldest first."""
         return [(t.speaker, t.text) for t in self.context]

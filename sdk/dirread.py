@@ -32,6 +32,7 @@ class DirReader:
 
     def __init__(self, root: Path, fd: int | None) -> None:
         self.root = root
+        self.real_root = root.resolve()  # once per build read: a pack checks 100,000 paths against it
         self._fd = fd
 
     def path(self, rel: str) -> Path:

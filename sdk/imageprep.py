@@ -1,8 +1,8 @@
 """Turn a sticker image into the vision encoder's input: shared by training and the SDK.
 
 Stickers are shown whole: the image is resized to a square (no crop), composited on white when
-it has transparency, scaled to [0, 1] and normalised with the encoder's mean and std. Animated
-images use their first frame (`load_image` reports it).
+it has transparency, scaled to [0, 1] and normalised with the encoder's mean and std. An animated
+sticker (GIF, WebP, TGS, WebM) also gives the few frames that represent it (:mod:`sdk.animation`).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .animation import EBML_MAGIC, FRAMES, GZIP_MAGIC, pillow_frames, tgs_frames, webm_frames
 from .errors import IntraError
 from .schema import Int, ListOf, Obj, OneOf, check
 
@@ -60,9 +61,17 @@ class ImageSettings:
 
 @dataclass
 class LoadedImage:
+    """A sticker as RGB on white: its first frame, and for an animated one the frames that
+    represent it (the first, the middle and the last; the image alone for a still)."""
+
     image: Image.Image
     animated: bool = False
     notes: list[str] = field(default_factory=list)
+    frames: list[Image.Image] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.frames:
+            self.frames = [self.image]
 
 
 def _to_8bit(img: Image.Image) -> Image.Image:
@@ -98,32 +107,66 @@ def _upright(img: Image.Image, path: Path) -> Image.Image:
         return img
 
 
-def load_image(path: Path | str) -> LoadedImage:
-    """Open an image file as RGB; raise ImageError for unreadable, truncated or huge files."""
+def _on_white(img: Image.Image) -> Image.Image:
+    """RGB, with any transparency composited on white (how a chat shows a sticker)."""
+    rgba = img.convert("RGBA")
+    background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    return Image.alpha_composite(background, rgba).convert("RGB")
+
+
+def _head(path: Path) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read(4)
+    except FileNotFoundError:
+        raise ImageError(f"{path}: image file not found") from None
+    except OSError as e:
+        raise ImageError(f"{path}: unreadable image ({e})") from None
+
+
+def _animated(path: Path, frames: list[Image.Image], count: int, kind: str) -> LoadedImage:
+    flat = [_on_white(f) for f in frames]
+    note = f"{path.name}: animated {kind} ({count} frames looked at), represented by {len(flat)} of them"
+    return LoadedImage(flat[0], True, [note], flat)
+
+
+def load_image(path: Path | str, frames: int = FRAMES) -> LoadedImage:
+    """Open a sticker as RGB on white: PNG, JPEG, GIF or WebP, and TGS or WebM with their extras
+    (:mod:`sdk.animation`); an animated one also gives the `frames` frames that represent it
+    (1: its first alone). ImageError for unreadable, truncated or huge files."""
     path = Path(path)
+    head = _head(path)
+    if head.startswith(GZIP_MAGIC):
+        return _animated(path, *tgs_frames(path, frames), "TGS")
+    if head.startswith(EBML_MAGIC):
+        return _animated(path, *webm_frames(path, lambda w, h: _check_size(path, w, h), frames), "WebM")
+    return _load_with_pillow(path, frames)
+
+
+def _load_with_pillow(path: Path, frames: int) -> LoadedImage:
+    def flatten(frame: Image.Image) -> Image.Image:
+        return _on_white(_to_8bit(_upright(frame, path)))
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path, formats=IMAGE_FORMATS) as img:
                 _check_size(path, *img.size)
-                animated = bool(getattr(img, "is_animated", False))
-                img.seek(0)
+                if getattr(img, "is_animated", False):
+                    return _animated(path, *pillow_frames(img, flatten, frames), img.format or "image")
                 img.load()
-                rgba = _to_8bit(_upright(img, path)).convert("RGBA")
+                return LoadedImage(flatten(img))
     except ImageError:
         raise
     except FileNotFoundError:
         raise ImageError(f"{path}: image file not found") from None
     except UnidentifiedImageError:
-        raise ImageError(f"{path}: not a readable image (intra reads {', '.join(IMAGE_FORMATS)} only)") from None
+        raise ImageError(f"{path}: not a readable image (intra reads {', '.join(IMAGE_FORMATS)}, and TGS and "
+                         "WebM with their extras)") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise ImageError(f"{path}: not a readable image ({e})") from None
-    except OSError as e:
+    except (OSError, EOFError) as e:
         raise ImageError(f"{path}: unreadable or truncated image ({e})") from None
-    background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-    rgb = Image.alpha_composite(background, rgba).convert("RGB")
-    notes = [f"{path.name}: animated image, using its first frame"] if animated else []
-    return LoadedImage(rgb, animated, notes)
 
 
 def to_pixels(image: Image.Image, settings: ImageSettings) -> np.ndarray:

@@ -3,10 +3,18 @@
 ``pack.json``::
 
     {"format_version": 1, "fingerprint": <bundle fingerprint>, "precision": "int8", "model_path": ...,
-     "created": ..., "count": N, "dim": d,
+     "model_relpath"?: "../model", "created": ..., "count": N, "dim": d,
      "embeddings": {"file": "embeddings.npy", "dtype": "float16", "sha256": ...},
      "stickers": [{"id", "file", "sha256", "label", "attributes", "notes"?, "focus"?}, ...],
-     "usage"?: {sticker id: count}}
+     "usage"?: {sticker id: count}, "ann"?: {"file": "ann.faiss", "sha256", "digest"}}
+
+``fingerprint`` names the bundle that built the pack; ``model_path`` is where that bundle was (an
+absolute path) and ``model_relpath`` (when the bundle sat in the pack's parent directory or below
+it) where it is relative to the pack, so that a pack copied together with its bundle finds it
+(:mod:`sdk.locate`).
+
+``ann`` (optional) names the ANN index stored with a large pack (:mod:`sdk.ann`): its file, the
+file's sha256, and the digest of the vectors it indexes, which a Ranker checks before using it.
 
 ``usage`` (optional) holds how often each sticker was used: the training split's counts for a pack
 built from a dataset, or an app's own counts (``intra pack build --usage FILE``). When present, the
@@ -20,10 +28,11 @@ Every file is checked against its sha256 on load; paths must stay inside the pac
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -31,11 +40,13 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from . import atomic
+from .ann import ANN_FILE, AnnIndex, vectors_digest
 from .bundle import sha256_file
 from .dirread import DirReader, read_whole
 from .errors import IntraError, check_path
 from .jsonfile import read_json_in
 from .labels import ATTRIBUTES, LABEL_INDEX, check_attributes, check_label
+from .locate import bundle_link
 from .paths import inside
 from .schema import Int, ListOf, MapOf, Obj, OneOf, Opt, check_document
 from .scoring import l2_normalise, usage_vector, validate_usage
@@ -90,8 +101,9 @@ PACK_SCHEMA = Obj(
     {"format_version": int, "fingerprint": str, "count": Int(0, 100_000_000), "dim": Int(1, 65_536),
      "embeddings": Obj({"file": str, "sha256": str}, {"dtype": OneOf(DTYPES)}),
      "stickers": ListOf(STICKER_SCHEMA)},
-    {"precision": Opt(str), "model_path": Opt(str), "created": Opt(str), "source_kind": Opt(str),
-     "shard": Opt(ListOf(Int(0), 2, 2)), "merged_from": Opt(ListOf(str))},  # usage: checked by validate_usage
+    {"precision": Opt(str), "model_path": Opt(str), "model_relpath": Opt(str), "created": Opt(str), "source_kind": Opt(str),
+     "shard": Opt(ListOf(Int(0), 2, 2)), "merged_from": Opt(ListOf(str)),
+     "ann": Opt(Obj({"file": str, "sha256": str, "digest": str}))},  # usage: checked by validate_usage
 )
 #: Stored vectors are unit length; float16 storage keeps them within about 1e-3 of it.
 NORM_TOLERANCE = 1e-2
@@ -114,6 +126,8 @@ class PackMeta:
     shard: tuple[int, int] | None = None
     merged_from: tuple[str, ...] = ()
     usage: dict[str, float] | None = None
+    model_relpath: str | None = None
+    ann: dict[str, str] | None = None  # the stored ANN index: file, sha256, digest of the vectors it indexes
 
     @property
     def count(self) -> int:
@@ -126,6 +140,10 @@ class PackMeta:
             "shard": list(self.shard) if self.shard else None, "count": self.count, "dim": self.dim,
             "embeddings": {"file": self.embeddings_file, "dtype": self.dtype, "sha256": self.embeddings_sha256},
             "stickers": [s.record() for s in self.stickers]}
+        if self.model_relpath is not None:
+            obj["model_relpath"] = self.model_relpath
+        if self.ann is not None:
+            obj["ann"] = dict(self.ann)
         if self.merged_from:
             obj["merged_from"] = list(self.merged_from)
         if self.usage is not None:
@@ -149,7 +167,8 @@ class PackMeta:
         return cls(obj["fingerprint"], obj["dim"], emb["sha256"], stickers, emb.get("dtype", "float16"), emb["file"],
                    obj.get("created"), obj.get("precision"), obj.get("model_path"), obj.get("source_kind"),
                    (shard[0], shard[1]) if shard else None, tuple(obj.get("merged_from") or ()),
-                   validate_usage(usage, ids, f"{where}: field 'usage'", PackError) if usage is not None else None)
+                   validate_usage(usage, ids, f"{where}: field 'usage'", PackError) if usage is not None else None,
+                   obj.get("model_relpath"), dict(obj["ann"]) if obj.get("ann") else None)
 
 
 def _sticker(rec: dict[str, Any], where: str) -> PackSticker:
@@ -163,11 +182,13 @@ def _sticker(rec: dict[str, Any], where: str) -> PackSticker:
 
 @dataclass
 class Pack:
-    """A loaded pack: its metadata and float32 vectors."""
+    """A loaded pack: its metadata, float32 vectors and, when it stores one, its ANN index's bytes
+    (read from the same build, checked against their sha256)."""
 
     root: Path
     meta: PackMeta
     embeddings: np.ndarray
+    ann_data: bytes | None = None
 
     @property
     def stickers(self) -> tuple[PackSticker, ...]:
@@ -209,7 +230,7 @@ class Pack:
 
 
 def _check_file(d: DirReader, rel: str, sha256: str, where: str, verify: bool) -> Path:
-    path = inside(d.root, rel, where, PackError, "pack directory")
+    path = inside(d.root, rel, where, PackError, "pack directory", d.real_root)
     if not d.is_file(rel):
         raise PackError(f"{where}: file {rel!r} is missing")
     try:
@@ -294,7 +315,25 @@ def _load(d: DirReader, verify: bool) -> Pack:
             vectors = read_vectors(emb_path, meta.count, meta.dim, f)
     except OSError as e:
         raise PackError(f"{emb_path}: cannot be read ({e.strerror})") from None
-    return Pack(d.root, meta, vectors)
+    return Pack(d.root, meta, vectors, _read_ann(d, meta))
+
+
+def _read_ann(d: DirReader, meta: PackMeta) -> bytes | None:
+    """The stored index's bytes, checked against their sha256 even with verify=False: FAISS is
+    never handed bytes that are not the index the pack names (a malformed one can crash it)."""
+    if meta.ann is None:
+        return None
+    where = f"{d.path(PACK_FILE)}: ann"
+    _check_file(d, meta.ann["file"], meta.ann["sha256"], where, False)
+    try:
+        with d.open(meta.ann["file"]) as f:
+            data = f.read()
+    except OSError as e:
+        raise PackError(f"{where}: file {meta.ann['file']!r} cannot be read ({e.strerror})") from None
+    if hashlib.sha256(data).hexdigest() != meta.ann["sha256"]:
+        raise PackError(f"{where}: file {meta.ann['file']!r} does not match its sha256 (changed or damaged); "
+                        "rebuild the pack (intra pack build)")
+    return data
 
 
 #: a .npy header is at most this long (numpy's own limit on what it reads back, and the magic)
@@ -324,12 +363,14 @@ def _check_vectors(out: Path, vectors: np.ndarray, stickers: Sequence[PackSticke
 
 def write_pack(out: Path | str, stickers: Sequence[PackSticker], embeddings: np.ndarray, sources: Sequence[Path] | None,
                fingerprint: str, details: dict[str, Any] | None = None, dtype: str = "float16",
-               inputs: Sequence[Path | str] = ()) -> Path:
+               inputs: Sequence[Path | str] = (), index_vectors: Callable[[np.ndarray], np.ndarray] | None = None) -> Path:
     """Write a pack atomically; `sources[i]` is copied to `stickers[i].file` (None: files already in place).
 
-    `details`: the optional fields of :class:`PackMeta` (precision, model_path, source_kind, shard,
-    merged_from, usage). `out` may only be free, empty or an earlier pack, and never one of
-    `inputs` (nor the folders of `sources`), inside one or around one: see :func:`sdk.atomic.atomic_dir`.
+    `details`: the optional fields of :class:`PackMeta` (precision, model_path, model_relpath,
+    source_kind, shard, merged_from, usage). `index_vectors`, when given, maps the stored vectors
+    (float32) to the vectors an ANN index is built over, and the index is stored in the pack
+    (:mod:`sdk.ann`). `out` may only be free, empty or an earlier pack, and never one of `inputs`
+    (nor the folders of `sources`), inside one or around one: see :func:`sdk.atomic.atomic_dir`.
     """
     if dtype not in DTYPES:
         raise PackError(f"dtype must be one of {DTYPES}, got {dtype!r}")
@@ -347,10 +388,18 @@ def write_pack(out: Path | str, stickers: Sequence[PackSticker], embeddings: np.
             if sources is not None:
                 shutil.copyfile(sources[i], dest)
         atomic.write_npy(tmp / EMBEDDINGS_FILE, vectors)
+        if index_vectors is not None:
+            details["ann"] = _write_ann(tmp, index_vectors(vectors.astype(np.float32)))
         meta = PackMeta(fingerprint, int(vectors.shape[1]) if vectors.ndim == 2 else 0, sha256_file(tmp / EMBEDDINGS_FILE),
                         tuple(stickers), dtype, created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **details)
         atomic.write_json(tmp / PACK_FILE, meta.to_json())
     return out
+
+
+def _write_ann(tmp: Path, vectors: np.ndarray) -> dict[str, str]:
+    data = AnnIndex(vectors).to_bytes()
+    atomic.write_bytes(tmp / ANN_FILE, data)
+    return {"file": ANN_FILE, "sha256": hashlib.sha256(data).hexdigest(), "digest": vectors_digest(vectors)}
 
 
 def merge_packs(shards: Sequence[Path | str], out: Path | str, dtype: str | None = None) -> Path:
@@ -375,8 +424,10 @@ def merge_packs(shards: Sequence[Path | str], out: Path | str, dtype: str | None
     if len(set(files)) != len(files):
         raise PackError("merge: two shards use the same file name; build shards with distinct file names")
     first = packs[0].meta
-    details: dict[str, Any] = {"precision": first.precision, "model_path": first.model_path, "source_kind": first.source_kind,
+    details: dict[str, Any] = {"precision": first.precision, "source_kind": first.source_kind,
                                "merged_from": tuple(str(p.root) for p in packs)}
+    if first.model_path:
+        details.update(bundle_link(Path(first.model_path), Path(out)))
     if any(p.usage is not None for p in packs):
         # a shard without counts contributes zeros: its stickers are simply unused so far
         details["usage"] = {k: v for p in packs for k, v in (p.usage or {}).items()}

@@ -19,8 +19,9 @@ packs built in pieces and merged with :func:`sdk.pack.merge_packs`.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -28,17 +29,20 @@ from typing import Any
 import numpy as np
 
 from . import atomic
+from .animation import FRAMES
+from .ann import ANN_THRESHOLD
 from .bundle import Bundle, sha256_file
 from .dataset import CATALOG_FILE, INFO_FILE, RETRIEVAL_SPLITS, load_catalog, load_dataset
 from .errors import ArgumentError, DatasetError, MissingExtraError, OutputError, check_count, check_path
 from .imageprep import load_image, to_pixels
 from .jsonfile import read_json_object
-from .labels import ATTRIBUTES, LABELS, check_attributes, check_label
+from .labels import ATTRIBUTES, LABEL_INDEX, LABELS, check_attributes, check_label
+from .locate import bundle_link
 from .pack import DTYPES, PACK_FILE, Pack, PackError, PackSticker, load_pack, write_pack
-from .scoring import validate_usage
+from .scoring import ScoreTerms, usage_vector, validate_usage
 
 log = logging.getLogger("intra")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".tgs", ".webm")  # the last two need their extras
 
 
 @dataclass
@@ -159,17 +163,55 @@ def check_build_args(batch_size: int, dtype: str, shard: tuple[int, int] | None)
             raise ArgumentError(f"shard must be (index, count) with 0 <= index < count, got {shard!r}")
 
 
+def per_sticker(vecs: np.ndarray, shares: np.ndarray | None, owner: np.ndarray,
+                count: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Rows of frames pooled into rows of stickers (`owner[i]`: the sticker of row i): the mean
+    of the frames' unit vectors, made unit length again, and the mean attribute shares."""
+    if len(owner) == count:
+        return vecs, shares
+    frames = np.bincount(owner, minlength=count).astype(np.float32)[:, None]
+    pooled = np.zeros((count, vecs.shape[1]), np.float32)
+    np.add.at(pooled, owner, vecs)
+    pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+    if shares is None:
+        return pooled, None
+    mean_shares = np.zeros((count, shares.shape[1]), np.float32)
+    np.add.at(mean_shares, owner, shares)
+    return pooled, mean_shares / frames
+
+
+def index_vectors(bundle: Bundle, records: Sequence[PackSticker], usage: Mapping[str, float] | None,
+                   ann: bool | None) -> Callable[[np.ndarray], np.ndarray] | None:
+    """What an ANN index stored with the pack indexes (the vectors with the score's sticker-side
+    columns, as the Ranker augments them), or None when no index is wanted or can be built."""
+    if ann is False or (ann is None and len(records) <= ANN_THRESHOLD):
+        return None
+    if importlib.util.find_spec("faiss") is None:  # asked for explicitly, build_pack has refused already
+        log.warning("%d stickers: no ANN index stored (install the 'ann' extra to have one)", len(records))
+        return None
+    labels = [LABEL_INDEX[r.label] if r.label is not None else -1 for r in records]
+    terms = ScoreTerms(bundle.score_weights, labels, usage_vector(usage, [r.id for r in records]), bundle.has_intention)
+    return lambda v: np.hstack([v, terms.sticker_extra()]) if terms.active else v
+
+
 def build_pack(source: Path | str, model: Bundle | Path | str, out: Path | str, batch_size: int = 32, dtype: str = "float16",
                ocr: bool | OcrReader = False, shard: tuple[int, int] | None = None, progress: bool = True,
                providers: str | Sequence[str] = "auto", precision: str | None = None,
-               usage: Mapping[str, Any] | Path | str | None = None) -> Pack:
+               usage: Mapping[str, Any] | Path | str | None = None, ann: bool | None = None,
+               frames: int = FRAMES) -> Pack:
     """Embed every sticker of `source` with `model` and write the pack `out` (atomically).
 
     `usage`: per-sticker usage counts for the usage prior (a mapping or a JSON file); default:
-    a dataset's training-split counts, none for a folder of images. `out` may be free, empty or
+    a dataset's training-split counts, none for a folder of images. `ann`: store an ANN index
+    in the pack (:mod:`sdk.ann`; the 'ann' extra); default: when it has more than ANN_THRESHOLD
+    stickers and the extra is installed. `frames`: how many frames represent an animated sticker
+    (first, middle, last; 1: its first alone). `out` may be free, empty or
     an earlier pack, never `source` or the bundle (:class:`OutputError` before any work).
     """
     check_build_args(batch_size, dtype, shard)
+    check_count("frames", frames, 16)
+    if ann and importlib.util.find_spec("faiss") is None:
+        raise MissingExtraError("an ANN index stored with the pack", "ann", "faiss")
     source = check_path("source", source)
     model_root = model.root if isinstance(model, Bundle) else check_path("model", model)
     usage_file = [Path(usage)] if isinstance(usage, (str, Path)) else []
@@ -193,34 +235,36 @@ def build_pack(source: Path | str, model: Bundle | Path | str, out: Path | str, 
     bar = tqdm(total=len(stickers), desc="building pack", unit="sticker", disable=not progress)
     for k in range(0, len(stickers), batch_size):
         chunk = stickers[k:k + batch_size]
-        pixels, texts = [], []
-        for s, name in zip(chunk, names[k:k + batch_size]):
-            loaded = load_image(s.path)
+        pixels, texts, owner = [], [], []
+        for j, (s, name) in enumerate(zip(chunk, names[k:k + batch_size])):
+            loaded = load_image(s.path, frames)
             attrs = dict(s.attributes)
             if reader is not None and "verbal" not in attrs:
                 text = reader(loaded.image)
                 if text:
                     attrs["verbal"] = text
-            pixels.append(to_pixels(loaded.image, bundle.image_settings))
-            texts.append([attrs.get(a, "") for a in ATTRIBUTES])
+            for frame in loaded.frames:  # an animated sticker: a few frames, averaged below
+                pixels.append(to_pixels(frame, bundle.image_settings))
+                texts.append([attrs.get(a, "") for a in ATTRIBUTES])
+                owner.append(j)
             for note in loaded.notes:
                 log.warning(note)
             records.append(PackSticker(s.id, name, sha256_file(s.path), s.label, attrs,
                                        tuple(loaded.notes)))
-        vecs, shares = bundle.sticker_side(np.stack(pixels), texts)
+        vecs, shares = per_sticker(*bundle.sticker_side(np.stack(pixels), texts), np.array(owner), len(chunk))
         vectors.append(vecs)
         if shares is not None:
             records[-len(chunk):] = [with_focus(r, row) for r, row in zip(records[-len(chunk):], shares)]
         bar.update(len(chunk))
     bar.close()
-    extra: dict[str, Any] = {"precision": bundle.precision, "model_path": str(bundle.root.resolve()), "source_kind": kind,
+    extra: dict[str, Any] = {"precision": bundle.precision, **bundle_link(bundle.root, Path(out)), "source_kind": kind,
                              "shard": shard}
     if counts is not None:
         kept = {r.id for r in records}
         extra["usage"] = {k: v for k, v in counts.items() if k in kept}
     try:
         write_pack(out, records, np.concatenate(vectors), [s.path for s in stickers], bundle.fingerprint, extra, dtype,
-                   inputs=[source, bundle.root])
+                   inputs=[source, bundle.root], index_vectors=index_vectors(bundle, records, extra.get("usage"), ann))
     except OSError as e:
         raise OutputError(f"{out}: could not write the pack ({e}); any existing pack there is unchanged") from None
     return load_pack(out)

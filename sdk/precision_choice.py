@@ -5,9 +5,11 @@ weight-only int8 text encoder ran at 27.6 ms against fp32's 22.0, while on other
 So the first time a bundle is loaded on a CPU without a precision, the text encoder of each
 candidate (fp32, and int8 when it passed its parity gate) is timed on one context of 64 tokens,
 the calls alternating between them, and the faster is kept; never a precision slower than fp32 here. The verdict is cached in the
-bundle directory (``.precision-<key>.json``, keyed by the CPU, the onnxruntime version and the
-thread count; a re-export replaces the directory and so the verdict), so later loads pay nothing.
-``precision=`` or the environment variable ``INTRA_PRECISION`` skip the measurement.
+user's cache directory (:mod:`sdk.cache`), never in the bundle, which an app ships read-only:
+``precision/<fingerprint>-<key>.json``, keyed by the bundle's fingerprint, the CPU, the onnxruntime
+version and the thread count, so later loads on this machine pay nothing and a re-export (a new
+fingerprint) is measured afresh. ``precision=`` or the environment variable ``INTRA_PRECISION``
+skip the measurement.
 """
 
 from __future__ import annotations
@@ -32,12 +34,13 @@ log = logging.getLogger("intra")
 
 ENV = "INTRA_PRECISION"
 REPEAT = 7
-CACHE_GLOB = ".precision-*.json"  # the verdicts the runtime adds to a bundle; a re-export may replace them
+#: verdicts that runtimes before the user cache wrote into bundles; a re-export may replace them
+LEGACY_CACHE_GLOB = ".precision-*.json"
 
 
-def cache_path(root: Path, threads: int | None) -> Path:
-    """Where the verdict for this CPU, onnxruntime version and thread count is cached in bundle `root`."""
-    return root / CACHE_GLOB.replace("*", cpu_key(f"{ort.__version__}|{threads}"))
+def cache_path(cache: Path, fingerprint: str, threads: int | None) -> Path:
+    """Where the verdict for this bundle, CPU, onnxruntime version and thread count is cached."""
+    return cache / "precision" / f"{fingerprint[:16]}-{cpu_key(f'{ort.__version__}|{threads}')}.json"
 
 
 def time_text_encoders(graphs: dict[str, Path], ids: np.ndarray, mask: np.ndarray, threads: int | None,
@@ -77,22 +80,24 @@ def read_verdict(path: Path, candidates: Sequence[str]) -> str | None:
     return precision if precision in candidates else None
 
 
-def fastest_cpu_precision(root: Path, graphs: dict[str, Path], ids: np.ndarray, mask: np.ndarray,
+def fastest_cpu_precision(cache: Path, fingerprint: str, graphs: dict[str, Path], ids: np.ndarray, mask: np.ndarray,
                           threads: int | None) -> str:
-    """The precision to load on this CPU among `graphs` (precision -> text-encoder file)."""
+    """The precision to load on this CPU among `graphs` (precision -> text-encoder file) of the
+    bundle with `fingerprint`; the verdict is cached under `cache` (:func:`sdk.cache.cache_root`)."""
     forced = os.environ.get(ENV)
     if forced in graphs:
         return forced
     if forced:
         log.warning("%s=%s is not one of %s; choosing by speed", ENV, forced, ", ".join(graphs))
-    path = cache_path(root, threads)
+    path = cache_path(cache, fingerprint, threads)
     cached = read_verdict(path, list(graphs))
     if cached is not None:
         return cached
     verdict = measure(graphs, ids, mask, threads)
     log.info("precision on this CPU: %s (text encoder ms %s)", verdict["precision"], verdict["ms"])
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         atomic.write_json(path, verdict)
-    except OSError as e:  # a read-only bundle: measure again next time
-        log.info("could not cache the precision verdict in %s (%s)", root, e)
+    except OSError as e:  # no writable cache (a sandboxed app without one): measure again next time
+        log.info("could not cache the precision verdict in %s (%s)", path.parent, e)
     return str(verdict["precision"])

@@ -22,12 +22,14 @@ from typing import TYPE_CHECKING, Any, TypedDict
 import numpy as np
 
 from . import atomic
+from .ann import ANN_THRESHOLD, AnnIndex, vectors_digest
 from .bundle import MANIFEST, Bundle, BundleError
 from .context import Context, ContextError, parse_context, parse_knowledge
 from .diversity import DIVERSE_THRESHOLD, candidate_count, check_diverse_top_k, check_threshold, drop_near_duplicates
 from .errors import ArgumentError, MissingExtraError, check_count
 from .history import DEFAULT_HISTORY_WEIGHT, History, check_nonnegative
 from .jsonfile import read_json_object
+from .locate import find_bundle
 from .pack import PACK_FILE, Pack, PackError, load_pack, sticker_turn_text
 from .scoring import ScoreTerms, ScoreWeights, softmax
 from .suggest import confidence
@@ -38,8 +40,6 @@ if TYPE_CHECKING:
     from typing_extensions import Unpack  # typing.Unpack is Python 3.11+; annotations only
 
 log = logging.getLogger("intra")
-
-ANN_THRESHOLD = 200_000
 
 
 @dataclass(frozen=True)
@@ -112,29 +112,6 @@ def best_rows(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return np.take_along_axis(part, order, axis=1), np.take_along_axis(part_scores, order, axis=1)
 
 
-class AnnIndex:
-    """FAISS HNSW over inner product (vectors are normalised, so it ranks by cosine).
-
-    efSearch 512: on 100,000 isotropic unit vectors of dimension 64 (the worst case: real sticker
-    vectors cluster) it keeps recall@10 at 0.99 (128: 0.82, 256: 0.95), at about the exact
-    product's speed there (1.4 against 1.5 ms on 2 cores), which is why exact search stays the
-    default below ANN_THRESHOLD; on vectors drawn around a real pack's, 64 already gives 0.97.
-    """
-
-    def __init__(self, vectors: np.ndarray, m: int = 32, ef_search: int = 512) -> None:
-        try:
-            import faiss
-        except ImportError:
-            raise MissingExtraError("approximate search over large packs", "ann", "faiss") from None
-        self.index = faiss.IndexHNSWFlat(vectors.shape[1], m, faiss.METRIC_INNER_PRODUCT)
-        self.index.hnsw.efSearch = ef_search
-        self.index.add(np.ascontiguousarray(vectors, dtype=np.float32))
-
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        scores, idx = self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
-        return idx, scores
-
-
 def _check_options(mode: Any, ann: Any, ann_threshold: Any, verify: Any, weights: Any) -> None:
     if mode is not None and not isinstance(mode, str):
         raise ArgumentError(f"mode must be a query mode name or None, got {mode!r}")
@@ -156,20 +133,28 @@ def _check_knowledge(knowledge: object, count: int) -> None:
 
 
 class Ranker:
-    """A bundle and a pack, loaded once, ranking conversations."""
+    """A bundle and a pack, loaded once, ranking conversations.
+
+    `precision`, `providers` and `threads` choose how the bundle runs (see :class:`sdk.Bundle`;
+    `cache_dir` is where the CPU precision verdict is kept, never the bundle); `mode` the query
+    mode; `ann` / `ann_threshold` the search (:mod:`sdk.ann`: the pack's stored index when it has
+    one); `weights` replaces the bundle's score weights; `history` and `history_weight` add a
+    personal history's term; `verify` hashes every file on load.
+    """
 
     def __init__(self, model: Bundle | Path | str, pack: Pack | Path | str, precision: str | None = None,
                  providers: str | Sequence[str] = "auto", threads: int | None = None, mode: str | None = None,
                  ann: bool | None = None, ann_threshold: int = ANN_THRESHOLD, verify: bool = True,
                  weights: ScoreWeights | None = None, history: History | Path | str | None = None,
-                 history_weight: float = DEFAULT_HISTORY_WEIGHT) -> None:
+                 history_weight: float = DEFAULT_HISTORY_WEIGHT, cache_dir: Path | str | None = None) -> None:
         _check_options(mode, ann, ann_threshold, verify, weights)
         self.history_weight = check_nonnegative("history_weight", history_weight)
         if history is not None and not isinstance(history, (History, str, Path)):
             raise ArgumentError(f"history must be a file path, an sdk.History or None, got {type(history).__name__}")
         # the history file is read first: a corrupt one fails before any model is loaded
         self.history = history if isinstance(history, History) else History(history)
-        self.bundle = model if isinstance(model, Bundle) else Bundle(model, precision=precision, providers=providers, threads=threads, verify=verify)
+        self.bundle = model if isinstance(model, Bundle) else Bundle(model, precision=precision, providers=providers, threads=threads, verify=verify,
+                                                                        cache_dir=cache_dir)
         self.pack = pack if isinstance(pack, Pack) else load_pack(pack, verify=verify)
         if len(self.pack) == 0:
             raise PackError(f"{self.pack.root}: the pack has no stickers to rank")
@@ -186,12 +171,9 @@ class Ranker:
         self.terms = ScoreTerms(weights if weights is not None else self.bundle.score_weights, self.pack.label_ids(),
                                 self.pack.usage_counts(), self.bundle.has_intention)
         self._ann = None
-        if ann or (ann is None and len(self.pack) > ann_threshold):
+        if ann or (ann is None and (len(self.pack) > ann_threshold or self.pack.ann_data is not None)):
             try:
-                vectors = self.pack.embeddings
-                if self.terms.active:
-                    vectors = np.hstack([vectors, self.terms.sticker_extra()])
-                self._ann = AnnIndex(vectors)
+                self._ann = self._ann_index(own_weights=weights is None)
             except MissingExtraError:
                 if ann:  # asked for explicitly: say what is missing
                     raise
@@ -288,6 +270,23 @@ class Ranker:
             if lg is not None:
                 logits.append(lg)
         return (np.concatenate(logits) if logits else None), np.concatenate(scores)
+
+    def _ann_index(self, own_weights: bool) -> AnnIndex:
+        """The pack's stored index when it indexes exactly these vectors and score weights; else one
+        built here (a pack without one, or weights the caller chose). PackError for a stale one."""
+        vectors = np.hstack([self.pack.embeddings, self.terms.sticker_extra()]) if self.terms.active else self.pack.embeddings
+        stored = self.pack.meta.ann
+        if stored is not None and self.pack.ann_data is not None:
+            where = f"{self.pack.root / stored['file']}"
+            if stored["digest"] == vectors_digest(vectors):
+                return AnnIndex.from_bytes(self.pack.ann_data, len(vectors), vectors.shape[1], where, PackError)
+            if own_weights:
+                raise PackError(f"{where}: the ANN index was built over other vectors or score weights than this pack's "
+                                f"with model {self.bundle.fingerprint[:12]} (stale or edited); rebuild the pack")
+            log.info("%s: score weights other than the bundle's: building an ANN index in memory", self.pack.root)
+        elif len(self.pack) > ANN_THRESHOLD:
+            log.info("%s: no stored ANN index (`intra pack build` writes one): building it in memory", self.pack.root)
+        return AnnIndex(vectors)
 
     def search(self, queries: np.ndarray, k: int, logits: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(indices, scores) of the k best stickers per query."""
@@ -395,6 +394,7 @@ class RankerOptions(TypedDict, total=False):
     weights: ScoreWeights | None
     history: History | Path | str | None
     history_weight: float
+    cache_dir: Path | str | None
 
 
 #: checked at run time too, for callers that pass a dict mypy cannot see into
@@ -406,15 +406,13 @@ _LOADING: dict[tuple, threading.Lock] = {}  # one lock per key being loaded
 
 
 def _model_for(pack: Pack | Path, model: Any) -> Any:
+    """`model`, else the bundle the pack names (sdk.locate: by fingerprint, beside the pack or where it was)."""
     if model is not None:
         return model
     if isinstance(pack, Pack):
-        hint: Any = pack.meta.model_path
-    else:
-        hint = read_json_object(pack / PACK_FILE, PackError, f"is {pack} a pack made by `intra pack build`?").get("model_path")
-    if not isinstance(hint, str) or not hint:
-        raise BundleError(f"{getattr(pack, 'root', pack)}: the pack does not say which model built it; pass model=BUNDLE_DIR")
-    return hint
+        return find_bundle(pack.root, pack.fingerprint, pack.meta.model_relpath, pack.meta.model_path)
+    obj = read_json_object(pack / PACK_FILE, PackError, f"is {pack} a pack made by `intra pack build`?")
+    return find_bundle(pack, obj.get("fingerprint"), obj.get("model_relpath"), obj.get("model_path"))
 
 
 def _file_identity(path: Path) -> tuple[int, int, int, int]:

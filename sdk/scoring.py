@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
@@ -178,6 +178,14 @@ def validate_usage(usage: Any, ids: Sequence[str], where: str, error: type[Intra
     if not math.isfinite(sum(out.values())):  # each count finite, their sum not: every prior would be -inf
         raise error(f"{where}: usage counts sum to more than a float can hold; give counts of a real size")
     return out
+
+
+@overload
+def usage_vector(usage: Mapping[str, float], ids: Sequence[str]) -> np.ndarray: ...
+@overload
+def usage_vector(usage: None, ids: Sequence[str]) -> None: ...
+@overload
+def usage_vector(usage: Mapping[str, float] | None, ids: Sequence[str]) -> np.ndarray | None: ...
 
 
 def usage_vector(usage: Mapping[str, float] | None, ids: Sequence[str]) -> np.ndarray | None:

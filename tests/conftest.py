@@ -16,6 +16,18 @@ def shared_data_dir() -> Path | None:
     return candidate if (candidate / "goemotions" / "train.tsv").is_file() else None
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_runtime_cache(tmp_path_factory):
+    """The runtime's cache (sdk.cache) in the session's temporary directory, never the user's."""
+    old = os.environ.get("INTRA_CACHE_DIR")
+    os.environ["INTRA_CACHE_DIR"] = str(tmp_path_factory.mktemp("intra-cache"))
+    yield
+    if old is None:
+        os.environ.pop("INTRA_CACHE_DIR", None)
+    else:
+        os.environ["INTRA_CACHE_DIR"] = old
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     path = shared_data_dir()

@@ -40,6 +40,7 @@ def test_quick_benchmark_writes_results(tiny_bundle, tiny_pack, tiny_run_dir, tm
     assert "## The peer, side by side" in md and r["default_vs_fp32_b1"] > 0
 
 
+@pytest.mark.slow  # an experiment's whole run: left out of the test command (pytest -m slow runs it)
 def test_int8_schemes_benchmark_measures_every_scheme(tiny_run_dir, synthetic_dir, tmp_path):
     from typer.testing import CliRunner
 

@@ -60,6 +60,7 @@ def test_distill_command_is_listed_and_says_what_is_wrong(tiny_run_dir, tmp_path
     assert not (tmp_path / "s").exists()
 
 
+@pytest.mark.slow  # an experiment's whole run: left out of the test command (pytest -m slow runs it)
 def test_distilled_benchmark_measures_teacher_and_student(tiny_run_dir, synthetic_dir, tmp_path):
     from typer.testing import CliRunner
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from benchmarks import features
 from experiments import history, sticker_turns
@@ -83,6 +84,7 @@ def test_emoji_head_lever_runs_on_a_tiny_bundle(tiny_bundle, synthetic_dir):
     assert "final score (the default)" in emoji_head.markdown({"conversations": 1, "runs": [run]})
 
 
+@pytest.mark.slow  # an experiment's whole run: left out of the test command (pytest -m slow runs it)
 def test_added_terms_lever_runs_on_a_tiny_bundle(tiny_bundle, synthetic_dir, tmp_path):
     from experiments import added_terms
     from experiments.validation_scores import validation_scores
@@ -104,3 +106,15 @@ def test_added_terms_lever_runs_on_a_tiny_bundle(tiny_bundle, synthetic_dir, tmp
     assert "final score (the default)" in text and "grid points reaching it" in text
     assert added_terms.seed_ensemble([v]) is None and added_terms.seed_ensemble([v, v]) == v.metrics(v.final)
     assert "averaged" in added_terms.markdown({"conversations": 1, "runs": [run, run], "seed_ensemble": v.metrics(v.final)})
+
+
+@pytest.mark.slow  # an experiment's whole run: left out of the test command (pytest -m slow runs it)
+def test_animated_frames_experiment_ranks_by_the_first_and_by_three_frames(tiny_bundle, synthetic_dir):
+    from experiments.animated_frames import ANIMATIONS, animated_frames, markdown
+
+    r = animated_frames(tiny_bundle, synthetic_dir, rounds=50)
+    assert set(r["animations"]) == set(ANIMATIONS) and r["n_test"] > 0 and 0 < r["still_mrr"] <= 100
+    for row in r["animations"].values():
+        assert 0 < row["first frame"] <= 100 and 0 < row["three frames"] <= 100
+        assert row["three minus first"]["mean"] == pytest.approx(row["three frames"] - row["first frame"], abs=1e-6)
+    assert "| pop-in |" in markdown(r) and "| tilt |" in markdown(r)

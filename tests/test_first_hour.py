@@ -89,6 +89,10 @@ def test_training_says_how_long_is_left():
     assert _time_left([{"seconds": 10.0}] * 3, 20) == " | 10 s an epoch, about 3 min left"
     assert _time_left([{"seconds": 10.0}] * 18, 20) == " | 10 s an epoch, about 20 s left"
     assert _time_left([{"seconds": 10.0}] * 20, 20) == ""
+    tuned = _time_left([{"seconds": 1400.0}], 8, text_epochs=1)  # a tuned epoch says nothing of the cached ones
+    assert "frozen from here" in tuned and "min left" not in tuned
+    assert "cached its outputs" in _time_left([{"seconds": 1400.0}, {"seconds": 200.0}], 8, text_epochs=1)
+    assert _time_left([{"seconds": 1400.0}, {"seconds": 200.0}, {"seconds": 45.0}], 8, text_epochs=1) == " | 45 s an epoch, about 4 min left"
 
 
 def test_the_quickstart_sticker_folder_builds_as_it_says(tiny_bundle, tmp_path):

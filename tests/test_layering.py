@@ -12,9 +12,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 #: the layers, lowest first: each may import only itself and the layers before it
-LAYERS = ("sdk", "training", "export", "benchmarks", "experiments")
+LAYERS = ("sdk", "training", "export", "pipeline", "benchmarks", "experiments")
 ABOVE_SDK = LAYERS[1:]
-MODULE_PATH = re.compile(r"^(sdk|training|export|benchmarks|experiments)(\.\w+)*(:\w+)?$")
+MODULE_PATH = re.compile(r"^(sdk|training|export|pipeline|benchmarks|experiments)(\.\w+)*(:\w+)?$")
 MAX_FUNCTION_LINES = 80
 
 
@@ -65,7 +65,7 @@ def test_every_command_is_registered_and_listed():
 
     from sdk.cli import COMMANDS_GROUP
 
-    assert {e.name for e in entry_points(group=COMMANDS_GROUP)} == {"training", "export", "benchmarks"}
+    assert {e.name for e in entry_points(group=COMMANDS_GROUP)} == {"training", "export", "pipeline", "benchmarks"}
     out = subprocess.run([sys.executable, "-m", "sdk.cli", "--help"], capture_output=True, text=True, check=True, cwd=REPO).stdout
     for command in ("info", "pack", "rank", "data", "train", "eval", "export", "bench", "demo"):
         assert re.search(rf"^\s+{command}\s", out, re.M), (command, out)
@@ -75,4 +75,4 @@ def test_the_wheel_holds_the_product_and_no_experiment():
     text = (REPO / "pyproject.toml").read_text(encoding="utf-8")
     packages = re.search(r"^packages = \[(.*?)\]", text, re.M)
     assert packages is not None and "experiments" not in packages.group(1)
-    assert {"sdk", "training", "export", "benchmarks"} <= set(re.findall(r'"(\w+)"', packages.group(1)))
+    assert {"sdk", "training", "export", "pipeline", "benchmarks"} <= set(re.findall(r'"(\w+)"', packages.group(1)))

@@ -3,11 +3,13 @@
 import json
 import shutil
 
+import pytest
 from typer.testing import CliRunner
 
 from experiments.paper_table import app
 
 
+@pytest.mark.slow  # an experiment's whole run: left out of the test command (pytest -m slow runs it)
 def test_paper_table_trains_variants_and_writes_one_report(synthetic_dir, tmp_path):
     from sdk.dataset import load_dataset
 
@@ -35,6 +37,7 @@ def test_paper_table_trains_variants_and_writes_one_report(synthetic_dir, tmp_pa
     assert "int-ra +extra-intention" in (tmp_path / "b" / "report.md").read_text()
 
 
+@pytest.mark.slow  # an experiment's whole run: left out of the test command (pytest -m slow runs it)
 def test_paper_table_over_seeds_reports_mean_std_and_the_sdk_row(synthetic_dir, tmp_path):
     out = tmp_path / "t"
     args = ["--data", str(synthetic_dir), "--out", str(out), "--preset", "tiny", "--epochs", "1", "--variants", "-attributes",
@@ -63,6 +66,7 @@ def test_paper_table_over_seeds_reports_mean_std_and_the_sdk_row(synthetic_dir, 
     assert "Differences of the default (`int-ra (sdk int8)`)" in (out / "report.md").read_text()
 
 
+@pytest.mark.slow  # an experiment's whole run: left out of the test command (pytest -m slow runs it)
 def test_levers_table_reads_validation_figures_of_each_lever(synthetic_dir, tmp_path):
     from experiments.levers import app as levers_app
 
@@ -80,6 +84,7 @@ def test_levers_table_reads_validation_figures_of_each_lever(synthetic_dir, tmp_
     assert bad.exit_code != 0 and "unknown lever" in bad.output
 
 
+@pytest.mark.slow  # an experiment's whole run: left out of the test command (pytest -m slow runs it)
 def test_goemotions_head_scores_every_comment_of_a_split(tiny_run_dir, synthetic_dir, tmp_path):
     from experiments.goemotions_head import app as head_app
     from sdk.dataset import load_dataset

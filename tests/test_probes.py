@@ -62,7 +62,9 @@ def test_features_are_cached_and_reused(probe_out):
     assert len(list(cache.glob("features-*.npy"))) == len(files) + 1
     assert np.allclose(np.linalg.norm(first, axis=1), 1.0, atol=1e-5)
     np.save(sorted(set(cache.glob("features-*.npy")) - set(files))[0], np.zeros_like(first))
-    assert np.array_equal(features(texts), np.zeros_like(first))  # read back, not recomputed
+    again = FrozenFeatures(cache_dir=cache, cfg=ProbeConfig(), progress=False)  # a later run
+    assert np.array_equal(again(texts), np.zeros_like(first))  # read back, not recomputed
+    assert features(texts) is first  # the same texts asked again in one process: remembered
 
 
 def test_eval_report_has_probe_and_sdk_rows_and_the_sdk_row_matches(tiny_run_dir, tiny_bundle, synthetic_dir, tmp_path):

@@ -37,9 +37,9 @@ def test_rank_accepts_every_context_form_with_the_same_result(tiny_pack, tiny_bu
 def test_fp32_bundle_ranks_like_pytorch_and_int8_within_the_gate(tiny_run_dir, tiny_bundle, tiny_pack, synthetic_dir):
     from export.parity import topk_agreement
     from sdk.dataset import load_dataset
-    from training.features import sticker_inputs
+    from training.catalog_scores import score_conversations
+    from training.model_inputs import sticker_inputs
     from training.run_dir import load_run
-    from training.scoring import score_conversations
 
     ds = load_dataset(synthetic_dir)
     convs = ds.split("validation")[:60]

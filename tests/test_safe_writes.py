@@ -220,15 +220,16 @@ def test_our_own_output_is_replaced_but_not_once_a_user_adds_to_it(tmp_path):
         atomic.check_output(dest, "manifest.json", "model bundle")
 
 
-def test_a_bundle_that_cached_its_precision_verdict_is_re_exported(tiny_run_dir, synthetic_dir, tmp_path):
+def test_a_bundle_with_an_older_runtimes_precision_verdict_is_re_exported(tiny_run_dir, synthetic_dir, tmp_path):
     from export.exporter import export_run as export
 
     out = tmp_path / "bundle"
     export(tiny_run_dir, out, precisions=("fp32", "int8"), data=synthetic_dir, progress=False)
-    sdk.Bundle(out, providers="cpu")  # the precision choice caches its verdict in the bundle
-    assert list(out.glob(".precision-*.json"))
+    sdk.Bundle(out, providers="cpu")  # the precision verdict goes to the user cache, not the bundle
+    assert not list(out.glob(".precision-*"))
+    (out / ".precision-0123456789abcdef.json").write_text('{"precision": "int8"}')  # as runtimes before the cache left it
     export(tiny_run_dir, out, precisions=("fp32", "int8"), data=synthetic_dir, progress=False)
-    assert (out / "manifest.json").is_file()
+    assert (out / "manifest.json").is_file() and not list(out.glob(".precision-*"))
 
 
 def test_a_usage_file_inside_the_output_is_refused_and_kept(tiny_bundle, synthetic_dir, tmp_path):

@@ -71,7 +71,7 @@ def test_selector_masks_attributes():
 
 def test_loss_decreases_on_a_fixed_batch(tiny_run, synthetic_dir):
     from sdk.dataset import load_dataset
-    from training.features import context_batch, encode_attribute_table, refresh_label_table, sticker_inputs
+    from training.model_inputs import context_batch, encode_attribute_table, refresh_label_table, sticker_inputs
 
     run, _ = tiny_run
     model, tok, image_settings, _ = load_run(run)
@@ -134,7 +134,7 @@ def test_resume_refuses_another_config(synthetic_dir, tmp_path):
 
 def test_checkpoint_round_trip_gives_the_saved_validation_metrics(tiny_run, synthetic_dir):
     from sdk.dataset import load_dataset
-    from training.features import sticker_inputs, sticker_labels
+    from training.model_inputs import sticker_inputs, sticker_labels
     from training.trainer import evaluate_split
 
     run, _ = tiny_run
@@ -149,7 +149,7 @@ def test_checkpoint_round_trip_gives_the_saved_validation_metrics(tiny_run, synt
 def test_cached_epochs_validate_like_a_fresh_evaluation(synthetic_dir, tmp_path):
     """Once the text encoder is frozen, validation reuses H^Y and H^A; the figures must not move."""
     from sdk.dataset import load_dataset
-    from training.features import sticker_inputs, sticker_labels
+    from training.model_inputs import sticker_inputs, sticker_labels
     from training.run_dir import LAST
     from training.trainer import evaluate_split
 

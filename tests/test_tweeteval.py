@@ -277,9 +277,14 @@ def test_one_table_pairs_every_row_against_int_ra(tiny_bundle, tmp_path):
     clf.mkdir()
     np.save(clf / "test_logits.npy", np.eye(3)[gold])  # a classifier that is always right
     atomic.write_json(clf / "result.json", {"label_bias": [0.0, 0.0, 0.0]})
-    result = build_table(tmp_path / "task", benches, [clf], rounds=50, intra_setting=benches[:1], setting_name="other")
+    result = build_table(tmp_path / "task", benches, [clf], rounds=50, intra_setting=benches[:1], setting_name="other",
+                         others={"another": benches[1:]}, probe_seeds=2)
     rows = result["rows"]
     assert rows["other"]["reference_minus_row"]["mean"] == 0.0 and set(result["open"]) == set()
+    assert rows["another"]["macro_f1"]["seeds"] == 1 and rows["another"]["reference_minus_row"]["mean"] == 0.0
+    probe = rows["probe-emoji (frozen MiniLM)"]  # softmax regression on the frozen encoder, one per seed
+    assert probe["macro_f1"]["seeds"] == 2 and 0.0 <= probe["accuracy"]["mean"] <= 100.0
+    assert probe["mrr"]["mean"] >= 100.0 / 3 - 1e-9  # the gold is never below the last of 3 emoji
     intra = rows["Int-RA (SDK)"]
     assert intra["macro_f1"]["seeds"] == 2 and intra["macro_f1"]["std"] == 0.0
     assert rows["MiniLM classifier, plain"]["macro_f1"]["mean"] == pytest.approx(100.0)

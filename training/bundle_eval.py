@@ -8,7 +8,6 @@ label term with the bundle's weights, at the precision the SDK picks (or `precis
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,8 +15,8 @@ import numpy as np
 
 from sdk.bundle import Bundle
 from sdk.dataset import Conversation, load_dataset
-from sdk.pack_build import build_pack
 from sdk.ranker import Ranker
+from sdk.temp_pack import temporary_ranker
 
 #: conversations a gallery shows (the first of the split): a page of pictures, not the whole split
 GALLERY_SIZE = 40
@@ -29,10 +28,7 @@ def sdk_scores(bundle: Path | str, data: Path | str, convs: Sequence[Conversatio
     write a gallery of the first GALLERY_SIZE conversations (top 5, why, gold marked)."""
     model = Bundle(bundle, precision=precision, providers="cpu")
     ds = load_dataset(data)
-    with tempfile.TemporaryDirectory(prefix="intra-eval-pack-") as tmp:
-        pack_dir = Path(tmp) / "pack"
-        build_pack(data, model, pack_dir, progress=progress)
-        ranker = Ranker(model, pack_dir)
+    with temporary_ranker(model, data, progress=progress) as ranker:
         contexts = [c.turns() for c in convs]
         knowledge = [c.knowledge_dict() for c in convs]
         _, scores = ranker.score_matrix(contexts, knowledge)

@@ -93,7 +93,7 @@ def data_tweeteval(
 def train_cmd(
     data: Path = typer.Option(..., "--data", help="Dataset directory (see `intra data`)."),
     out: Path = typer.Option(..., "--out", help="Run directory to write; an unfinished run there is resumed."),
-    preset: str = typer.Option("small", help="tiny (tests, seconds), small (the demo, minutes on 2 cores), tweet (TweetEval emoji, under 45 minutes on 2 cores) or base."),
+    preset: str = typer.Option("small", help="tiny (tests, seconds), small (the demo, minutes on 2 cores), tweet (TweetEval emoji, under 45 minutes on 2 cores), tweet-full (tweet with every encoder layer tuned, slower) or base."),
     text_model: str | None = typer.Option(None, help="Hugging Face encoder directory, 'minilm' (all-MiniLM-L6-v2 from its package) or 'tiny'. [default: the preset's]"),
     vision_model: str | None = typer.Option(None, help="Local CLIP vision / ViT directory, 'vit-config' (a ViT built from a config) or 'efficientnet-lite0' (ImageNet weights from its package, frozen; 4x4 regions). [default: the preset's]"),
     mode: str = typer.Option("fused", callback=choice(QUERY_MODES), help=MODES_HELP),

@@ -28,7 +28,7 @@ from sdk.labels import LABELS
 from .config import ConfigError
 from .encoders import pooled_text, rebuild
 from .fake_quant import add_fake_quant, remove_fake_quant
-from .features import context_batch, refresh_label_table
+from .model_inputs import context_batch, refresh_label_table
 from .run_dir import BEST, CONFIG, TOKENIZER, load_run, save_weights
 
 DISTILL_FILE = "distill.json"

@@ -55,7 +55,7 @@ class EffnetRegions(nn.Module):
 
     def __init__(self, pretrained: bool = True) -> None:
         super().__init__()
-        self.net = _architecture()
+        self.net: Any = _architecture()  # efficientnet_pytorch ships no type information
         if pretrained:
             missing, unexpected = self.net.load_state_dict(pretrained_weights(), strict=False)
             if [k for k in missing if not k.startswith("_fc")]:

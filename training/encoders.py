@@ -11,7 +11,7 @@ import json
 import unicodedata
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
@@ -178,15 +178,23 @@ def build_vision_encoder(cfg: TrainConfig) -> tuple[nn.Module, dict[str, Any], I
 
 def rebuild(config_dict: dict[str, Any]) -> nn.Module:
     """An encoder with random weights from a saved HF config dict (weights come from the run)."""
-    from transformers import AutoConfig, AutoModel, ViTModel
+    from transformers import AutoConfig, AutoModel, ViTConfig, ViTModel
 
     if config_dict.get("model_type") == EFFNET_NAME:
         return EffnetRegions(pretrained=False)
     d = dict(config_dict)
     config = AutoConfig.for_model(d.pop("model_type"), **d)
-    if config.model_type == "vit":
+    if isinstance(config, ViTConfig):
         return ViTModel(config, add_pooling_layer=False)
     return AutoModel.from_config(config)
+
+
+def input_embeddings(model: nn.Module) -> nn.Embedding:
+    """The word-embedding table of a Hugging Face text encoder."""
+    table = cast(Any, model).get_input_embeddings()  # nn.Module does not declare it
+    if not isinstance(table, nn.Embedding):
+        raise TypeError(f"{type(model).__name__} has no word-embedding table (got {type(table).__name__})")
+    return table
 
 
 def hidden_size(config_dict: dict[str, Any]) -> int:
@@ -210,7 +218,7 @@ def freeze_lower_layers(model: nn.Module, keep_top: int, trainable_rows: Sequenc
         for p in layer.parameters():
             p.requires_grad_(True)
     if trainable_rows:
-        weight = model.get_input_embeddings().weight
+        weight = input_embeddings(model).weight
         weight.requires_grad_(True)
         mask = torch.zeros(weight.shape[0], 1)
         mask[list(trainable_rows)] = 1.0

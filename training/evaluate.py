@@ -24,7 +24,7 @@ from sdk.dataset import load_dataset
 from sdk.labels import label_id
 from sdk.scoring import ScoreWeights, softmax, usage_vector
 
-from .features import sticker_inputs, sticker_labels
+from .catalog_scores import score_conversations
 from .metrics import (
     bootstrap_interval,
     classification_metrics,
@@ -35,9 +35,9 @@ from .metrics import (
     ranked_relevance,
     relevance_matrix,
 )
+from .model_inputs import sticker_inputs, sticker_labels
 from .run_dir import load_run
 from .score_weights import read_weights, score_terms
-from .scoring import score_conversations
 
 METRIC_KEYS = ("P@1", "P@3", "P@5", "mAP", "R@1", "R@5", "R@10", "MRR")
 #: metrics whose per-conversation values travel in the report, for paired tests between rows

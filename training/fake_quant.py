@@ -50,7 +50,7 @@ class FakeQuantLinear(nn.Module):
 
 def _encoder_linears(encoder: nn.Module) -> list[tuple[nn.Module, str, nn.Module]]:
     """(parent, attribute, module) of every Linear in the transformer layers (what the export quantizes)."""
-    found = []
+    found: list[tuple[nn.Module, str, nn.Module]] = []
     for name, module in encoder.named_modules():
         if ".layer." not in f".{name}.":
             continue

@@ -17,13 +17,12 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from sdk.dataset import Conversation
-from sdk.labels import LABEL_INDEX
 from sdk.textprep import ContextTokenizer
 
 from .config import TrainConfig
 from .encoders import freeze_lower_layers
-from .features import context_batch
 from .model import IntRA
+from .model_inputs import context_batch
 
 
 def length_batches(convs: Sequence[Conversation], size: int, rng: random.Random) -> list[list[int]]:
@@ -41,7 +40,7 @@ def pretrain_intention(model: IntRA, tokenizer: ContextTokenizer, convs: Sequenc
     freeze_lower_layers(model.text, cfg.intention_pretrain_layers)
     text_params = [p for p in model.text.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam([{"params": text_params, "lr": cfg.lr}, {"params": model.head.parameters(), "lr": cfg.head_lr}])
-    labels = torch.tensor([LABEL_INDEX[c.label] for c in convs])
+    labels = torch.tensor([c.label_index for c in convs])
     losses = []
     model.train()
     for epoch in range(cfg.intention_pretrain_epochs):

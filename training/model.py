@@ -25,6 +25,8 @@ from .selector import RelationSelector
 
 
 class IntRA(nn.Module):
+    label_table: torch.Tensor  # a registered buffer: H^Y, the label names through the text encoder
+
     def __init__(self, cfg: TrainConfig, text: nn.Module, text_config: dict[str, Any], vision: nn.Module, vision_config: dict[str, Any]) -> None:
         super().__init__()
         self.cfg = cfg
@@ -48,6 +50,14 @@ class IntRA(nn.Module):
     # ------------------------------------------------------------------ text side
     def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return pooled_text(self.text, input_ids, attention_mask, self.cfg.pooling)
+
+    def text_or_cached(self, pooled: torch.Tensor | None, ids: torch.Tensor | None, mask: torch.Tensor | None) -> torch.Tensor:
+        """`pooled` when the frozen encoder's outputs are cached, else the encoder's output for `ids`."""
+        if pooled is not None:
+            return pooled
+        if ids is None or mask is None:
+            raise ValueError("either pooled text features or token ids with their mask are needed")
+        return self.encode_text(ids, mask)
 
     @torch.no_grad()
     def refresh_label_table(self, ids: torch.Tensor, mask: torch.Tensor) -> None:
@@ -101,6 +111,8 @@ class IntRA(nn.Module):
         regions = self.vis_proj(raw)
         s = regions.shape[0]
         if self.attributes:
+            if attr_emb is None or attr_mask is None:
+                raise ValueError("this model reads attribute descriptions: attr_emb and attr_mask are needed")
             attrs, mask = self.des_proj(attr_emb), attr_mask
         else:
             attrs = regions.new_zeros(s, len(ATTRIBUTES), regions.shape[-1])
@@ -138,7 +150,7 @@ class IntRA(nn.Module):
         """
         from .losses import hinge_retrieval, info_nce
 
-        h_t = pooled if pooled is not None else self.encode_text(ids, mask)
+        h_t = self.text_or_cached(pooled, ids, mask)
         logits, q = self.query(h_t, gold=gold_label if self.cfg.mode == "paper" else None)
         scores = q @ self.sticker_vectors(pixels, attr_emb, attr_mask, raw_regions).T
         if self.cfg.dual_encoder or self.cfg.retrieval_loss == "infonce":
@@ -150,7 +162,9 @@ class IntRA(nn.Module):
         if logits is not None:
             all_logits, all_gold = logits, gold_label
             if extra_pooled is not None or extra_ids is not None:
-                h_extra = extra_pooled if extra_pooled is not None else self.encode_text(extra_ids, extra_mask)
+                if extra_labels is None:
+                    raise ValueError("extra intention texts come with their labels (extra_labels)")
+                h_extra = self.text_or_cached(extra_pooled, extra_ids, extra_mask)
                 all_logits = torch.cat([logits, self.head(h_extra)])
                 all_gold = torch.cat([gold_label, extra_labels])
             labelled = all_gold >= 0  # unlabelled contexts (sdk.labels.UNLABELLED) train retrieval only

@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from sdk import atomic
 from sdk.dataset import Conversation, Dataset
-from sdk.labels import LABEL_INDEX, LABELS
+from sdk.labels import LABELS
 
 from .encoders import default_text_model_dir, load_tokenizer
 
@@ -64,6 +64,7 @@ class FrozenFeatures:
         self.tokenizer.enable_truncation(cfg.max_length, direction="left")
         self.model = AutoModel.from_pretrained(str(self.model_dir), local_files_only=True).eval()
         self.cache_dir, self.cfg, self.progress = cache_dir, cfg, progress
+        self._memo: dict[str, np.ndarray] = {}  # the same texts asked again in this process (probes over seeds)
 
     def _key(self, texts: Sequence[str]) -> str:
         h = hashlib.sha256(f"{self.model_dir.name}|{self.cfg.max_length}".encode())
@@ -91,9 +92,15 @@ class FrozenFeatures:
         return out
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        key = self._key(texts)
+        if key not in self._memo:
+            self._memo[key] = self._cached(texts, key)
+        return self._memo[key]
+
+    def _cached(self, texts: Sequence[str], key: str) -> np.ndarray:
         if self.cache_dir is None or not texts:
             return self._encode(texts)
-        path = Path(self.cache_dir) / f"features-{self._key(texts)}.npy"
+        path = Path(self.cache_dir) / f"features-{key}.npy"
         if path.is_file():
             cached = np.load(path, allow_pickle=False)
             if cached.shape[0] == len(texts):
@@ -136,7 +143,7 @@ def sticker_given_label(ds: Dataset, smoothing: float) -> np.ndarray:
     counts = np.full((len(LABELS), len(ds.stickers)), smoothing)
     for c in ds.split("train"):
         if c.label is not None:
-            counts[LABEL_INDEX[c.label], index[c.gold]] += 1
+            counts[c.label_index, index[c.gold]] += 1
     return counts / counts.sum(1, keepdims=True)
 
 
@@ -144,7 +151,7 @@ def probe_intention(ds: Dataset, features: FrozenFeatures, convs: Sequence[Conve
                     cfg: ProbeConfig = ProbeConfig()) -> np.ndarray:
     """(Q, S) log sum_l P(l | ctx) P(s | l): an intention probe composed with training counts."""
     labelled = [c for c in (*ds.split("train"), *ds.splits.get("extra_intention", ())) if c.label is not None]
-    layer = softmax_regression(features([context_text(c) for c in labelled]), np.array([LABEL_INDEX[c.label] for c in labelled]),
+    layer = softmax_regression(features([context_text(c) for c in labelled]), np.array([c.label_index for c in labelled]),
                                len(LABELS), cfg.intention_epochs, cfg)
     log_p_label = _apply(layer, features([context_text(c) for c in convs]))
     return np.log(np.exp(log_p_label) @ sticker_given_label(ds, cfg.smoothing))

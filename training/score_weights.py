@@ -101,9 +101,9 @@ def calibrate_run(run: Path | str, data: Path | str, split: str = "validation") 
     """Choose the weights for the run's best checkpoint on `split` and write ``scoring.json``."""
     from sdk.dataset import load_dataset
 
-    from .features import sticker_inputs
+    from .catalog_scores import score_conversations
+    from .model_inputs import sticker_inputs
     from .run_dir import load_run
-    from .scoring import score_conversations
 
     ds = load_dataset(data)
     model, tokenizer, image_settings, conf = load_run(run)

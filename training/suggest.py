@@ -220,7 +220,7 @@ def fit(run: Path, data: dict[str, Texts], cfg: SuggestConfig = SuggestConfig(),
     wd = max(by_wd, key=lambda k: by_wd[k][0])
     head = by_wd[wd][1]
     with torch.no_grad():
-        head.bias += shift
+        head.bias.add_(shift)
     conf = {k: 1.0 / (1.0 + np.exp(-logits_of(head, v))) for k, v in x.items()}
     val_weight = 1.0 / data["validation"].kept_share
     threshold, reached = choose_threshold(conf["validation"], y["validation"], cfg.target_precision, val_weight)

@@ -32,6 +32,7 @@ from sdk.scoring import DEFAULT_SMOOTHING, log_prior, usage_vector
 from sdk.textprep import ContextTokenizer, TextSettings
 
 from . import run_dir as rd
+from .catalog_scores import score_conversations
 from .config import TEXT_TINY, VISION_DEFAULT, VISION_EFFNET, ConfigError, TrainConfig
 from .encoders import (
     build_text_encoder,
@@ -43,7 +44,10 @@ from .encoders import (
     text_model_dir,
     train_wordpiece,
 )
-from .features import (
+from .intention_pretrain import pretrain_intention
+from .metrics import classification_metrics, retrieval_metrics
+from .model import IntRA
+from .model_inputs import (
     StickerInputs,
     all_texts,
     context_batch,
@@ -53,11 +57,7 @@ from .features import (
     sticker_inputs,
     sticker_labels,
 )
-from .intention_pretrain import pretrain_intention
-from .metrics import classification_metrics, retrieval_metrics
-from .model import IntRA
 from .score_weights import OBJECTIVE, calibrate_run, choose_weights
-from .scoring import score_conversations
 from .vision_pretrain import pretrain_vision
 
 
@@ -376,12 +376,17 @@ def _fit(tr: TrainingRun, progress: bool) -> None:
             dist.barrier()
 
 
-def _time_left(history: list[dict[str, float]], epochs: int) -> str:
-    """' | 40 s an epoch, about 6 min left', from the latest epoch (the bars show one epoch at a time;
-    the first epochs, which tune the text encoder, are slower than the cached ones after them)."""
+def _time_left(history: list[dict[str, float]], epochs: int, text_epochs: int = -1) -> str:
+    """' | 40 s an epoch, about 6 min left', from the latest epoch (the bars show one epoch at a time).
+    The epochs that tune the text encoder are far slower than the cached ones after them, so the
+    last tuned epoch, and the first frozen one (which also caches the encoder's outputs), promise
+    no figure for the rest."""
     done = [r["seconds"] for r in history if "seconds" in r]
     if not done or len(history) >= epochs:
         return ""
+    if text_epochs >= 0 and len(history) in (text_epochs, text_epochs + 1):
+        why = "the text encoder is frozen from here" if len(history) == text_epochs else "this epoch cached its outputs"
+        return f" | {done[-1]:.0f} s an epoch; {why}, so the rest runs faster"
     last = done[-1]
     left = last * (epochs - len(history))
     return f" | {last:.0f} s an epoch, about {left / 60:.0f} min left" if left >= 90 else f" | {last:.0f} s an epoch, about {left:.0f} s left"
@@ -465,4 +470,4 @@ def _end_epoch(tr: TrainingRun, epoch: int, seconds: float, sums: dict[str, floa
     if progress:
         tqdm.write(f"epoch {epoch + 1}: val mAP {val['mAP']:.4f} P@1 {val['P@1']:.4f} R@1 {val['R@1']:.4f} "
                    f"MRR {val['MRR']:.4f}" + (f" final {val['final_objective']:.4f}" if "final_objective" in val else "")
-                   + (" (best, saved)" if improved else "") + _time_left(tr.history, cfg.epochs))
+                   + (" (best, saved)" if improved else "") + _time_left(tr.history, cfg.epochs, cfg.text_epochs))

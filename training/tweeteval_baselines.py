@@ -29,7 +29,7 @@ def text_and_labels(ds: Dataset, split: str) -> tuple[list[str], np.ndarray]:
     """The split's tweets and their task label ids."""
     label_of = {sid: i for i, sid in enumerate(task_sticker_ids(ds.info.details))}
     convs: Sequence[Conversation] = ds.split(split)
-    return [" ".join(t.text for t in c.context) for c in convs], np.array([label_of[c.sticker_id] for c in convs])
+    return [" ".join(t.text for t in c.context) for c in convs], np.array([label_of[c.gold] for c in convs])
 
 
 def majority_scores(train_labels: np.ndarray, n: int, n_labels: int = 20) -> np.ndarray:

@@ -14,7 +14,7 @@ import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -51,7 +51,7 @@ class Classifier(torch.nn.Module):
     def __init__(self, encoder: torch.nn.Module, n_labels: int) -> None:
         super().__init__()
         self.encoder = encoder
-        self.head = torch.nn.Linear(encoder.config.hidden_size, n_labels)
+        self.head = torch.nn.Linear(int(cast(Any, encoder).config.hidden_size), n_labels)
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return self.head(pooled_text(self.encoder, ids, mask))

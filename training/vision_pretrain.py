@@ -16,8 +16,8 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from .encoders import region_features
-from .features import StickerInputs
 from .model import IntRA
+from .model_inputs import StickerInputs
 
 
 def pretrain_vision(model: IntRA, stickers: StickerInputs, attr_table: torch.Tensor, steps: int, batch: int,

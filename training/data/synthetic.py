@@ -237,7 +237,7 @@ def _draw_gesture(d: ImageDraw.ImageDraw, kind: str, x: float, y: float, s: floa
         d.line([x - s * 0.7, y + s * 0.7, x + s * 0.7, y - s * 0.7], fill=(220, 40, 40), width=max(3, int(s * 0.3)))
 
 
-def _font(size: int) -> ImageFont.ImageFont:
+def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
     try:
         return ImageFont.load_default(size=size)
     except TypeError:  # Pillow < 10.1 has no sized default font
@@ -343,7 +343,8 @@ def _knowledge(label: str, cfg: SyntheticConfig, rng: random.Random) -> dict[str
 def make_conversations(cfg: SyntheticConfig, stickers: list[tuple[Sticker, Image.Image, str, float]], rng: random.Random) -> list[Conversation]:
     by_label: dict[str, list[tuple[Sticker, str, float]]] = {}
     for sticker, _, species, pop in stickers:
-        by_label.setdefault(sticker.label, []).append((sticker, species, pop))
+        if sticker.label is not None:  # every drawn sticker has one
+            by_label.setdefault(sticker.label, []).append((sticker, species, pop))
     labels = [label for label in LABELS if label in by_label]
     convs = []
     for i in range(cfg.conversations):

@@ -10,8 +10,8 @@ import torch
 from sdk.dataset import Conversation
 from sdk.textprep import ContextTokenizer
 
-from .features import StickerInputs, context_batch, encode_attribute_table, refresh_label_table
 from .model import IntRA
+from .model_inputs import StickerInputs, context_batch, encode_attribute_table, refresh_label_table
 
 
 @torch.no_grad()
