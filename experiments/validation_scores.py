@@ -1,6 +1,6 @@
 """A bundle's final scores on a dataset's validation split, with the parts that levers add terms to.
 
-The issue-11 levers measured after training (``experiments.emoji_head``, ``experiments.added_terms``)
+The levers measured after training (``experiments.emoji_head``, ``experiments.added_terms``)
 all start here: the bundle at fp32 over a pack built from the dataset (so it carries the training
 split's usage counts), ranking validation exactly as ``sdk.Ranker`` does. The test split is never read.
 """

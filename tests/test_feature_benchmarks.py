@@ -1,4 +1,4 @@
-"""The benchmarks of issue 15's features run end to end on the tiny bundle (no timed assertions)."""
+"""The feature benchmarks and experiments run end to end on the tiny bundle (no timed assertions)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The HTML gallery of `intra rank --html` / `intra eval --html` (issue 15 item 6)."""
+"""The HTML gallery of `intra rank --html` / `intra eval --html`."""
 
 from __future__ import annotations
 

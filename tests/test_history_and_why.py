@@ -1,4 +1,4 @@
-"""Personal history, `why`, sticker turns in the context: issue 15 items 1, 3 and 4 on a tiny bundle."""
+"""Personal history, `why`, sticker turns in the context, on a tiny bundle."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The suggest head (issue 15 item 2): fitted on a tiny run, exported into the intention graph, read by the SDK."""
+"""The suggest head: fitted on a tiny run, exported into the intention graph, read by the SDK."""
 
 from __future__ import annotations
 
