@@ -88,7 +88,10 @@ class SelectorGraph(nn.Module):
         if self.attributes:
             attrs, mask = self.des_proj(attributes), attribute_mask
         else:  # keep the inputs in the graph so every bundle has the same signature
-            attrs = regions.new_zeros(regions.shape[0], attributes.shape[1], regions.shape[-1]) + 0.0 * attributes.sum()
+            # (a selector that reads no descriptions uses neither input: both are tied in, or the
+            # exporter drops them and the graph no longer matches its manifest)
+            attrs = (regions.new_zeros(regions.shape[0], attributes.shape[1], regions.shape[-1])
+                     + 0.0 * attributes.sum() + 0.0 * attribute_mask.sum())
             mask = attribute_mask * 0.0  # no descriptions were read: no attribute drew anything
         sticker = F.normalize(self.model.pool_sticker(regions, attrs, attribute_mask), dim=-1)
         return sticker, self.model.attribute_share(regions, attrs, mask)

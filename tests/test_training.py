@@ -169,6 +169,13 @@ def test_ablations_and_modes_train(synthetic_dir, tmp_path, flags):
     assert 0.0 <= result["best_val"] <= 1.0
     model, *_ = load_run(tmp_path / "r")
     assert hasattr(model, "head") == (flags.get("use_intention", True) and not flags.get("dual_encoder", False))
+    if not model.attributes:  # a sticker side that reads no descriptions still exports every graph's inputs
+        from export.exporter import export_run
+        from sdk.temp_pack import temporary_ranker
+
+        export_run(tmp_path / "r", tmp_path / "m", precisions=("fp32",), data=synthetic_dir, progress=False)
+        with temporary_ranker(tmp_path / "m", synthetic_dir, precision="fp32") as ranker:
+            assert len(ranker.rank("so happy today", top_k=3).matches) == 3
 
 
 def test_local_clip_and_text_directories_load(synthetic_dir, tmp_path):
