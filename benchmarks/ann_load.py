@@ -3,7 +3,8 @@
 ``python -m benchmarks.ann_load --model BUNDLE --count 100000 --out DIR`` writes a pack of `count`
 stickers with unit vectors drawn at random (labels and usage counts too, so the score's
 sticker-side columns are indexed as in a real pack), once without a stored index and once with
-one, then times `sdk.Ranker(..., ann=True)` on each, alternating, and `rank()` p50 on both. Writes
+one, then times `sdk.Ranker(..., ann=True)` on each, alternating, `rank()` p50 on both, and `load_pack`
+alone (the part of the start-up that is the same for both). Writes
 ``ann_load.json`` and ``ann_load.md``, with the CPU named.
 """
 

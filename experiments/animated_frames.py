@@ -33,7 +33,7 @@ from sdk.bundle import Bundle
 from sdk.dataset import CATALOG_FILE, load_dataset
 from sdk.pack_build import build_pack
 from sdk.ranker import Ranker
-from training.metrics import paired_difference
+from training.metrics import gold_ranks, paired_difference
 
 FRAME_COUNT = 12
 
@@ -79,8 +79,7 @@ def reciprocal_ranks(bundle: Bundle, data: Path, pack_dir: Path, frames: int) ->
     convs = load_dataset(data, splits=["test"]).split("test")
     column = {sid: j for j, sid in enumerate(ranker.pack.ids)}
     _, scores = ranker.score_matrix([c.turns() for c in convs], [c.knowledge_dict() for c in convs])
-    gold = scores[np.arange(len(convs)), [column[c.gold] for c in convs]]
-    return 1.0 / (scores >= gold[:, None]).sum(1)
+    return 1.0 / gold_ranks(scores, np.array([column[c.gold] for c in convs]))
 
 
 def animated_frames(model: Path, data: Path, rounds: int = 2000) -> dict[str, Any]:

@@ -171,6 +171,11 @@ class PackMeta:
                    obj.get("model_relpath"), dict(obj["ann"]) if obj.get("ann") else None)
 
 
+def label_ids(stickers: Sequence[PackSticker]) -> list[int]:
+    """Each sticker's label index, -1 where it has none (what the score's label term reads)."""
+    return [LABEL_INDEX[s.label] if s.label is not None else -1 for s in stickers]
+
+
 def _sticker(rec: dict[str, Any], where: str) -> PackSticker:
     label = rec.get("label")
     if label is not None:
@@ -221,7 +226,7 @@ class Pack:
 
     def label_ids(self) -> list[int]:
         """Each sticker's label index, -1 where it has none."""
-        return [LABEL_INDEX[s.label] if s.label is not None else -1 for s in self.stickers]
+        return label_ids(self.stickers)
 
     def path_of(self, i: int) -> Path:
         return self.root / self.stickers[i].file

@@ -36,9 +36,9 @@ from .dataset import CATALOG_FILE, INFO_FILE, RETRIEVAL_SPLITS, load_catalog, lo
 from .errors import ArgumentError, DatasetError, MissingExtraError, OutputError, check_count, check_path
 from .imageprep import load_image, to_pixels
 from .jsonfile import read_json_object
-from .labels import ATTRIBUTES, LABEL_INDEX, LABELS, check_attributes, check_label
+from .labels import ATTRIBUTES, LABELS, check_attributes, check_label
 from .locate import bundle_link
-from .pack import DTYPES, PACK_FILE, Pack, PackError, PackSticker, load_pack, write_pack
+from .pack import DTYPES, PACK_FILE, Pack, PackError, PackSticker, label_ids, load_pack, write_pack
 from .scoring import ScoreTerms, usage_vector, validate_usage
 
 log = logging.getLogger("intra")
@@ -189,9 +189,9 @@ def index_vectors(bundle: Bundle, records: Sequence[PackSticker], usage: Mapping
     if importlib.util.find_spec("faiss") is None:  # asked for explicitly, build_pack has refused already
         log.warning("%d stickers: no ANN index stored (install the 'ann' extra to have one)", len(records))
         return None
-    labels = [LABEL_INDEX[r.label] if r.label is not None else -1 for r in records]
-    terms = ScoreTerms(bundle.score_weights, labels, usage_vector(usage, [r.id for r in records]), bundle.has_intention)
-    return lambda v: np.hstack([v, terms.sticker_extra()]) if terms.active else v
+    terms = ScoreTerms(bundle.score_weights, label_ids(records), usage_vector(usage, [r.id for r in records]),
+                       bundle.has_intention)
+    return terms.sticker_side
 
 
 def build_pack(source: Path | str, model: Bundle | Path | str, out: Path | str, batch_size: int = 32, dtype: str = "float16",

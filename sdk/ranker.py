@@ -274,7 +274,7 @@ class Ranker:
     def _ann_index(self, own_weights: bool) -> AnnIndex:
         """The pack's stored index when it indexes exactly these vectors and score weights; else one
         built here (a pack without one, or weights the caller chose). PackError for a stale one."""
-        vectors = np.hstack([self.pack.embeddings, self.terms.sticker_extra()]) if self.terms.active else self.pack.embeddings
+        vectors = self.terms.sticker_side(self.pack.embeddings)
         stored = self.pack.meta.ann
         if stored is not None and self.pack.ann_data is not None:
             where = f"{self.pack.root / stored['file']}"

@@ -132,6 +132,11 @@ class ScoreTerms:
             out[:, -1] = self._prior
         return out
 
+    def sticker_side(self, vectors: np.ndarray) -> np.ndarray:
+        """The pack's vectors with the sticker-side columns appended when a term is on: what an ANN
+        index is built over (the Ranker's in memory and the one `build_pack` stores alike)."""
+        return np.hstack([vectors, self.sticker_extra()]) if self.active else vectors
+
     def label_terms(self, logits: np.ndarray | None, idx: np.ndarray) -> np.ndarray:
         """(Q, k) w_label log P(label(s) | ctx) of the stickers `idx[r]` (zeros when the term is off)."""
         if not self.use_label or logits is None:
