@@ -102,7 +102,7 @@ class BundleDraft:
             main_mode=self.model.main_mode, inputs=("context", "knowledge") if self.model.cfg.use_knowledge else ("context",),
             text_hidden=self.text_hidden, dim=self.model.cfg.dim, text=self.text,
             image=self.image, pooling=self.model.cfg.pooling, scoring=self.scoring, suggest=self.suggest, parity=self.parity, gate=gate,
-            precision_notes=self.notes, about=self.about)
+            precision_notes=self.notes, about=self.about, text_only=self.model.attributes)
         manifest = replace(manifest, fingerprint=fingerprint(manifest))
         atomic.write_json(self.tmp / MANIFEST, manifest.to_json())
         return manifest

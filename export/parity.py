@@ -132,12 +132,16 @@ def graph_cosines(bundle: Bundle, ref: Reference, model, tokenizer) -> dict[str,
     out["intention_head"] = min(row_cosine(a.T, b.T) if name == SUGGEST_OUTPUT else row_cosine(a, b)
                                 for name, a, b in zip(names, head, ref.head_out))
     out["vision_encoder"] = row_cosine(bundle.regions(ref.pixels), ref.regions)
-    table = encode_attribute_table(model, tokenizer, ref.stickers.attribute_texts[:32]).numpy() if model.attributes else \
-        np.zeros((32, len(ATTRIBUTES), bundle.text_hidden), np.float32)
-    mask = ref.stickers.attribute_mask[:32].numpy()
+    n = len(ref.regions)
+    table = encode_attribute_table(model, tokenizer, ref.stickers.slots[:n]).numpy() if model.attributes else \
+        np.zeros((n, len(ATTRIBUTES), bundle.text_hidden), np.float32)
+    mask = ref.stickers.attribute_mask[:n].numpy()
+    only = ref.stickers.text_only[:n]
     with torch.no_grad():
-        target = model.sticker_vectors(torch.from_numpy(ref.pixels), torch.from_numpy(table), torch.from_numpy(mask)).numpy()
-    out["selector"] = row_cosine(bundle.stickers(ref.regions, table[: len(ref.regions)], mask[: len(ref.regions)]), target)
+        target = model.sticker_vectors(torch.from_numpy(ref.pixels), torch.from_numpy(table), torch.from_numpy(mask),
+                                       text_only=only).numpy()
+    regions = ref.regions * (~only.numpy())[:, None, None]  # a text-only sticker reaches the graph with zero regions
+    out["selector"] = row_cosine(bundle.stickers(regions, table, mask), target)
     return {k: round(v, 7) for k, v in out.items()}
 
 
@@ -162,9 +166,11 @@ class Ranking:
 
 def end_to_end(bundle: Bundle, ref: Reference) -> Ranking:
     """The validation queries against the catalog through the bundle, scored as sdk.Ranker scores."""
+    st = ref.stickers
+    only = st.text_only.numpy()
     vectors = np.concatenate([
-        bundle.sticker_vectors(ref.stickers.pixels[k:k + 64].numpy(), ref.stickers.attribute_texts[k:k + 64])
-        for k in range(0, len(ref.stickers.pixels), 64)])
+        bundle.sticker_rows(st.pixels[k:k + 64].numpy()[~only[k:k + 64]], st.slots[k:k + 64], only[k:k + 64], with_share=False)[0]
+        for k in range(0, len(st.pixels), 64)])
     pooled = np.concatenate([
         bundle.pooled(*(t.numpy() for t in context_batch(ref.convs[k:k + 64], bundle.tokenizer, "knowledge" in bundle.manifest.inputs)))
         for k in range(0, len(ref.convs), 64)])

@@ -6,6 +6,7 @@ field by field and every file against its sha256; sessions are created on first 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import threading
@@ -24,6 +25,7 @@ from .manifest import ATTRIBUTE_SHARE_OUTPUT, GRAPHS, MANIFEST, PRECISIONS, TOKE
 from .paths import inside
 from .precision_choice import fastest_cpu_precision
 from .providers import ProviderChoice, check_threads, choose_providers, make_session
+from .sticker_texts import Slots, slot_table, sticker_slots
 from .suggest import SUGGEST_OUTPUT
 from .textprep import ContextTokenizer, Knowledge
 
@@ -280,14 +282,37 @@ class Bundle:
 
     def sticker_side(self, pixels: np.ndarray, descriptions: Sequence[Sequence[str]],
                      with_share: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
-        """(normalised sticker vectors, (S, A) attribute shares or None when the bundle lacks them)."""
-        flat = [(i, j, t) for i, row in enumerate(descriptions) for j, t in enumerate(row) if t and t.strip()]
-        attrs = np.zeros((len(descriptions), len(ATTRIBUTES), self.text_hidden), np.float32)
-        mask = np.zeros((len(descriptions), len(ATTRIBUTES)), np.float32)
-        if flat:
-            emb = self.encode_texts([t for _, _, t in flat])
-            for (i, j, _), v in zip(flat, emb):
-                attrs[i, j], mask[i, j] = v, 1.0
+        """(normalised sticker vectors, (S, A) attribute shares or None when the bundle lacks them)
+        of image stickers: pixels (S, 3, H, W) and attribute texts (S, A) in ATTRIBUTES order."""
+        slots = [sticker_slots(dict(zip(ATTRIBUTES, row)), (), True) for row in descriptions]
+        return self.sticker_rows(pixels, slots, np.zeros(len(slots), bool), with_share)
+
+    def sticker_rows(self, pixels: np.ndarray, slots: Sequence[Slots], text_only: np.ndarray,
+                     with_share: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+        """Sticker vectors (and attribute shares) of a mix of image and text-only stickers.
+
+        `slots[i]`: sticker i's texts by :func:`sdk.sticker_texts.sticker_slots`; `text_only[i]`:
+        it has no image; `pixels`: the images of the other stickers, in order. A text-only sticker
+        reaches the selector with all-zero regions (the descriptions-only path)."""
+        text_only = np.asarray(text_only, bool)
+        if text_only.any() and not self.manifest.text_only:
+            raise BundleError(f"{self.root}: this bundle cannot embed stickers without an image (its sticker side reads "
+                              "no descriptions, or it was exported before text-only stickers: re-export it)")
+        shown = np.flatnonzero(~text_only)
+        if len(pixels) != len(shown):
+            raise ArgumentError(f"{len(shown)} image stickers but {len(pixels)} images")
+        attrs, mask = slot_table(slots, self.encode_texts, self.text_hidden)
+        image_regions = self.regions(pixels) if len(shown) else None
+        shape = image_regions.shape[1:] if image_regions is not None else self.region_shape
+        regions = np.zeros((len(slots), *shape), np.float32)
+        if image_regions is not None:
+            regions[shown] = image_regions
         names = ["sticker", ATTRIBUTE_SHARE_OUTPUT] if with_share and self.has_attribute_share else ["sticker"]
-        out = self._rows("selector", names, {"regions": self.regions(pixels), "attributes": attrs, "attribute_mask": mask})
+        out = self._rows("selector", names, {"regions": regions, "attributes": attrs, "attribute_mask": mask})
         return out[0], (out[1] if len(out) > 1 else None)
+
+    @functools.cached_property
+    def region_shape(self) -> tuple[int, ...]:
+        """(regions, dim) of one image through the vision encoder (the zero regions of a text-only sticker)."""
+        size = self.image_settings.image_size
+        return tuple(self.regions(np.zeros((1, 3, size, size), np.float32)).shape[1:])

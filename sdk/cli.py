@@ -24,6 +24,7 @@ from .errors import IntraError
 from .history import DEFAULT_HISTORY_WEIGHT
 from .manifest import PRECISIONS
 from .pack import DTYPES
+from .pack_build import ENGINES
 from .providers import PROVIDER_REQUESTS
 
 COMMANDS_GROUP = "intra.commands"
@@ -94,7 +95,7 @@ def info(path: Path = typer.Argument(..., help="A dataset directory.")) -> None:
 
 @pack_app.command("build")
 def pack_build(
-    source: Path = typer.Argument(..., help="A folder of images (optional descriptions.json/.jsonl sidecar) or a dataset directory."),
+    source: Path = typer.Argument(..., help="A folder of images (optional descriptions.json/.jsonl sidecar), a dataset directory, or a JSON file listing stickers [{\"id\", \"descriptions\", \"image\"?}, ...] (entries without an image are text-only stickers)."),
     model: Path = typer.Option(..., "--model", help="Model bundle made by intra-export."),
     out: Path = typer.Option(..., "--out", help="Pack directory to write: free, empty or an earlier pack (replaced atomically); never the source or the bundle."),
     precision: str | None = typer.Option(None, callback=choice(PRECISIONS), help=f"{PRECISION_HELP} [default: fp16 on CUDA; on the CPU the faster of int8 and fp32 on this CPU, timed once and cached]"),
@@ -105,13 +106,17 @@ def pack_build(
     shard: str | None = typer.Option(None, callback=_shard, help="I/N: build only shard I of N, counting from 0 (merge shards with `intra pack merge`)."),
     usage: Path | None = typer.Option(None, "--usage", help="JSON file {sticker id: count}: usage counts for the usage prior. [default: a dataset's training-split counts; none for a folder]"),
     ann: bool | None = typer.Option(None, "--ann/--no-ann", help="Store an ANN index in the pack (the 'ann' extra), which a Ranker loads instead of building. [default: above 200,000 stickers]"),
+    engine: str = typer.Option("local", callback=choice(ENGINES), help="local (this process) or ray (a Ray Data job with one ONNX session per actor; the 'ray' extra). The pack is the same."),
+    ray_address: str | None = typer.Option(None, "--ray-address", help="With --engine ray: the cluster to run on (e.g. ray://head:10001 or auto). [default: a local Ray for this build]"),
+    workers: int | None = typer.Option(None, min=1, max=1024, help="With --engine ray: how many actors embed in parallel. [default: one per CPU of the cluster]"),
 ) -> None:
     """Embed stickers with a bundle and write a pack (pack.json, embeddings.npy, images)."""
     from .pack_build import build_pack
 
     try:
         pack = build_pack(source, model, out, batch_size=batch_size, dtype=dtype, ocr=ocr, shard=shard,  # type: ignore[arg-type]
-                          providers=providers, precision=precision, usage=usage, ann=ann)
+                          providers=providers, precision=precision, usage=usage, ann=ann, engine=engine,
+                          ray_address=ray_address, workers=workers)
     except IntraError as e:
         fail(e)
     counts = "no usage counts" if pack.usage is None else f"usage counts for {sum(1 for v in pack.usage.values() if v)} stickers"
@@ -172,7 +177,7 @@ def _print_table(result, elapsed: float) -> None:
     say(f"{'#':>2}  {'sticker':<24} {'score':>6}  {'label':<15} why")
     for i, m in enumerate(result.matches, 1):
         say(f"{i:>2}  {m.sticker_id:<24} {m.score:6.3f}  {m.label or '-':<15} {m.why.summary() if m.why else ''}")
-        say(f"    {m.file}")
+        say(f"    {m.file if m.file is not None else 'text: ' + ' | '.join(m.descriptions)}")
 
 
 @app.command("rank")

@@ -4,9 +4,11 @@ A dataset directory holds:
 
 - ``dataset.json``: ``{"format_version", "name", "synthetic", "source", "splits": {name: count},
   "notes"}``;
-- ``stickers.jsonl``: one sticker per line, ``{"id", "image", "label"?, "attributes"?,
-  "language"?}``; ``image`` is a path relative to the directory, ``attributes`` maps names from
-  :data:`sdk.labels.ATTRIBUTES` to descriptions (a missing attribute is masked);
+- ``stickers.jsonl``: one sticker per line, ``{"id", "image"?, "label"?, "attributes"?,
+  "descriptions"?, "language"?}``; ``image`` is a path relative to the directory, ``attributes``
+  maps names from :data:`sdk.labels.ATTRIBUTES` to descriptions (a missing attribute is masked);
+  a sticker without ``image`` is text only and needs ``descriptions`` (a list of strings) or
+  attributes (:mod:`sdk.sticker_texts`);
 - ``<split>.jsonl`` for each split (``train``, ``validation``, ``test``): one conversation per
   line, ``{"id", "context": [{"speaker", "text"}, ...], "sticker_id", "label"?, "labels"?,
   "knowledge"?: {relation: [strings]}}``; ``label`` may be absent where the source has no
@@ -33,6 +35,7 @@ from .jsonfile import read_json_object
 from .labels import ATTRIBUTES, KNOWLEDGE_RELATIONS, LABEL_INDEX, check_attributes, check_label
 from .paths import inside
 from .schema import Int, MapOf, Obj, check_document
+from .sticker_texts import check_descriptions, check_text_only
 
 DATASET_FORMAT_VERSION = 1
 INFO_FILE = "dataset.json"
@@ -54,13 +57,15 @@ class Turn:
 
 @dataclass(frozen=True)
 class Sticker:
-    """One catalog entry; `image` is relative to the dataset directory."""
+    """One catalog entry; `image` is relative to the dataset directory (None: a text-only sticker,
+    described by `descriptions` and its attributes)."""
 
     id: str
-    image: str
+    image: str | None
     label: str | None = None
     attributes: Mapping[str, str] = field(default_factory=dict)
     language: str | None = None
+    descriptions: tuple[str, ...] = ()
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any], where: str, root: Path) -> Sticker:
@@ -69,6 +74,13 @@ class Sticker:
 
     def to_json(self) -> dict[str, Any]:
         return _sticker_json(self)
+
+    @property
+    def image_file(self) -> str:
+        """The image's path in the dataset; DatasetError for a text-only sticker, which has none."""
+        if self.image is None:
+            raise DatasetError(f"sticker {self.id!r} is text only: it has no image")
+        return self.image
 
 
 @dataclass(frozen=True)
@@ -163,8 +175,9 @@ class Dataset:
         """Map sticker id to its row in the catalog."""
         return {s.id: i for i, s in enumerate(self.stickers)}
 
-    def image_path(self, sticker: Sticker) -> Path:
-        return self.root / sticker.image
+    def image_path(self, sticker: Sticker) -> Path | None:
+        """Where the sticker's image is, None for a text-only sticker."""
+        return None if sticker.image is None else self.root / sticker.image
 
     def usage_counts(self, split: str = "train") -> dict[str, int]:
         """How often each sticker is the gold sticker in `split`: the dataset's usage counts, which a
@@ -260,16 +273,19 @@ def _required_str(obj: Mapping[str, Any], name: str, where: str) -> str:
 def _parse_sticker(obj: Mapping[str, Any], where: str, root: Path) -> Sticker:
     """Validate one catalog record; `root` is used to check the image exists inside it."""
     sid = _required_str(obj, "id", where)
-    image = _required_str(obj, "image", where)
-    resolved = inside(root, image, f"{where}: field 'image'", DatasetError, "dataset directory")
-    if not resolved.is_file():
-        raise DatasetError(f"{where}: field 'image': file {image!r} not found in {root}")
+    image = _nonempty_str(obj, "image", where)
+    if image is not None:
+        resolved = inside(root, image, f"{where}: field 'image'", DatasetError, "dataset directory")
+        if not resolved.is_file():
+            raise DatasetError(f"{where}: field 'image': file {image!r} not found in {root}")
     label = _nonempty_str(obj, "label", where)
     if label is not None:
         check_label(label, where, DatasetError)
     clean = check_attributes(obj.get("attributes"), where, DatasetError)
+    descriptions = check_descriptions(obj.get("descriptions"), where, DatasetError)
+    check_text_only(image is not None, clean, descriptions, where, DatasetError)
     language = _nonempty_str(obj, "language", where)
-    return Sticker(id=sid, image=image, label=label, attributes=clean, language=language)
+    return Sticker(id=sid, image=image, label=label, attributes=clean, language=language, descriptions=descriptions)
 
 
 def _parse_conversation(obj: Mapping[str, Any], where: str, needs_sticker: bool) -> Conversation:
@@ -370,7 +386,11 @@ def load_dataset(root: Path | str, splits: Iterable[str] | None = None) -> Datas
 
 
 def _sticker_json(s: Sticker) -> dict[str, Any]:
-    rec: dict[str, Any] = {"id": s.id, "image": s.image}
+    rec: dict[str, Any] = {"id": s.id}
+    if s.image is not None:
+        rec["image"] = s.image
+    if s.descriptions:
+        rec["descriptions"] = list(s.descriptions)
     if s.label is not None:
         rec["label"] = s.label
     if s.attributes:

@@ -29,6 +29,7 @@ STYLE = """body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"Noto Sans
 .intent{margin:8px 0;color:#345}.row{display:flex;gap:12px;flex-wrap:wrap}
 .card{box-sizing:border-box;width:168px;border:2px solid #eee;border-radius:8px;padding:8px;font-size:12px}
 .card.gold{border-color:#2a2;background:#f1fbf1}.card img{width:148px;height:148px;object-fit:contain;background:#fff}
+.text-sticker{width:148px;height:148px;display:flex;align-items:center;justify-content:center;font-size:20px;text-align:center;background:#fff;word-break:break-word}
 .why{color:#555;word-break:break-word}.miss{color:#a33}"""
 
 
@@ -72,7 +73,9 @@ def _card(rank: int, m: Any, gold: str | None) -> str:
     why = html.escape(m.why.summary(intention=False)) if m.why is not None else ""
     cls = "card gold" if gold is not None and m.sticker_id == gold else "card"
     mark = " &#10004; gold" if "gold" in cls else ""
-    return (f'<div class="{cls}"><img src="{_image(m.file)}" alt="{html.escape(m.sticker_id)}"><br>'
+    face = (f'<img src="{_image(m.file)}" alt="{html.escape(m.sticker_id)}">' if m.file is not None
+            else f'<div class="text-sticker">{html.escape(m.descriptions[0] if m.descriptions else m.sticker_id)}</div>')
+    return (f'<div class="{cls}">{face}<br>'
             f"<b>#{rank}</b> {html.escape(m.sticker_id)}{mark}<br>score {m.score:.3f} &middot; {html.escape(m.label or '-')}"
             f'<div class="why">{why}</div></div>')
 

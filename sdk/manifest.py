@@ -4,7 +4,8 @@ Layout of a bundle directory (format 3)::
 
     manifest.json              this file: graphs and their sha256, precisions, query modes,
                                text and image settings, labels, scoring weights, the suggest
-                               threshold (when the run has a suggest head), parity, provenance
+                               threshold (when the run has a suggest head), parity, provenance,
+                               whether text-only stickers can be embedded
     tokenizer.json             the fast tokenizer (`tokenizers` alone loads it)
     <precision>/<graph>.onnx   for each precision in fp32, int8, fp16 and each of the four graphs
 
@@ -86,7 +87,7 @@ SCHEMA = Obj(
      "parity": MapOf(dict)},
     {"scoring": Opt(dict), "suggest": Opt(dict),
      "gate": Opt(Obj({"passed": bool, "failed": ListOf(OneOf(PRECISIONS)), "failures": ListOf(str), "allow_degraded": bool})),
-     "precision_notes": Opt(MapOf(dict)), "about": Opt(dict)},
+     "precision_notes": Opt(MapOf(dict)), "about": Opt(dict), "text_only": Opt(bool)},
 )
 
 
@@ -119,6 +120,9 @@ class BundleManifest:
     about: dict[str, Any] = field(default_factory=dict)
     labels: tuple[str, ...] = LABELS
     attributes: tuple[str, ...] = ATTRIBUTES
+    #: the selector embeds a sticker from its descriptions alone (zero regions: sdk.sticker_texts);
+    #: False for sticker sides that read no descriptions and for bundles exported before it
+    text_only: bool = False
 
     @property
     def int8_kind(self) -> str:
@@ -144,7 +148,7 @@ class BundleManifest:
             "text": self.text.to_json(), "image": self.image.to_json(), "pooling": self.pooling,
             "labels": list(self.labels), "attributes": list(self.attributes), "scoring": self.scoring.to_json(),
             "suggest": self.suggest.to_json() if self.suggest is not None else None, "parity": self.parity, "gate": self.gate.to_json() if self.gate is not None else None,
-            "precision_notes": self.precision_notes, "about": self.about,
+            "precision_notes": self.precision_notes, "about": self.about, "text_only": self.text_only,
         }
         return {**obj, "seal": seal(obj)}
 
@@ -175,6 +179,7 @@ class BundleManifest:
             suggest=SuggestSettings.from_json(obj.get("suggest"), where, error),
             gate=Gate(gate["passed"], tuple(gate["failed"]), tuple(gate["failures"]), gate["allow_degraded"]) if gate else None,
             precision_notes=obj.get("precision_notes") or {}, about=obj.get("about") or {},
+            text_only=bool(obj.get("text_only", False)),
         )
 
 

@@ -5,8 +5,10 @@
     {"format_version": 1, "fingerprint": <bundle fingerprint>, "precision": "int8", "model_path": ...,
      "model_relpath"?: "../model", "created": ..., "count": N, "dim": d,
      "embeddings": {"file": "embeddings.npy", "dtype": "float16", "sha256": ...},
-     "stickers": [{"id", "file", "sha256", "label", "attributes", "notes"?, "focus"?}, ...],
+     "stickers": [{"id", "file"?, "sha256"?, "label", "attributes", "descriptions"?, "notes"?, "focus"?}, ...],
      "usage"?: {sticker id: count}, "ann"?: {"file": "ann.faiss", "sha256", "digest"}}
+
+A text-only sticker (:mod:`sdk.sticker_texts`) has ``descriptions`` and no ``file`` or ``sha256``.
 
 ``fingerprint`` names the bundle that built the pack; ``model_path`` is where that bundle was (an
 absolute path) and ``model_relpath`` (when the bundle sat in the pack's parent directory or below
@@ -48,8 +50,9 @@ from .jsonfile import read_json_in
 from .labels import ATTRIBUTES, LABEL_INDEX, check_attributes, check_label
 from .locate import bundle_link
 from .paths import inside
-from .schema import Int, ListOf, MapOf, Obj, OneOf, Opt, check_document
+from .schema import Int, ListOf, MapOf, Obj, OneOf, Opt, check, check_document
 from .scoring import l2_normalise, usage_vector, validate_usage
+from .sticker_texts import check_descriptions, check_text_only
 
 PACK_FORMAT_VERSION = 1
 PACK_FILE = "pack.json"
@@ -63,18 +66,33 @@ class PackError(IntraError, ValueError):
 
 @dataclass(frozen=True)
 class PackSticker:
+    """One sticker of a pack: its image file in the pack (None for a text-only sticker) and what describes it."""
+
     id: str
-    file: str
-    sha256: str
+    file: str | None
+    sha256: str | None
     label: str | None = None
     attributes: dict[str, str] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
     #: (attribute, share): the description that drew the selector's attention most, and its share
     #: of the region weights; None when the sticker has no descriptions or the bundle predates it
     focus: tuple[str, float] | None = None
+    #: the texts of a text-only sticker (empty for an image sticker)
+    descriptions: tuple[str, ...] = ()
+
+    @classmethod
+    def from_record(cls, rec: dict[str, Any], where: str) -> PackSticker:
+        """A sticker from its pack.json record, checked; PackError names `where` and the field."""
+        check(rec, STICKER_SCHEMA, where, PackError)
+        return _sticker(rec, where)
 
     def record(self) -> dict[str, Any]:
-        rec: dict[str, Any] = {"id": self.id, "file": self.file, "sha256": self.sha256, "label": self.label, "attributes": self.attributes}
+        rec: dict[str, Any] = {"id": self.id}
+        if self.file is not None:
+            rec.update(file=self.file, sha256=self.sha256)
+        rec.update(label=self.label, attributes=self.attributes)
+        if self.descriptions:
+            rec["descriptions"] = list(self.descriptions)
         if self.notes:
             rec["notes"] = list(self.notes)
         if self.focus is not None:
@@ -83,19 +101,21 @@ class PackSticker:
 
 
 def sticker_turn_text(sticker: PackSticker) -> str:
-    """A sticker as a turn of text: its label, else its descriptions in attribute order, else "a sticker".
+    """A sticker as a turn of text: its label, else its descriptions in attribute order (then a
+    text-only sticker's own descriptions), else "a sticker".
 
     On the synthetic world's validation split (experiments.sticker_turns, docs/results/sticker-turns.md)
     the label read best of the text readings, and the sticker's vector (the query moved toward it)
     barely moved the ranking either way."""
     if sticker.label:
         return sticker.label
-    described = [sticker.attributes[a] for a in ATTRIBUTES if sticker.attributes.get(a)]
+    described = [sticker.attributes[a] for a in ATTRIBUTES if sticker.attributes.get(a)] + list(sticker.descriptions)
     return "; ".join(described) if described else "a sticker"
 
 
-STICKER_SCHEMA = Obj({"id": str, "file": str, "sha256": str},
-                     {"label": Opt(str), "attributes": Opt(MapOf(str)), "notes": Opt(ListOf(str)),
+STICKER_SCHEMA = Obj({"id": str},
+                     {"file": Opt(str), "sha256": Opt(str), "descriptions": Opt(ListOf(str)),
+                      "label": Opt(str), "attributes": Opt(MapOf(str)), "notes": Opt(ListOf(str)),
                       "focus": Opt(Obj({"attribute": OneOf(ATTRIBUTES), "share": float}))})
 PACK_SCHEMA = Obj(
     {"format_version": int, "fingerprint": str, "count": Int(0, 100_000_000), "dim": Int(1, 65_536),
@@ -181,8 +201,14 @@ def _sticker(rec: dict[str, Any], where: str) -> PackSticker:
     if label is not None:
         check_label(label, where, PackError)
     focus = rec.get("focus")
-    return PackSticker(rec["id"], rec["file"], rec["sha256"], label, check_attributes(rec.get("attributes"), where, PackError),
-                       tuple(rec.get("notes") or ()), (focus["attribute"], float(focus["share"])) if focus else None)
+    file, sha = rec.get("file"), rec.get("sha256")
+    if (file is None) != (sha is None):
+        raise PackError(f"{where}: fields 'file' and 'sha256' come together")
+    attributes = check_attributes(rec.get("attributes"), where, PackError)
+    descriptions = check_descriptions(rec.get("descriptions"), where, PackError)
+    check_text_only(file is not None, attributes, descriptions, where, PackError)
+    return PackSticker(rec["id"], file, sha, label, attributes, tuple(rec.get("notes") or ()),
+                       (focus["attribute"], float(focus["share"])) if focus else None, descriptions)
 
 
 @dataclass
@@ -228,8 +254,10 @@ class Pack:
         """Each sticker's label index, -1 where it has none."""
         return label_ids(self.stickers)
 
-    def path_of(self, i: int) -> Path:
-        return self.root / self.stickers[i].file
+    def path_of(self, i: int) -> Path | None:
+        """Sticker i's image, None for a text-only sticker."""
+        file = self.stickers[i].file
+        return None if file is None else self.root / file
 
 
 
@@ -313,7 +341,8 @@ def _load(d: DirReader, verify: bool) -> Pack:
     meta = PackMeta.from_json(raw, str(meta_path))
     _check_embeddings_size(d, meta)  # before any hashing: a 2 GB file of the wrong size is refused at once
     for i, sticker in enumerate(meta.stickers):
-        _check_file(d, sticker.file, sticker.sha256, f"{meta_path}: stickers[{i}]", verify)
+        if sticker.file is not None and sticker.sha256 is not None:
+            _check_file(d, sticker.file, sticker.sha256, f"{meta_path}: stickers[{i}]", verify)
     emb_path = _check_file(d, meta.embeddings_file, meta.embeddings_sha256, f"{meta_path}: embeddings", verify)
     try:
         with d.open(meta.embeddings_file) as f:
@@ -366,10 +395,11 @@ def _check_vectors(out: Path, vectors: np.ndarray, stickers: Sequence[PackSticke
         raise PackError(f"{e} (a damaged bundle or image?); nothing was written, any pack there is unchanged") from None
 
 
-def write_pack(out: Path | str, stickers: Sequence[PackSticker], embeddings: np.ndarray, sources: Sequence[Path] | None,
+def write_pack(out: Path | str, stickers: Sequence[PackSticker], embeddings: np.ndarray, sources: Sequence[Path | None] | None,
                fingerprint: str, details: dict[str, Any] | None = None, dtype: str = "float16",
                inputs: Sequence[Path | str] = (), index_vectors: Callable[[np.ndarray], np.ndarray] | None = None) -> Path:
-    """Write a pack atomically; `sources[i]` is copied to `stickers[i].file` (None: files already in place).
+    """Write a pack atomically; `sources[i]` is copied to `stickers[i].file` (None: files already in
+    place; a text-only sticker has neither).
 
     `details`: the optional fields of :class:`PackMeta` (precision, model_path, model_relpath,
     source_kind, shard, merged_from, usage). `index_vectors`, when given, maps the stored vectors
@@ -385,13 +415,16 @@ def write_pack(out: Path | str, stickers: Sequence[PackSticker], embeddings: np.
         details["usage"] = validate_usage(details["usage"], [s.id for s in stickers], f"{out}: usage", PackError)
     vectors = l2_normalise(np.asarray(embeddings, dtype=np.float32)).astype(dtype)
     _check_vectors(out, vectors, stickers)  # never swap in what load_pack would refuse
-    folders = {Path(p).parent for p in sources or ()}
+    folders = {Path(p).parent for p in sources or () if p is not None}
     with atomic.atomic_dir(out, PACK_FILE, "pack", [*inputs, *sorted(folders)]) as tmp:
         for i, sticker in enumerate(stickers):
+            if sticker.file is None:
+                continue
             dest = inside(tmp, sticker.file, "write_pack", PackError, "pack directory")
             dest.parent.mkdir(parents=True, exist_ok=True)
-            if sources is not None:
-                shutil.copyfile(sources[i], dest)
+            source = sources[i] if sources is not None else None
+            if source is not None:
+                shutil.copyfile(source, dest)
         atomic.write_npy(tmp / EMBEDDINGS_FILE, vectors)
         if index_vectors is not None:
             details["ann"] = _write_ann(tmp, index_vectors(vectors.astype(np.float32)))
@@ -416,7 +449,7 @@ def merge_packs(shards: Sequence[Path | str], out: Path | str, dtype: str | None
     if len(fingerprints) > 1:
         raise PackError(f"merge: packs were built by different models (fingerprints {sorted(fingerprints)})")
     stickers: list[PackSticker] = []
-    sources: list[Path] = []
+    sources: list[Path | None] = []
     seen: dict[str, Path] = {}
     for p in packs:
         for i, s in enumerate(p.stickers):
@@ -425,7 +458,7 @@ def merge_packs(shards: Sequence[Path | str], out: Path | str, dtype: str | None
             seen[s.id] = p.root
             stickers.append(s)
             sources.append(p.path_of(i))
-    files = [s.file for s in stickers]
+    files = [s.file for s in stickers if s.file is not None]
     if len(set(files)) != len(files):
         raise PackError("merge: two shards use the same file name; build shards with distinct file names")
     first = packs[0].meta

@@ -50,19 +50,25 @@ class Match:
         sticker_id: the sticker's id in the pack.
         score: cosine (-1 to 1) plus the label term and usage prior (logarithms, at most 0) plus the
             history term (at least 0); usually negative, and only the order matters.
-        file: the sticker's image in the pack.
+        file: the sticker's image in the pack; None for a text-only sticker.
         label: the sticker's intention label, None when it has none.
         why: the parts of the score and what drew the selector (``rank(..., explain=True)``; else None).
+        descriptions: a text-only sticker's texts (what an app shows, e.g. the kaomoji itself); empty
+            for an image sticker.
     """
 
     sticker_id: str
     score: float
-    file: Path
+    file: Path | None
     label: str | None
     why: Why | None = None
+    descriptions: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"sticker_id": self.sticker_id, "score": self.score, "file": str(self.file), "label": self.label}
+        out: dict[str, Any] = {"sticker_id": self.sticker_id, "score": self.score,
+                               "file": None if self.file is None else str(self.file), "label": self.label}
+        if self.descriptions:
+            out["descriptions"] = list(self.descriptions)
         if self.why is not None:
             out["why"] = self.why.to_dict()
         return out
@@ -207,7 +213,8 @@ class Ranker:
         if isinstance(context, (str, bytes)):
             return {}
         ids = [t["sticker"] for t in context if isinstance(t, Mapping) and t.get("sticker") in self._index]
-        return {sid: self.pack.path_of(self._index[sid]) for sid in ids}
+        found = {sid: self.pack.path_of(self._index[sid]) for sid in ids}
+        return {sid: path for sid, path in found.items() if path is not None}
 
     def query(self, contexts: Sequence[Context], knowledge: Sequence[Knowledge | None] | None = None) -> tuple[np.ndarray | None, np.ndarray]:
         """(intention logits or None, normalised query vectors) for several contexts."""
@@ -364,8 +371,8 @@ class Ranker:
             rows = np.asarray(idx[r])
             whys: list[Why | None] = list(self._explain(r, rows, queries, logits, intention)) if explain else [None] * len(rows)
             kept = [(int(i), float(s)) for i, s in zip(rows, scores[r]) if i >= 0]
-            matches = tuple(Match(self.pack.stickers[i].id, s, self.pack.path_of(i), self.pack.stickers[i].label, why)
-                            for (i, s), why in zip(kept, whys))
+            matches = tuple(Match(self.pack.stickers[i].id, s, self.pack.path_of(i), self.pack.stickers[i].label, why,
+                                  self.pack.stickers[i].descriptions) for (i, s), why in zip(kept, whys))
             out.append(RankResult(matches=matches, intention=intention[0], intention_probability=intention[1],
                                   provider=self.bundle.provider, precision=self.bundle.precision, mode=self.mode,
                                   search="ann" if self._ann is not None else "exact",

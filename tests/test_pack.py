@@ -100,7 +100,7 @@ def test_interrupted_pack_build_keeps_the_existing_pack(tiny_bundle, tiny_pack, 
     target = tmp_path / "pack"
     shutil.copytree(tiny_pack, target)
     calls = {"n": 0}
-    real = Bundle.sticker_side
+    real = Bundle.sticker_rows
 
     def dies(self, *a, **k):
         calls["n"] += 1
@@ -108,7 +108,7 @@ def test_interrupted_pack_build_keeps_the_existing_pack(tiny_bundle, tiny_pack, 
             raise KeyboardInterrupt
         return real(self, *a, **k)
 
-    monkeypatch.setattr(Bundle, "sticker_side", dies)
+    monkeypatch.setattr(Bundle, "sticker_rows", dies)
     with pytest.raises(KeyboardInterrupt):
         sdk.build_pack(synthetic_dir, tiny_bundle, target, precision="fp32", providers="cpu", progress=False)
     assert load_pack(target).ids == load_pack(tiny_pack).ids

@@ -80,7 +80,7 @@ def test_loss_decreases_on_a_fixed_batch(tiny_run, synthetic_dir):
     convs = ds.split("train")[:8]
     index = ds.sticker_index()
     refresh_label_table(model, tok)
-    table = encode_attribute_table(model, tok, stickers.attribute_texts)
+    table = encode_attribute_table(model, tok, stickers.slots)
     gold = [index[c.sticker_id] for c in convs]
     cand = list(dict.fromkeys(gold + list(range(10))))
     args = dict(pixels=stickers.pixels[cand], attr_emb=table[cand], attr_mask=stickers.attribute_mask[cand],

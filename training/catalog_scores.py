@@ -21,12 +21,12 @@ def sticker_matrix(model: IntRA, tokenizer: ContextTokenizer, stickers: StickerI
     model.eval()
     table = attr_table
     if table is None and model.attributes:
-        table = encode_attribute_table(model, tokenizer, stickers.attribute_texts)
+        table = encode_attribute_table(model, tokenizer, stickers.slots)
     out = []
     for k in range(0, len(stickers.pixels), batch):
         sl = slice(k, k + batch)
         out.append(model.sticker_vectors(stickers.pixels[sl], table[sl] if table is not None else None, stickers.attribute_mask[sl],
-                                         stickers.regions_of(sl)))
+                                         stickers.regions_of(sl), stickers.text_only_of(sl)))
     return torch.cat(out)
 
 

@@ -19,7 +19,7 @@ from sdk.labels import QUERY_MODES
 from sdk.manifest import PRECISIONS
 
 app = new_app("Train and evaluate Int-RA, and build its datasets.")
-data_app = new_app("Build dataset directories: the built-in synthetic world or the real GoEmoji and TweetEval emoji data.")
+data_app = new_app("Build dataset directories: the built-in synthetic world or the real GoEmoji, TweetEval emoji and StickerQueries data.")
 app.add_typer(data_app, name="data")
 
 
@@ -89,6 +89,23 @@ def data_tweeteval(
     _report(f"wrote TweetEval emoji dataset to {out}", counts, RULES)
 
 
+@data_app.command("sticker-queries")
+def data_sticker_queries(
+    source: Path = typer.Option(Path("../shared/data"), help="The shared data directory (with sticker-queries/)."),
+    lang: str = typer.Option("zh", callback=choice(("zh", "en")), help="Which half: real Chinese (zh, 615 stickers) or English (en, 1,115)."),
+    out: Path = typer.Option(..., "--out", help="Dataset directory to write: free, empty or an earlier dataset (replaced atomically)."),
+    seed: int = typer.Option(0, help="Seed of the held-out test and validation query of each sticker."),
+) -> None:
+    """Build StickerQueries query -> sticker retrieval: text-only stickers described by their other queries."""
+    try:
+        from .data.sticker_queries import RULES, build
+
+        counts = build(source, out, lang=lang, seed=seed)
+    except IntraError as e:
+        fail(e)
+    _report(f"wrote StickerQueries-{lang} dataset to {out}", counts, RULES)
+
+
 @app.command("train")
 def train_cmd(
     data: Path = typer.Option(..., "--data", help="Dataset directory (see `intra data`)."),
@@ -102,6 +119,8 @@ def train_cmd(
     no_intention: bool = typer.Option(False, "--no-intention", help="Ablation: the query is the projected context, no intention head."),
     dual_encoder: bool = typer.Option(False, "--dual-encoder", help="Baseline: CLIP-style dual encoder (context vs image, InfoNCE), no intention."),
     extra_intention: bool = typer.Option(False, "--extra-intention", help="Also train the intention head on extra_intention.jsonl."),
+    cjk_vocab: bool = typer.Option(True, "--cjk-vocab/--no-cjk-vocab", help="Add the training data's CJK characters that the encoder's vocabulary lacks as new trained tokens (else they read as [UNK])."),
+    cjk_init: str | None = typer.Option(None, "--cjk-init", callback=choice(("mean", "multilingual")), help="Where the new CJK rows start: multilingual (by meaning, through the multilingual USE) or mean (the vocabulary's mean). [default: the preset's: multilingual; tiny: mean]"),
     extra_intention_max: int = typer.Option(8192, min=1, help="With --extra-intention: use at most this many extra comments (a fixed random subset per seed)."),
     epochs: int | None = typer.Option(None, min=1, max=10_000, help="Epochs. [default: the preset's]"),
     loss: str | None = typer.Option(None, "--loss", help="Retrieval loss: hinge or infonce. [default: the preset's]"),
@@ -120,7 +139,7 @@ def train_cmd(
                           use_knowledge=not no_knowledge, use_attributes=not no_attributes, use_intention=not no_intention,
                           dual_encoder=dual_encoder, extra_intention=extra_intention,
                           extra_intention_max=extra_intention_max, retrieval_loss=loss, sampled_negatives=negatives,
-                          select_on=select_on)
+                          select_on=select_on, extend_cjk_vocab=cjk_vocab, cjk_init=cjk_init)
         result = train(cfg, data, out, progress=True, resume=not fresh)
     except IntraError as e:
         fail(e)

@@ -71,6 +71,10 @@ class TrainConfig:
     intention_pretrain_layers: int = 4
     intention_pretrain_batch: int = 64
     extend_cjk_vocab: bool = True
+    # where the new CJK rows start: "multilingual" (by meaning, through the multilingual USE:
+    # training/cjk_init.py) or "mean" (Hugging Face's mean resizing). Chosen on StickerQueries-zh
+    # validation (docs/results/sticker-queries.md): MRR 6.2 against 2.9 (seed 0)
+    cjk_init: str = "multilingual"
     pooling: str = "mean"
     max_length: int = 64
     # The shared dimension d: measured on the synthetic world (tiny text encoder, 10 epochs),
@@ -138,6 +142,8 @@ class TrainConfig:
             raise ConfigError("prior_adjusted needs retrieval_loss 'infonce'")
         if self.calibrate_for not in OBJECTIVES:
             raise ConfigError(f"calibrate_for must be one of {', '.join(OBJECTIVES)}, got {self.calibrate_for!r}")
+        if self.cjk_init not in ("mean", "multilingual"):
+            raise ConfigError(f"cjk_init must be 'mean' or 'multilingual', got {self.cjk_init!r}")
         if self.select_on not in ("mAP", "final"):
             raise ConfigError(f"select_on must be 'mAP' or 'final', got {self.select_on!r}")
         if self.epochs < 1 or self.batch_size < 2:
@@ -159,7 +165,8 @@ _TWEET: dict[str, Any] = dict(epochs=8, text_epochs=1, head_lr=3e-3, select_on="
 PRESETS: dict[str, dict[str, Any]] = {
     # seconds: a BERT and a ViT built from configs, for tests
     "tiny": dict(text_model=TEXT_TINY, vit=VitConfig(32, 8, 32, 1, 2, 64), dim=32, key_dim=16, max_length=48,
-                 epochs=2, batch_size=16, sampled_negatives=8, head_lr=3e-3, lr=1e-3, train_text_layers=-1),
+                 epochs=2, batch_size=16, sampled_negatives=8, head_lr=3e-3, lr=1e-3, train_text_layers=-1,
+                 cjk_init="mean"),  # a vocabulary trained on the data itself: no English words to anchor to
     # minutes on 2 CPU cores (the demo): MiniLM with its top two layers tuned for two epochs, then
     # frozen and cached; a small ViT with 16px patches (16 regions) trained from scratch. The best
     # checkpoint is the one whose final score (cosine + usage prior + label term, as the SDK ranks)

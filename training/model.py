@@ -24,6 +24,11 @@ from .encoders import hidden_size, pooled_text, region_features
 from .selector import RelationSelector
 
 
+def has_image(regions: torch.Tensor) -> torch.Tensor:
+    """(S,) True where a sticker's projected regions are not all zero (an image was seen)."""
+    return regions.abs().amax(dim=(1, 2)) > 0
+
+
 class IntRA(nn.Module):
     label_table: torch.Tensor  # a registered buffer: H^Y, the label names through the text encoder
 
@@ -104,11 +109,12 @@ class IntRA(nn.Module):
 
     # ------------------------------------------------------------------ sticker side
     def sticker_vectors(self, pixel_values: torch.Tensor, attr_emb: torch.Tensor | None, attr_mask: torch.Tensor | None,
-                        raw_regions: torch.Tensor | None = None) -> torch.Tensor:
+                        raw_regions: torch.Tensor | None = None, text_only: torch.Tensor | None = None) -> torch.Tensor:
         """L2-normalised H^R (S, d) from pixels (S, 3, H, W) and attribute embeddings H^A (S, A, h_t);
-        `raw_regions` replaces the vision encoder's output when it is frozen and precomputed."""
-        raw = raw_regions if raw_regions is not None else region_features(self.vision, pixel_values)
-        regions = self.vis_proj(raw)
+        `raw_regions` replaces the vision encoder's output when it is frozen and precomputed;
+        `text_only` (S,) marks stickers shown without their image (their regions are zeroed, as
+        the SDK feeds a text-only sticker)."""
+        regions = self.projected_regions(pixel_values, raw_regions, text_only)
         s = regions.shape[0]
         if self.attributes:
             if attr_emb is None or attr_mask is None:
@@ -119,21 +125,43 @@ class IntRA(nn.Module):
             mask = regions.new_zeros(s, len(ATTRIBUTES))
         return F.normalize(self.pool_sticker(regions, attrs, mask), dim=-1)
 
+    def projected_regions(self, pixel_values: torch.Tensor, raw_regions: torch.Tensor | None,
+                          text_only: torch.Tensor | None) -> torch.Tensor:
+        """f_vis of each sticker's image regions (S, N, d); all zeros for a text-only sticker,
+        whose image is never run through the vision encoder."""
+        def project(rows: torch.Tensor) -> torch.Tensor:
+            raw = raw_regions[rows] if raw_regions is not None else region_features(self.vision, pixel_values[rows])
+            return self.vis_proj(raw)
+
+        if text_only is None or not bool(text_only.any()):
+            return project(torch.arange(len(pixel_values)))
+        shown = torch.nonzero(~text_only.to(torch.bool)).flatten()
+        if len(shown) == 0:
+            with torch.no_grad():  # only the shape of one image's regions is needed
+                shape = project(torch.arange(1)).shape[1:]
+            return pixel_values.new_zeros(len(pixel_values), *shape)
+        seen = project(shown)
+        return seen.new_zeros(len(pixel_values), *seen.shape[1:]).index_copy(0, shown, seen)
+
     def pool_sticker(self, regions: torch.Tensor, attrs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """H^R (unnormalised) from projected regions and descriptions: the relation-aware selector,
         or, for the descriptions-only ablation (`use_image` off), the mean of the present descriptions."""
-        if self.use_image:
-            return self.selector(regions, attrs, mask)
         w = mask.unsqueeze(-1)
+        described = (attrs * w).sum(1) / w.sum(1).clamp(min=1.0)
+        if self.use_image:
+            # a text-only sticker (sdk.sticker_texts) comes with all-zero regions: no image ever
+            # projects to exactly zero (vis_proj has a bias), so that marks it inside the graph
+            return torch.where(has_image(regions)[:, None], self.selector(regions, attrs, mask), described)
         # the regions stay in the graph (times zero) so that every exported selector has one signature
-        return (attrs * w).sum(1) / w.sum(1).clamp(min=1.0) + 0.0 * regions.sum(dim=(1, 2))[:, None]
+        return described + 0.0 * regions.sum(dim=(1, 2))[:, None]
 
     def attribute_share(self, regions: torch.Tensor, attrs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """(S, A) how much each attribute drew the sticker side: its share of the selector's region
         weights, or, descriptions-only, an equal share per present description."""
+        equal = mask / mask.sum(-1, keepdim=True).clamp(min=1.0)
         if self.use_image:
-            return self.selector.attribute_share(regions, attrs, mask)
-        return mask / mask.sum(-1, keepdim=True).clamp(min=1.0) + 0.0 * regions.sum(dim=(1, 2))[:, None]
+            return torch.where(has_image(regions)[:, None], self.selector.attribute_share(regions, attrs, mask), equal)
+        return equal + 0.0 * regions.sum(dim=(1, 2))[:, None]
 
     # ------------------------------------------------------------------ training
     def forward(self, ids: torch.Tensor | None, mask: torch.Tensor | None, gold_label: torch.Tensor, pixels: torch.Tensor,
@@ -141,7 +169,7 @@ class IntRA(nn.Module):
                 extra_ids: torch.Tensor | None = None, extra_mask: torch.Tensor | None = None,
                 extra_labels: torch.Tensor | None = None, pooled: torch.Tensor | None = None,
                 extra_pooled: torch.Tensor | None = None, log_prior: torch.Tensor | None = None,
-                raw_regions: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+                raw_regions: torch.Tensor | None = None, text_only: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
         """L = l1 L_ret + l2 L_int on one batch; returns the loss and its parts (floats).
 
         `pooled` / `extra_pooled` replace the text encoder when it is frozen and its outputs cached.
@@ -152,7 +180,7 @@ class IntRA(nn.Module):
 
         h_t = self.text_or_cached(pooled, ids, mask)
         logits, q = self.query(h_t, gold=gold_label if self.cfg.mode == "paper" else None)
-        scores = q @ self.sticker_vectors(pixels, attr_emb, attr_mask, raw_regions).T
+        scores = q @ self.sticker_vectors(pixels, attr_emb, attr_mask, raw_regions, text_only).T
         if self.cfg.dual_encoder or self.cfg.retrieval_loss == "infonce":
             l_ret = info_nce(scores, positive, negative_mask, self.cfg.temperature, log_prior)
         else:

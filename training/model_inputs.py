@@ -11,20 +11,26 @@ import torch
 
 from sdk.dataset import Conversation, Dataset
 from sdk.imageprep import ImageSettings, load_pixels
-from sdk.labels import ATTRIBUTES, LABELS
+from sdk.labels import LABELS
+from sdk.sticker_texts import Slots, slot_mask, slot_table, sticker_slots
 from sdk.textprep import ContextTokenizer
 
 
 @dataclass
 class StickerInputs:
-    pixels: torch.Tensor  # (S, 3, H, W)
-    attribute_texts: list[list[str]]  # (S, A), "" where masked
+    pixels: torch.Tensor  # (S, 3, H, W); zeros for a text-only sticker
+    slots: list[Slots]  # per sticker, (slot, text) pairs by sdk.sticker_texts' rule
     attribute_mask: torch.Tensor  # (S, A) float
+    text_only: torch.Tensor  # (S,) bool: stickers with descriptions and no image
     # (S, R, C) region features of a frozen vision encoder, computed once (see `freeze_regions`)
     raw_regions: torch.Tensor | None = None
 
     def regions_of(self, rows) -> torch.Tensor | None:
         return self.raw_regions[rows] if self.raw_regions is not None else None
+
+    def text_only_of(self, rows) -> torch.Tensor | None:
+        """The text-only marks of `rows`, None when the catalog has no text-only sticker."""
+        return self.text_only[rows] if bool(self.text_only.any()) else None
 
 
 @torch.no_grad()
@@ -38,10 +44,11 @@ def freeze_regions(stickers: StickerInputs, vision, batch: int = 64) -> None:
 
 
 def sticker_inputs(ds: Dataset, settings: ImageSettings) -> StickerInputs:
-    pixels = np.stack([load_pixels(ds.image_path(s), settings) for s in ds.stickers])
-    texts = [[s.attributes.get(a, "") for a in ATTRIBUTES] for s in ds.stickers]
-    mask = torch.tensor([[1.0 if t.strip() else 0.0 for t in row] for row in texts])
-    return StickerInputs(torch.from_numpy(pixels), texts, mask)
+    blank = np.zeros((3, settings.image_size, settings.image_size), np.float32)
+    pixels = np.stack([blank if s.image is None else load_pixels(ds.root / s.image, settings) for s in ds.stickers])
+    slots = [sticker_slots(s.attributes, s.descriptions, s.image is not None) for s in ds.stickers]
+    text_only = torch.tensor([s.image is None for s in ds.stickers], dtype=torch.bool)
+    return StickerInputs(torch.from_numpy(pixels), slots, torch.from_numpy(slot_mask(slots)), text_only)
 
 
 def sticker_labels(ds: Dataset, split: str = "train") -> tuple[list[int], str]:
@@ -50,21 +57,23 @@ def sticker_labels(ds: Dataset, split: str = "train") -> tuple[list[int], str]:
     return ds.sticker_labels(split)
 
 
-def encode_attribute_table(model, tokenizer: ContextTokenizer, texts: list[list[str]], batch: int = 256) -> torch.Tensor:
-    """H^A for every (sticker, attribute): (S, A, h) with zeros where masked; no gradient."""
-    flat = [(i, j, t) for i, row in enumerate(texts) for j, t in enumerate(row) if t.strip()]
-    out = torch.zeros(len(texts), len(ATTRIBUTES), model.label_table.shape[1])
+def encode_attribute_table(model, tokenizer: ContextTokenizer, slots: Sequence[Slots], batch: int = 256) -> torch.Tensor:
+    """H^A for every (sticker, slot): (S, A, h), each slot the mean of its texts' embeddings
+    (sdk.sticker_texts.slot_table, as the SDK builds it), zeros where empty; no gradient."""
     was_training = model.training
     model.eval()
+
+    def embed(texts: list[str]) -> np.ndarray:
+        out = []
+        for k in range(0, len(texts), batch):
+            ids, mask = tokenizer.encode_texts(texts[k:k + batch])
+            out.append(model.encode_text(torch.from_numpy(ids), torch.from_numpy(mask)).numpy())
+        return np.concatenate(out)
+
     with torch.no_grad():
-        for k in range(0, len(flat), batch):
-            chunk = flat[k:k + batch]
-            ids, mask = tokenizer.encode_texts([t for _, _, t in chunk])
-            h = model.encode_text(torch.from_numpy(ids), torch.from_numpy(mask))
-            for (i, j, _), v in zip(chunk, h):
-                out[i, j] = v
+        table, _ = slot_table(slots, embed, model.label_table.shape[1])
     model.train(was_training)
-    return out
+    return torch.from_numpy(table)
 
 
 def refresh_label_table(model, tokenizer: ContextTokenizer) -> None:
@@ -97,5 +106,5 @@ def all_texts(ds: Dataset) -> list[str]:
             texts.extend(t.text for t in c.context)
             if c.knowledge:
                 texts.extend(v for vs in c.knowledge.values() for v in vs)
-    texts.extend(v for s in ds.stickers for v in s.attributes.values())
+    texts.extend(v for s in ds.stickers for v in (*s.attributes.values(), *s.descriptions))
     return texts

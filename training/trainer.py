@@ -286,6 +286,10 @@ def _build_model(tr: TrainingRun) -> None:
     cfg = tr.cfg
     tok, tr.added_ids, tr.tok_report = _prepare_tokenizer(cfg, tr.ds, tr.run, tr.resuming)
     text, text_conf = build_text_encoder(cfg, tok.get_vocab_size(), text_model_dir(cfg.text_model))
+    if cfg.cjk_init == "multilingual" and not tr.resuming:
+        from .cjk_init import init_cjk_rows
+
+        tr.tok_report["cjk_init"] = init_cjk_rows(text, tok, [tok.id_to_token(i) for i in tr.added_ids])
     vision, vision_conf, tr.image_settings = build_vision_encoder(cfg)
     tr.model = IntRA(cfg, text, text_conf, vision, vision_conf)
     freeze_lower_layers(tr.model.text, cfg.train_text_layers, tr.added_ids)
@@ -312,6 +316,9 @@ def _prepare_data(tr: TrainingRun) -> None:
     training split's log prior (prior-adjusted InfoNCE)."""
     cfg = tr.cfg
     tr.stickers = sticker_inputs(tr.ds, tr.image_settings)
+    if bool(tr.stickers.text_only.any()) and not tr.model.attributes:
+        raise ConfigError(f"{tr.data}: {int(tr.stickers.text_only.sum())} stickers have no image, and a sticker side "
+                          "that reads no descriptions (--no-attributes, --dual-encoder) cannot embed them")
     if cfg.vision_model == VISION_EFFNET:
         freeze_regions(tr.stickers, tr.model.vision)
     tr.extra = extra_subset(tr.ds, cfg) if cfg.extra_intention and tr.model.intention else []
@@ -329,7 +336,7 @@ def _vision_warmup(tr: TrainingRun, progress: bool) -> list[float]:
     if tr.resuming or cfg.vision_warmup_steps <= 0 or cfg.vision_model != VISION_DEFAULT or not model.attributes:
         return []
     refresh_label_table(model, tr.ctx_tok)
-    warmup = pretrain_vision(model, tr.stickers, encode_attribute_table(model, tr.ctx_tok, tr.stickers.attribute_texts),
+    warmup = pretrain_vision(model, tr.stickers, encode_attribute_table(model, tr.ctx_tok, tr.stickers.slots),
                              cfg.vision_warmup_steps, cfg.vision_warmup_batch, cfg.head_lr, cfg.temperature,
                              cfg.seed, tr.shows_progress(progress))
     if tr.shows_progress(progress):
@@ -365,7 +372,7 @@ def _fit(tr: TrainingRun, progress: bool) -> None:
         if not frozen_tables:
             # once the text encoder is frozen, H^Y and H^A no longer change: compute them once
             refresh_label_table(model, tr.ctx_tok)
-            attr_table = encode_attribute_table(model, tr.ctx_tok, tr.stickers.attribute_texts) if model.attributes else None
+            attr_table = encode_attribute_table(model, tr.ctx_tok, tr.stickers.slots) if model.attributes else None
             frozen_tables = cache is not None
         sums = _train_epoch(tr, ddp, epoch, cache, attr_table, progress)
         val = evaluate_split(model, tr.ctx_tok, tr.stickers, tr.ds, "validation", tr.labels,
@@ -436,7 +443,7 @@ def _batch(tr: TrainingRun, rows: list[int], cache: TextCache | None, attr_table
                 attr_emb=attr_table[cand] if attr_table is not None else None, attr_mask=tr.stickers.attribute_mask[cand],
                 positive=torch.tensor([col[g] for g in gold]), negative_mask=torch.tensor([[s != g for s in cand] for g in gold]),
                 log_prior=tr.train_log_prior[cand] if tr.train_log_prior is not None else None,
-                raw_regions=tr.stickers.regions_of(cand))
+                raw_regions=tr.stickers.regions_of(cand), text_only=tr.stickers.text_only_of(cand))
     if tr.extra:
         per_batch = cfg.extra_intention_per_batch if cache is None else cfg.extra_intention_cached_per_batch
         chosen = rng.sample(range(len(tr.extra)), min(per_batch, len(tr.extra)))

@@ -23,7 +23,7 @@ from .model_inputs import StickerInputs
 def pretrain_vision(model: IntRA, stickers: StickerInputs, attr_table: torch.Tensor, steps: int, batch: int,
                     lr: float, temperature: float, seed: int, progress: bool = False) -> list[float]:
     """Run `steps` InfoNCE steps on (image, description) pairs; returns the losses."""
-    present = stickers.attribute_mask.sum(1) > 0
+    present = (stickers.attribute_mask.sum(1) > 0) & ~stickers.text_only  # pairs need an image
     usable = [i for i in range(len(present)) if present[i]]
     if not usable or steps <= 0 or not model.attributes:
         return []

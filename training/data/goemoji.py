@@ -214,6 +214,6 @@ def build(source: Path | str, out: Path | str, seed: int = 0, validation_fractio
     with atomic.atomic_dir(Path(out), INFO_FILE, "dataset", [source]) as tmp:
         (tmp / "images").mkdir()
         for entry in catalog.values():
-            shutil.copyfile(entry.source_image, tmp / entry.sticker.image)
+            shutil.copyfile(entry.source_image, tmp / entry.sticker.image_file)
         write_dataset_files(tmp, info, stickers, splits)
     return {"stickers": len(stickers), **{k: len(v) for k, v in splits.items()}, **stats}

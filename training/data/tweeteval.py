@@ -197,7 +197,7 @@ def build(source: Path | str, out: Path | str, catalog: str = "full", seed: int 
     with atomic.atomic_dir(Path(out), INFO_FILE, "dataset", [source]) as tmp:
         (tmp / "images").mkdir()
         for entry in entries:
-            shutil.copyfile(entry.source_image, tmp / entry.sticker.image)
+            shutil.copyfile(entry.source_image, tmp / entry.sticker.image_file)
         write_dataset_files(tmp, info, stickers, splits)
     return {"stickers": len(stickers), **{k: len(v) for k, v in splits.items()}, **stats}
 
