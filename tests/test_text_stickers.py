@@ -212,3 +212,14 @@ def test_cli_builds_and_ranks_a_text_only_pack(tiny_bundle, tmp_path):
     matches = json.loads(ranked.output)["matches"]
     assert {m["sticker_id"] for m in matches} <= {k["id"] for k in KAOMOJI}
     assert all(m["file"] is None and m["descriptions"] for m in matches)
+
+
+def test_packs_with_text_only_stickers_merge(tiny_bundle, tiny_pack, tmp_path):
+    kaomoji = sdk.build_pack(_listing(tmp_path, KAOMOJI), tiny_bundle, tmp_path / "kaomoji", precision="fp32",
+                             providers="cpu", progress=False)
+    merged = load_pack(sdk.merge_packs([tiny_pack, kaomoji.root], tmp_path / "merged"))
+    images = load_pack(tiny_pack)
+    assert merged.ids == images.ids + kaomoji.ids
+    assert [s.file is None for s in merged.stickers] == [False] * len(images) + [True] * len(kaomoji)
+    assert np.allclose(merged.embeddings[len(images):], kaomoji.embeddings)
+    assert all(merged.path_of(i).is_file() for i in range(len(images)))
