@@ -26,7 +26,6 @@ from tokenizers import Tokenizer
 from sdk import atomic
 from sdk.cache import cache_root
 
-CJK_INITS = ("mean", "multilingual")
 #: how many English words the characters are matched against (MiniLM's most frequent whole words)
 WORDS = 8000
 #: each row is the mean of this many nearest words' embeddings, weighted by softmax(similarity / TEMPERATURE)
@@ -68,7 +67,8 @@ def nearest_rows(char_vectors: np.ndarray, word_vectors: np.ndarray, word_rows: 
 
 
 def _cached_word_vectors(words: Sequence[str], encode: Callable[[list[str]], np.ndarray]) -> np.ndarray:
-    """The words' USE vectors, kept in the cache directory (the same for every run on this vocabulary)."""
+    """The words' USE vectors (`encode` is the USE), kept in the cache directory (the same for
+    every run on this vocabulary)."""
     key = hashlib.sha256("\n".join(words).encode("utf-8")).hexdigest()[:16]
     path = Path(cache_root()) / f"use-words-{key}.npy"
     if path.is_file():
@@ -94,9 +94,13 @@ def init_cjk_rows(text_model: Any, tok: Tokenizer, added: Sequence[str],
     words = english_words(tok)
     if len(words) < NEAREST:  # not an English WordPiece vocabulary: nothing to anchor the rows to
         return {"cjk_init": "mean", "rows": 0, "why": f"the vocabulary has {len(words)} whole English words"}
-    encode = encode or use_encoder()
     embedding = text_model.get_input_embeddings().weight
     word_rows = embedding[torch.tensor([i for i, _ in words])]
-    rows = nearest_rows(encode(list(added)), _cached_word_vectors([w for _, w in words], encode), word_rows)
+    if encode is None:  # the USE: its word vectors are cached, keyed by the words alone
+        encode = use_encoder()
+        word_vectors = _cached_word_vectors([w for _, w in words], encode)
+    else:
+        word_vectors = encode([w for _, w in words])
+    rows = nearest_rows(encode(list(added)), word_vectors, word_rows)
     embedding[torch.tensor([tok.token_to_id(ch) for ch in added])] = rows
     return {"cjk_init": "multilingual", "rows": len(added), "words": len(words), "nearest": NEAREST}

@@ -18,6 +18,8 @@ from sdk.errors import ArgumentError, IntraError
 from sdk.labels import QUERY_MODES
 from sdk.manifest import PRECISIONS
 
+from .config import CJK_INITS
+
 app = new_app("Train and evaluate Int-RA, and build its datasets.")
 data_app = new_app("Build dataset directories: the built-in synthetic world or the real GoEmoji, TweetEval emoji and StickerQueries data.")
 app.add_typer(data_app, name="data")
@@ -120,7 +122,7 @@ def train_cmd(
     dual_encoder: bool = typer.Option(False, "--dual-encoder", help="Baseline: CLIP-style dual encoder (context vs image, InfoNCE), no intention."),
     extra_intention: bool = typer.Option(False, "--extra-intention", help="Also train the intention head on extra_intention.jsonl."),
     cjk_vocab: bool = typer.Option(True, "--cjk-vocab/--no-cjk-vocab", help="Add the training data's CJK characters that the encoder's vocabulary lacks as new trained tokens (else they read as [UNK])."),
-    cjk_init: str | None = typer.Option(None, "--cjk-init", callback=choice(("mean", "multilingual")), help="Where the new CJK rows start: multilingual (by meaning, through the multilingual USE) or mean (the vocabulary's mean). [default: the preset's: multilingual; tiny: mean]"),
+    cjk_init: str | None = typer.Option(None, "--cjk-init", callback=choice(CJK_INITS), help="Where the new CJK rows start: multilingual (by meaning, through the multilingual USE) or mean (the vocabulary's mean). [default: the preset's: multilingual; tiny: mean]"),
     extra_intention_max: int = typer.Option(8192, min=1, help="With --extra-intention: use at most this many extra comments (a fixed random subset per seed)."),
     epochs: int | None = typer.Option(None, min=1, max=10_000, help="Epochs. [default: the preset's]"),
     loss: str | None = typer.Option(None, "--loss", help="Retrieval loss: hinge or infonce. [default: the preset's]"),

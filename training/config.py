@@ -11,6 +11,7 @@ from sdk.labels import QUERY_MODES
 
 MODES = QUERY_MODES
 OBJECTIVES = ("retrieval", "macro_f1")  # what training/score_weights.py chooses the weights for
+CJK_INITS = ("multilingual", "mean")  # where new CJK rows start (training/cjk_init.py)
 
 
 class ConfigError(IntraError, ValueError):
@@ -142,8 +143,8 @@ class TrainConfig:
             raise ConfigError("prior_adjusted needs retrieval_loss 'infonce'")
         if self.calibrate_for not in OBJECTIVES:
             raise ConfigError(f"calibrate_for must be one of {', '.join(OBJECTIVES)}, got {self.calibrate_for!r}")
-        if self.cjk_init not in ("mean", "multilingual"):
-            raise ConfigError(f"cjk_init must be 'mean' or 'multilingual', got {self.cjk_init!r}")
+        if self.cjk_init not in CJK_INITS:
+            raise ConfigError(f"cjk_init must be one of {', '.join(CJK_INITS)}, got {self.cjk_init!r}")
         if self.select_on not in ("mAP", "final"):
             raise ConfigError(f"select_on must be 'mAP' or 'final', got {self.select_on!r}")
         if self.epochs < 1 or self.batch_size < 2:

@@ -45,7 +45,8 @@ def freeze_regions(stickers: StickerInputs, vision, batch: int = 64) -> None:
 
 def sticker_inputs(ds: Dataset, settings: ImageSettings) -> StickerInputs:
     blank = np.zeros((3, settings.image_size, settings.image_size), np.float32)
-    pixels = np.stack([blank if s.image is None else load_pixels(ds.root / s.image, settings) for s in ds.stickers])
+    paths = [ds.image_path(s) for s in ds.stickers]
+    pixels = np.stack([blank if path is None else load_pixels(path, settings) for path in paths])
     slots = [sticker_slots(s.attributes, s.descriptions, s.image is not None) for s in ds.stickers]
     text_only = torch.tensor([s.image is None for s in ds.stickers], dtype=torch.bool)
     return StickerInputs(torch.from_numpy(pixels), slots, torch.from_numpy(slot_mask(slots)), text_only)
