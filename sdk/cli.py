@@ -105,6 +105,7 @@ def pack_build(
     ocr: bool = typer.Option(False, "--ocr", help="Read captions drawn on stickers into the 'verbal' attribute (the 'ocr' extra)."),
     shard: str | None = typer.Option(None, callback=_shard, help="I/N: build only shard I of N, counting from 0 (merge shards with `intra pack merge`)."),
     usage: Path | None = typer.Option(None, "--usage", help="JSON file {sticker id: count}: usage counts for the usage prior. [default: a dataset's training-split counts; none for a folder]"),
+    bias: Path | None = typer.Option(None, "--bias", help="JSON file {sticker id: number}: a per-sticker bias added to every score (a calibration of this pack, e.g. fitted on held-out chats). [default: none]"),
     ann: bool | None = typer.Option(None, "--ann/--no-ann", help="Store an ANN index in the pack (the 'ann' extra), which a Ranker loads instead of building. [default: above 200,000 stickers]"),
     engine: str = typer.Option("local", callback=choice(ENGINES), help="local (this process) or ray (a Ray Data job with one ONNX session per actor; the 'ray' extra). The pack is the same."),
     ray_address: str | None = typer.Option(None, "--ray-address", help="With --engine ray: the cluster to run on (e.g. ray://head:10001 or auto). [default: a local Ray for this build]"),
@@ -116,10 +117,12 @@ def pack_build(
     try:
         pack = build_pack(source, model, out, batch_size=batch_size, dtype=dtype, ocr=ocr, shard=shard,  # type: ignore[arg-type]
                           providers=providers, precision=precision, usage=usage, ann=ann, engine=engine,
-                          ray_address=ray_address, workers=workers)
+                          ray_address=ray_address, workers=workers, bias=bias)
     except IntraError as e:
         fail(e)
     counts = "no usage counts" if pack.usage is None else f"usage counts for {sum(1 for v in pack.usage.values() if v)} stickers"
+    if pack.meta.bias is not None:
+        counts += f", biases for {len(pack.meta.bias)} stickers"
     say(f"wrote pack {out}: {len(pack)} stickers, dim {pack.meta.dim}, {pack.meta.dtype}, "
                f"model {pack.fingerprint} ({pack.meta.precision}), {counts}")
 
@@ -140,7 +143,8 @@ def pack_info(pack: Path = typer.Argument(..., help="Pack directory.")) -> None:
                            "fingerprint": p.fingerprint, "precision": p.meta.precision, "model_path": p.meta.model_path,
                            "model_relpath": p.meta.model_relpath, "ann_index": p.meta.ann is not None,
                            "created": p.meta.created, "labels": dict(labels.most_common(10)),
-                           "usage": None if p.usage is None else {"stickers": len(p.usage), "total": sum(p.usage.values())}},
+                           "usage": None if p.usage is None else {"stickers": len(p.usage), "total": sum(p.usage.values())},
+                           "bias": None if p.meta.bias is None else {"stickers": len(p.meta.bias)}},
                           indent=2, ensure_ascii=False))
 
 

@@ -6,7 +6,7 @@
      "model_relpath"?: "../model", "created": ..., "count": N, "dim": d,
      "embeddings": {"file": "embeddings.npy", "dtype": "float16", "sha256": ...},
      "stickers": [{"id", "file"?, "sha256"?, "label", "attributes", "descriptions"?, "notes"?, "focus"?}, ...],
-     "usage"?: {sticker id: count}, "ann"?: {"file": "ann.faiss", "sha256", "digest"}}
+     "usage"?: {sticker id: count}, "bias"?: {sticker id: number}, "ann"?: {"file": "ann.faiss", "sha256", "digest"}}
 
 A text-only sticker (:mod:`sdk.sticker_texts`) has ``descriptions`` and no ``file`` or ``sha256``.
 
@@ -21,6 +21,10 @@ file's sha256, and the digest of the vectors it indexes, which a Ranker checks b
 ``usage`` (optional) holds how often each sticker was used: the training split's counts for a pack
 built from a dataset, or an app's own counts (``intra pack build --usage FILE``). When present, the
 ranker adds the usage prior of :mod:`sdk.scoring`; a sticker missing from it counts 0.
+
+``bias`` (optional) holds a per-sticker bias added to every score (``intra pack build --bias FILE``):
+a calibration of this pack for its model, such as the one a benchmark fits on held-out
+conversations for macro-F1; a sticker missing from it gets 0.
 
 ``embeddings.npy`` holds the L2-normalised sticker vectors H^R (row i = sticker i), float16 by
 default, loaded without pickle and upcast once to float32 (numpy has no fast float16 product).
@@ -51,7 +55,7 @@ from .labels import ATTRIBUTES, LABEL_INDEX, check_attributes, check_label
 from .locate import bundle_link
 from .paths import inside
 from .schema import Int, ListOf, MapOf, Obj, OneOf, Opt, check, check_document
-from .scoring import l2_normalise, usage_vector, validate_usage
+from .scoring import l2_normalise, usage_vector, validate_bias, validate_usage
 from .sticker_texts import check_descriptions, check_text_only
 
 PACK_FORMAT_VERSION = 1
@@ -123,7 +127,7 @@ PACK_SCHEMA = Obj(
      "stickers": ListOf(STICKER_SCHEMA)},
     {"precision": Opt(str), "model_path": Opt(str), "model_relpath": Opt(str), "created": Opt(str), "source_kind": Opt(str),
      "shard": Opt(ListOf(Int(0), 2, 2)), "merged_from": Opt(ListOf(str)),
-     "ann": Opt(Obj({"file": str, "sha256": str, "digest": str}))},  # usage: checked by validate_usage
+     "ann": Opt(Obj({"file": str, "sha256": str, "digest": str}))},  # usage, bias: checked by validate_usage, validate_bias
 )
 #: Stored vectors are unit length; float16 storage keeps them within about 1e-3 of it.
 NORM_TOLERANCE = 1e-2
@@ -148,6 +152,7 @@ class PackMeta:
     usage: dict[str, float] | None = None
     model_relpath: str | None = None
     ann: dict[str, str] | None = None  # the stored ANN index: file, sha256, digest of the vectors it indexes
+    bias: dict[str, float] | None = None
 
     @property
     def count(self) -> int:
@@ -168,6 +173,8 @@ class PackMeta:
             obj["merged_from"] = list(self.merged_from)
         if self.usage is not None:
             obj["usage"] = self.usage
+        if self.bias is not None:
+            obj["bias"] = self.bias
         return obj
 
     @classmethod
@@ -181,14 +188,15 @@ class PackMeta:
         if len(set(ids)) != len(ids):
             dup = next(i for i in ids if ids.count(i) > 1)
             raise PackError(f"{where}: field 'stickers': duplicate sticker id {dup!r}")
-        usage = obj.get("usage")
+        usage, bias = obj.get("usage"), obj.get("bias")
         shard = obj.get("shard")
         emb = obj["embeddings"]
         return cls(obj["fingerprint"], obj["dim"], emb["sha256"], stickers, emb.get("dtype", "float16"), emb["file"],
                    obj.get("created"), obj.get("precision"), obj.get("model_path"), obj.get("source_kind"),
                    (shard[0], shard[1]) if shard else None, tuple(obj.get("merged_from") or ()),
                    validate_usage(usage, ids, f"{where}: field 'usage'", PackError) if usage is not None else None,
-                   obj.get("model_relpath"), dict(obj["ann"]) if obj.get("ann") else None)
+                   obj.get("model_relpath"), dict(obj["ann"]) if obj.get("ann") else None,
+                   validate_bias(bias, ids, f"{where}: field 'bias'", PackError) if bias is not None else None)
 
 
 def label_ids(stickers: Sequence[PackSticker]) -> list[int]:
@@ -249,6 +257,10 @@ class Pack:
     def usage_counts(self) -> np.ndarray | None:
         """Usage counts aligned with the stickers (0 where missing); None without counts."""
         return usage_vector(self.usage, self.ids)
+
+    def sticker_bias(self) -> np.ndarray | None:
+        """Per-sticker biases aligned with the stickers (0 where missing); None when the pack has none."""
+        return usage_vector(self.meta.bias, self.ids)
 
     def label_ids(self) -> list[int]:
         """Each sticker's label index, -1 where it has none."""
@@ -402,7 +414,7 @@ def write_pack(out: Path | str, stickers: Sequence[PackSticker], embeddings: np.
     place; a text-only sticker has neither).
 
     `details`: the optional fields of :class:`PackMeta` (precision, model_path, model_relpath,
-    source_kind, shard, merged_from, usage). `index_vectors`, when given, maps the stored vectors
+    source_kind, shard, merged_from, usage, bias). `index_vectors`, when given, maps the stored vectors
     (float32) to the vectors an ANN index is built over, and the index is stored in the pack
     (:mod:`sdk.ann`). `out` may only be free, empty or an earlier pack, and never one of `inputs`
     (nor the folders of `sources`), inside one or around one: see :func:`sdk.atomic.atomic_dir`.
@@ -413,6 +425,8 @@ def write_pack(out: Path | str, stickers: Sequence[PackSticker], embeddings: np.
     details = dict(details or {})
     if details.get("usage") is not None:
         details["usage"] = validate_usage(details["usage"], [s.id for s in stickers], f"{out}: usage", PackError)
+    if details.get("bias") is not None:
+        details["bias"] = validate_bias(details["bias"], [s.id for s in stickers], f"{out}: bias", PackError)
     vectors = l2_normalise(np.asarray(embeddings, dtype=np.float32)).astype(dtype)
     _check_vectors(out, vectors, stickers)  # never swap in what load_pack would refuse
     folders = {Path(p).parent for p in sources or () if p is not None}
@@ -469,5 +483,7 @@ def merge_packs(shards: Sequence[Path | str], out: Path | str, dtype: str | None
     if any(p.usage is not None for p in packs):
         # a shard without counts contributes zeros: its stickers are simply unused so far
         details["usage"] = {k: v for p in packs for k, v in (p.usage or {}).items()}
+    if any(p.meta.bias is not None for p in packs):
+        details["bias"] = {k: v for p in packs for k, v in (p.meta.bias or {}).items()}
     return write_pack(out, stickers, np.concatenate([p.embeddings for p in packs]), sources, first.fingerprint, details,
                       dtype or first.dtype, inputs=[p.root for p in packs])

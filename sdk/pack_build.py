@@ -44,7 +44,7 @@ from .labels import ATTRIBUTES, LABELS, check_attributes, check_label
 from .locate import bundle_link
 from .pack import DTYPES, PACK_FILE, Pack, PackError, PackSticker, label_ids, load_pack, write_pack
 from .paths import inside
-from .scoring import ScoreTerms, usage_vector, validate_usage
+from .scoring import ScoreTerms, usage_vector, validate_bias, validate_usage
 from .sticker_texts import Slots, check_descriptions, check_text_only, sticker_slots
 
 log = logging.getLogger("intra")
@@ -202,6 +202,15 @@ def read_usage(usage: Mapping[str, Any] | Path | str, ids: Sequence[str]) -> dic
     return validate_usage(usage, ids, "usage", PackError)
 
 
+def read_bias(bias: Mapping[str, Any] | Path | str, ids: Sequence[str]) -> dict[str, float]:
+    """Per-sticker biases from a mapping or a JSON file {sticker id: number}, checked against `ids`."""
+    if isinstance(bias, (str, Path)):
+        path = Path(bias)
+        return validate_bias(read_json_object(path, PackError, "--bias takes a JSON file {sticker id: number}"),
+                             ids, str(path), PackError)
+    return validate_bias(bias, ids, "bias", PackError)
+
+
 def with_focus(record: PackSticker, shares: np.ndarray) -> PackSticker:
     """`record` with the attribute that drew the selector most (none when no description was read)."""
     j = int(np.argmax(shares))
@@ -240,7 +249,7 @@ def per_sticker(vecs: np.ndarray, shares: np.ndarray | None, owner: np.ndarray,
 
 
 def index_vectors(bundle: Bundle, records: Sequence[PackSticker], usage: Mapping[str, float] | None,
-                   ann: bool | None) -> Callable[[np.ndarray], np.ndarray] | None:
+                   ann: bool | None, bias: Mapping[str, float] | None = None) -> Callable[[np.ndarray], np.ndarray] | None:
     """What an ANN index stored with the pack indexes (the vectors with the score's sticker-side
     columns, as the Ranker augments them), or None when no index is wanted or can be built."""
     if ann is False or (ann is None and len(records) <= ANN_THRESHOLD):
@@ -248,8 +257,9 @@ def index_vectors(bundle: Bundle, records: Sequence[PackSticker], usage: Mapping
     if importlib.util.find_spec("faiss") is None:  # asked for explicitly, build_pack has refused already
         log.warning("%d stickers: no ANN index stored (install the 'ann' extra to have one)", len(records))
         return None
-    terms = ScoreTerms(bundle.score_weights, label_ids(records), usage_vector(usage, [r.id for r in records]),
-                       bundle.has_intention)
+    ids = [r.id for r in records]
+    terms = ScoreTerms(bundle.score_weights, label_ids(records), usage_vector(usage, ids), bundle.has_intention,
+                       usage_vector(bias, ids))
     return terms.sticker_side
 
 
@@ -323,13 +333,14 @@ def build_pack(source: Path | str, model: Bundle | Path | str, out: Path | str, 
                providers: str | Sequence[str] = "auto", precision: str | None = None,
                usage: Mapping[str, Any] | Path | str | None = None, ann: bool | None = None,
                frames: int = FRAMES, engine: str = "local", ray_address: str | None = None,
-               workers: int | None = None) -> Pack:
+               workers: int | None = None, bias: Mapping[str, Any] | Path | str | None = None) -> Pack:
     """Embed every sticker of `source` with `model` and write the pack `out` (atomically).
 
     `usage`: per-sticker usage counts for the usage prior (a mapping or a JSON file); default:
     a dataset's training-split counts, none for a folder of images. `ann`: store an ANN index
     in the pack (:mod:`sdk.ann`; the 'ann' extra); default: when it has more than ANN_THRESHOLD
-    stickers and the extra is installed. `frames`: how many frames represent an animated sticker
+    stickers and the extra is installed. `bias`: per-sticker biases added to every score (a mapping
+    or a JSON file {sticker id: number}; :mod:`sdk.scoring`); default: none. `frames`: how many frames represent an animated sticker
     (first, middle, last; 1: its first alone). `engine`: "local" (this process) or "ray" (a Ray
     Data job, :mod:`sdk.pack_ray`, on the cluster at `ray_address` or a local Ray, with `workers`
     actors; the same pack). `out` may be free, empty or an earlier pack, never `source` or the
@@ -345,11 +356,12 @@ def build_pack(source: Path | str, model: Bundle | Path | str, out: Path | str, 
         raise MissingExtraError("an ANN index stored with the pack", "ann", "faiss")
     source = check_path("source", source)
     model_root = model.root if isinstance(model, Bundle) else check_path("model", model)
-    usage_file = [Path(usage)] if isinstance(usage, (str, Path)) else []
-    atomic.check_output(check_path("out", out), PACK_FILE, "pack", [source, model_root, *usage_file])
+    files = [Path(f) for f in (usage, bias) if isinstance(f, (str, Path))]
+    atomic.check_output(check_path("out", out), PACK_FILE, "pack", [source, model_root, *files])
     found, kind, counts = collect(source)
     if usage is not None:
         counts = read_usage(usage, [s.id for s in found])
+    biases = read_bias(bias, [s.id for s in found]) if bias is not None else None
     bundle = model if isinstance(model, Bundle) else Bundle(model, precision=precision, providers=providers)
     # File names carry the position in the whole source, so shards never collide when merged.
     names = [None if s.path is None else f"images/{i:06d}-{_safe(s.id)}{s.path.suffix.lower()}" for i, s in enumerate(found)]
@@ -375,9 +387,12 @@ def build_pack(source: Path | str, model: Bundle | Path | str, out: Path | str, 
     if counts is not None:
         kept = {r.id for r in records}
         extra["usage"] = {k: v for k, v in counts.items() if k in kept}
+    if biases is not None:
+        extra["bias"] = {k: v for k, v in biases.items() if k in {r.id for r in records}}
     try:
         write_pack(out, records, vectors, [s.path for s in stickers], bundle.fingerprint, extra, dtype,
-                   inputs=[source, bundle.root], index_vectors=index_vectors(bundle, records, extra.get("usage"), ann))
+                   inputs=[source, bundle.root],
+                   index_vectors=index_vectors(bundle, records, extra.get("usage"), ann, extra.get("bias")))
     except OSError as e:
         raise OutputError(f"{out}: could not write the pack ({e}); any existing pack there is unchanged") from None
     return load_pack(out)

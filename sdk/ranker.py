@@ -4,7 +4,7 @@
 `rank` / `rank_many` from any number of threads: onnxruntime sessions are safe to share and the
 ranking itself only reads shared state. Exact top-k uses argpartition; above `ann_threshold`
 stickers (or when asked) an ANN index from the `ann` extra (FAISS HNSW) is used instead.
-Scores are the cosine plus the usage prior and label term of :mod:`sdk.scoring`, with the weights
+Scores are the cosine plus the usage prior, the pack's biases and the label term of :mod:`sdk.scoring`, with the weights
 the bundle carries (`weights` overrides them); an ANN index is built over the augmented vectors,
 so it ranks by the same score.
 """
@@ -48,7 +48,7 @@ class Match:
 
     Attributes:
         sticker_id: the sticker's id in the pack.
-        score: cosine (-1 to 1) plus the label term and usage prior (logarithms, at most 0) plus the
+        score: cosine (-1 to 1) plus the label term and usage prior (logarithms, at most 0), the pack's bias, plus the
             history term (at least 0); usually negative, and only the order matters.
         file: the sticker's image in the pack; None for a text-only sticker.
         label: the sticker's intention label, None when it has none.
@@ -175,7 +175,7 @@ class Ranker:
             raise BundleError(f"query mode {self.mode!r} not in this bundle (has {', '.join(self.bundle.modes)})")
         self.use_knowledge = "knowledge" in self.bundle.manifest.inputs
         self.terms = ScoreTerms(weights if weights is not None else self.bundle.score_weights, self.pack.label_ids(),
-                                self.pack.usage_counts(), self.bundle.has_intention)
+                                self.pack.usage_counts(), self.bundle.has_intention, self.pack.sticker_bias())
         self._ann = None
         if ann or (ann is None and (len(self.pack) > ann_threshold or self.pack.ann_data is not None)):
             try:

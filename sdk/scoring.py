@@ -1,15 +1,18 @@
-"""How a sticker's final score is made: the cosine, a usage prior and a label term.
+"""How a sticker's final score is made: the cosine, a usage prior, a per-sticker bias and a label term.
 
     score(s | ctx) = cos(query, H^R_s)
                    + w_prior * log P_usage(s)                 (when the pack carries usage counts)
+                   + b_s                                      (when the pack carries biases)
                    + w_label * log P_head(label(s) | ctx)     (when the bundle has an intention head)
 
 ``P_usage(s)`` is the pack's usage count of `s` plus `smoothing`, normalised over the pack; a sticker
 without a label gets ``log(1 / L)`` for the label term, the value of knowing nothing. The weights
 are chosen on validation when a model is trained and travel in the bundle's manifest (``scoring``).
+A pack's biases ``b_s`` are a calibration of that pack for its model (one number per sticker, e.g.
+fitted on held-out conversations for macro-F1); a sticker without one gets 0.
 
-Both added terms are inner products (the label term is ``log P(ctx) . onehot(label(s))``, the prior
-is ``1 . w log P(s)``), so the whole score is one product of augmented vectors: exact top-k and an
+The added terms are inner products (the label term is ``log P(ctx) . onehot(label(s))``, the prior
+and bias are ``1 . (w log P(s) + b_s)``), so the whole score is one product of augmented vectors: exact top-k and an
 ANN index over inner products rank by the same number. Training, evaluation and the SDK all score
 through :class:`ScoreTerms`, so a report shows what apps get.
 """
@@ -27,6 +30,8 @@ from .errors import ArgumentError, IntraError, is_number
 from .labels import LABELS
 
 DEFAULT_SMOOTHING = 0.5
+# a bias is added to a cosine (-1 to 1): beyond this it would decide every ranking alone
+MAX_BIAS = 100.0
 
 
 @dataclass(frozen=True)
@@ -94,24 +99,30 @@ def log_prior(counts: np.ndarray, smoothing: float) -> np.ndarray:
 
 
 class ScoreTerms:
-    """The prior and label terms of one pack under one set of weights.
+    """The prior, bias and label terms of one pack under one set of weights.
 
     `label_ids[s]` is sticker s's label index (-1: none); `usage` its usage count (None: the pack
-    has no counts, so the prior is off); `has_head`: the model predicts intentions.
+    has no counts, so the prior is off); `has_head`: the model predicts intentions; `bias` the
+    pack's per-sticker bias (None: none). The prior and the bias are one sticker-side term, called
+    the prior below.
     """
 
-    def __init__(self, weights: ScoreWeights, label_ids: Sequence[int], usage: np.ndarray | None, has_head: bool) -> None:
+    def __init__(self, weights: ScoreWeights, label_ids: Sequence[int], usage: np.ndarray | None, has_head: bool,
+                 bias: np.ndarray | None = None) -> None:
         self.weights = weights
         self.use_label = has_head and weights.label != 0.0
         self.use_prior = weights.prior != 0.0 and usage is not None
         ids = np.asarray(label_ids, dtype=np.int64)
         # column of each sticker in the query-side label columns; the last one means "no label"
         self._column = np.where(ids >= 0, ids, len(LABELS))
-        self._prior = (weights.prior * log_prior(usage, weights.smoothing)).astype(np.float32) if usage is not None and self.use_prior else None
+        parts = [weights.prior * log_prior(usage, weights.smoothing)] if usage is not None and self.use_prior else []
+        if bias is not None and np.any(bias != 0):
+            parts.append(np.asarray(bias, np.float64))
+        self._prior = np.sum(parts, axis=0).astype(np.float32) if parts else None
 
     @property
     def active(self) -> bool:
-        return self.use_label or self.use_prior
+        return self.use_label or self._prior is not None
 
     def query_extra(self, logits: np.ndarray | None, rows: int) -> np.ndarray:
         """(Q, L + 2) query-side columns: w_label log P(l | ctx), w_label log(1/L), 1."""
@@ -123,7 +134,7 @@ class ScoreTerms:
         return out
 
     def sticker_extra(self) -> np.ndarray:
-        """(S, L + 2) sticker-side columns: one-hot label (or "none"), w_prior log P(s). Built on
+        """(S, L + 2) sticker-side columns: one-hot label (or "none"), w_prior log P(s) + b_s. Built on
         demand (for an ANN index over augmented vectors): 30 floats a sticker."""
         n = len(self._column)
         out = np.zeros((n, len(LABELS) + 2), np.float32)
@@ -145,7 +156,7 @@ class ScoreTerms:
         return np.take_along_axis(cols, self._column[idx], axis=1)
 
     def prior_at(self, idx: np.ndarray) -> np.ndarray:
-        """w_prior log P(s) of the stickers `idx` (zeros when the prior is off)."""
+        """w_prior log P(s) + b_s of the stickers `idx` (zeros when neither is on)."""
         return np.zeros(idx.shape, np.float32) if self._prior is None else self._prior[idx]
 
     def prior_moves(self, idx: np.ndarray) -> np.ndarray:
@@ -194,7 +205,22 @@ def usage_vector(usage: Mapping[str, float] | None, ids: Sequence[str]) -> np.nd
 
 
 def usage_vector(usage: Mapping[str, float] | None, ids: Sequence[str]) -> np.ndarray | None:
-    """Counts aligned with `ids` (0 for stickers without one); None when there are no counts."""
+    """Counts (or biases) aligned with `ids` (0 for stickers without one); None when there are none."""
     if usage is None:
         return None
     return np.array([float(usage.get(i, 0.0)) for i in ids], dtype=np.float64)
+
+
+def validate_bias(bias: Any, ids: Sequence[str], where: str, error: type[IntraError]) -> dict[str, float]:
+    """Per-sticker biases as {sticker id: finite number}; unknown ids and bad values raise `error`."""
+    if not isinstance(bias, Mapping):
+        raise error(f"{where}: biases must be a JSON object mapping sticker id to a number, got {type(bias).__name__}")
+    known = set(ids)
+    out: dict[str, float] = {}
+    for key, value in bias.items():
+        if not isinstance(key, str) or key not in known:
+            raise error(f"{where}: bias names sticker {key!r}, which is not in the pack")
+        if not is_number(value, lo=-MAX_BIAS, hi=MAX_BIAS):
+            raise error(f"{where}: bias of {key!r} must be a finite number within ±{MAX_BIAS:g}, got {value!r}")
+        out[key] = float(value)
+    return out

@@ -9,7 +9,7 @@ keeps working after the directory is gone, but `Match.file` then names files tha
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -21,10 +21,10 @@ from .ranker import Ranker
 
 @contextmanager
 def temporary_ranker(model: Bundle | Path | str, source: Path | str, precision: str | None = None, progress: bool = False,
-                     **options: Any) -> Iterator[Ranker]:
-    """A Ranker (CPU unless `model` is a Bundle) of `model` over a pack built from `source`, for
-    the `with` block's life; `options` are the Ranker's."""
+                     bias: Mapping[str, float] | None = None, **options: Any) -> Iterator[Ranker]:
+    """A Ranker (CPU unless `model` is a Bundle) of `model` over a pack built from `source` (with
+    the per-sticker `bias`, if any), for the `with` block's life; `options` are the Ranker's."""
     bundle = model if isinstance(model, Bundle) else Bundle(model, providers="cpu", precision=precision)
     with tempfile.TemporaryDirectory(prefix="intra-temporary-pack-") as tmp:
-        build_pack(source, bundle, Path(tmp) / "pack", progress=progress)
+        build_pack(source, bundle, Path(tmp) / "pack", progress=progress, bias=bias)
         yield Ranker(bundle, Path(tmp) / "pack", **options)

@@ -39,8 +39,8 @@ class Why:
         cosine: the cosine of the query and the sticker's vector, -1 to 1.
         label_term: ``w_label * log P(sticker's label | context)``, at most 0 (a sticker without a
             label gets the uninformed ``log 1/28``).
-        prior_term: how far the usage prior moved this sticker against the pack's average sticker
-            (0 without usage counts).
+        prior_term: how far the usage prior (with the pack's bias, when it has one) moved this sticker
+            against the pack's average sticker (0 without usage counts or biases).
         history_term: the personal history's term, at least 0 (0 without a history).
         attribute: the sticker's attribute whose description drew the selector most (None when
             the sticker has no descriptions).

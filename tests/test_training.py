@@ -162,6 +162,28 @@ def test_cached_epochs_validate_like_a_fresh_evaluation(synthetic_dir, tmp_path)
         assert val[key] == pytest.approx(last[f"val_{key}"], abs=1e-4)
 
 
+def test_the_tuned_text_schedule_anneals_the_encoder_before_it_is_frozen(synthetic_dir, tmp_path):
+    from training.config import ConfigError
+    from training.trainer import lr_scale, lr_scales
+
+    cfg = preset("tweet-full", text_schedule="tuned")  # one tuned epoch of eight
+    steps = 100
+    text = [lr_scales(cfg, 0, s, steps)[0] for s in range(steps)]
+    assert text[0] == 0.0 and max(text) == pytest.approx(1.0) and text[-1] < 0.02  # warm-up, peak, decayed
+    assert text.index(max(text)) == 6 and all(a >= b for a, b in zip(text[6:], text[7:]))
+    assert lr_scales(cfg, 3, 10, steps)[0] == 0.0  # frozen epochs: nothing left to anneal
+    # everything else, and the encoder under the default, follows the whole run's cosine
+    for epoch, step in ((0, 0), (0, 50), (4, 10)):
+        assert lr_scales(cfg, epoch, step, steps)[1] == lr_scale(cfg, epoch, step, steps)
+        run = preset("tweet-full")
+        assert lr_scales(run, epoch, step, steps) == (lr_scale(run, epoch, step, steps),) * 2
+    with pytest.raises(ConfigError, match="text_schedule"):
+        preset("tiny", text_schedule="linear")
+    # and a run trains with it
+    result = train(preset("tiny", epochs=2, text_epochs=1, text_schedule="tuned"), synthetic_dir, tmp_path / "r", progress=False)
+    assert 0.0 <= result["best_val"] <= 1.0
+
+
 @pytest.mark.parametrize("flags", [dict(use_knowledge=False), dict(use_attributes=False), dict(use_intention=False),
                                    dict(dual_encoder=True), dict(mode="paper"), dict(mode="soft")])
 def test_ablations_and_modes_train(synthetic_dir, tmp_path, flags):

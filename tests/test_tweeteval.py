@@ -210,6 +210,50 @@ def test_sdk_protocols_write_the_official_predictions(tiny_bundle, tmp_path):
     assert weighted["weights"]["label_weight"] == closed["weights"]["label_weight"]
 
 
+def test_label_bias_is_fitted_on_validation_and_carried_by_the_pack(tiny_bundle, tmp_path):
+    from benchmarks.tweeteval import closed_protocol, label_bias, main
+
+    src = tiny_source(tmp_path / "src")
+    build(src, tmp_path / "task", catalog="task", validation_fraction=0.25)
+    fitted = label_bias(tiny_bundle, tmp_path / "task")
+    task_ids = task_sticker_ids(load_dataset(tmp_path / "task").info.details)
+    assert list(fitted["bias"]) == task_ids
+    assert fitted["validation_macro_f1"]["fitted"] >= fitted["validation_macro_f1"]["plain"]
+    assert set(fitted["held_out_halves"]) == {"plain", "bias"}
+    # a bias that lifts one emoji far above the rest makes it every prediction, through the SDK's pack
+    lifted = closed_protocol(tiny_bundle, tmp_path / "task", tmp_path / "lifted", bias={task_ids[2]: 50.0})
+    assert read_predictions(tmp_path / "lifted" / "predictions.txt", n_labels=3) == [2] * lifted["n"]
+    CliRunner().invoke(typer_app(main), ["--model", str(tiny_bundle), "--task", str(tmp_path / "task"), "--out",
+                                         str(tmp_path / "bench"), "--label-bias"], catch_exceptions=False)
+    written = json.loads((tmp_path / "bench" / "tweeteval.json").read_text())
+    assert written["label_bias"]["bias"].keys() == fitted["bias"].keys()
+    assert "fitted on one half" in (tmp_path / "bench" / "tweeteval.md").read_text()
+
+
+def test_a_fitted_bias_recovers_a_label_the_scores_never_predict():
+    from benchmarks.tweeteval import held_out_gain
+    from training.label_bias import fit_label_bias, score_grid
+    from training.metrics import macro_f1
+
+    rng = np.random.default_rng(0)
+    gold = rng.integers(0, 3, 600)
+    scores = rng.normal(0, 0.05, (600, 3)) + 0.2 * np.eye(3)[gold]
+    scores[:, 2] -= 0.6  # label 2 is never the argmax
+    assert (scores.argmax(1) != 2).all()
+    bias = fit_label_bias(scores, gold, grid=score_grid(scores))
+    assert macro_f1(gold, (scores + bias).argmax(1)) > macro_f1(gold, scores.argmax(1)) + 20
+    gain = held_out_gain(scores, gold)
+    assert gain["bias"] > gain["plain"] + 20
+
+
+def typer_app(function):
+    import typer
+
+    app = typer.Typer()
+    app.command()(function)
+    return app
+
+
 def tiny_text_model(path: Path, texts: list[str]) -> Path:
     """A 1-layer BERT and its WordPiece tokenizer saved as a local Hugging Face directory."""
     from transformers import BertConfig, BertModel
@@ -225,9 +269,10 @@ def tiny_text_model(path: Path, texts: list[str]) -> Path:
 
 
 def test_fine_tuned_classifier_and_label_bias(tmp_path):
+    from training.label_bias import fit_label_bias
     from training.metrics import macro_f1
     from training.tweeteval_baselines import text_and_labels
-    from training.tweeteval_classifier import ClassifierConfig, fit_label_bias, run
+    from training.tweeteval_classifier import ClassifierConfig, run
 
     src = tiny_source(tmp_path / "src")
     build(src, tmp_path / "ds", catalog="task", validation_fraction=0.25)

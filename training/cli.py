@@ -18,7 +18,7 @@ from sdk.errors import ArgumentError, IntraError
 from sdk.labels import QUERY_MODES
 from sdk.manifest import PRECISIONS
 
-from .config import CJK_INITS
+from .config import CJK_INITS, TEXT_SCHEDULES
 
 app = new_app("Train and evaluate Int-RA, and build its datasets.")
 data_app = new_app("Build dataset directories: the built-in synthetic world or the real GoEmoji, TweetEval emoji and StickerQueries data.")
@@ -127,6 +127,7 @@ def train_cmd(
     epochs: int | None = typer.Option(None, min=1, max=10_000, help="Epochs. [default: the preset's]"),
     loss: str | None = typer.Option(None, "--loss", help="Retrieval loss: hinge or infonce. [default: the preset's]"),
     negatives: int | None = typer.Option(None, "--negatives", help="Sampled negatives per batch; -1: the whole catalog. [default: the preset's]"),
+    text_schedule: str | None = typer.Option(None, "--text-schedule", callback=choice(TEXT_SCHEDULES), help="The text encoder's learning rate: run (the whole run's cosine) or tuned (warm-up, then a linear decay to 0 over its tuned epochs). [default: the preset's: run]"),
     select_on: str | None = typer.Option(None, "--select-on", help="Best checkpoint by validation 'mAP' (of the cosine) or 'final' (mean of MRR, R@10, mAP of the final score). [default: the preset's]"),
     seed: int = typer.Option(0, help="Seed; the same seed and flags give the same run."),
     fresh: bool = typer.Option(False, "--fresh", help="Start over instead of resuming a run found in --out."),
@@ -141,7 +142,7 @@ def train_cmd(
                           use_knowledge=not no_knowledge, use_attributes=not no_attributes, use_intention=not no_intention,
                           dual_encoder=dual_encoder, extra_intention=extra_intention,
                           extra_intention_max=extra_intention_max, retrieval_loss=loss, sampled_negatives=negatives,
-                          select_on=select_on, extend_cjk_vocab=cjk_vocab, cjk_init=cjk_init)
+                          select_on=select_on, extend_cjk_vocab=cjk_vocab, cjk_init=cjk_init, text_schedule=text_schedule)
         result = train(cfg, data, out, progress=True, resume=not fresh)
     except IntraError as e:
         fail(e)

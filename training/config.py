@@ -12,6 +12,7 @@ from sdk.labels import QUERY_MODES
 MODES = QUERY_MODES
 OBJECTIVES = ("retrieval", "macro_f1")  # what training/score_weights.py chooses the weights for
 CJK_INITS = ("multilingual", "mean")  # where new CJK rows start (training/cjk_init.py)
+TEXT_SCHEDULES = ("run", "tuned")  # the text encoder's learning-rate schedule (training/trainer.py: lr_scales)
 
 
 class ConfigError(IntraError, ValueError):
@@ -103,6 +104,11 @@ class TrainConfig:
     head_lr: float = 1e-3
     weight_decay: float = 0.0
     schedule: str = "cosine"  # learning rates follow a cosine decay over all steps ("constant": none)
+    # The pretrained text encoder's own schedule: "run" (the cosine over the whole run, as
+    # everything else) or "tuned" (the fine-tuning recipe over its tuned epochs alone: a linear
+    # warm-up over their first 6% of steps, then a linear decay to 0 when it is frozen). With
+    # "run" and text_epochs 1 of 8, the encoder is frozen at 96% of its peak rate, never annealed.
+    text_schedule: str = "run"
     lambda_ret: float = 1.0
     lambda_int: float = 1.0
     knowledge_dropout: float = 0.3
@@ -147,6 +153,8 @@ class TrainConfig:
             raise ConfigError(f"cjk_init must be one of {', '.join(CJK_INITS)}, got {self.cjk_init!r}")
         if self.select_on not in ("mAP", "final"):
             raise ConfigError(f"select_on must be 'mAP' or 'final', got {self.select_on!r}")
+        if self.text_schedule not in TEXT_SCHEDULES:
+            raise ConfigError(f"text_schedule must be one of {', '.join(TEXT_SCHEDULES)}, got {self.text_schedule!r}")
         if self.epochs < 1 or self.batch_size < 2:
             raise ConfigError("epochs must be >= 1 and batch size >= 2")
 

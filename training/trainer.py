@@ -143,6 +143,18 @@ def lr_scale(cfg: TrainConfig, epoch: int, step: int, steps: int) -> float:
     return 0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
+def lr_scales(cfg: TrainConfig, epoch: int, step: int, steps: int) -> tuple[float, float]:
+    """(text encoder, everything else) learning-rate factors at a step. With text_schedule
+    "tuned", the encoder warms up linearly over the first 6% of its tuned epochs' steps and decays
+    linearly to 0 at their end (it is frozen after them); else it follows `lr_scale`."""
+    rest = lr_scale(cfg, epoch, step, steps)
+    if cfg.text_schedule != "tuned":
+        return rest, rest
+    total = steps * (cfg.text_epochs if 0 < cfg.text_epochs < cfg.epochs else cfg.epochs)
+    at, ramp = epoch * steps + step, max(1, int(0.06 * total))
+    return (at / ramp if at < ramp else max(0.0, (total - at) / max(1, total - ramp))), rest
+
+
 def extra_subset(ds, cfg: TrainConfig) -> list:
     """The extra intention-only comments used by a run: all of them, or a fixed random subset of
     `extra_intention_max` drawn from the seed (the same on every process and on resume)."""
@@ -410,8 +422,7 @@ def _train_epoch(tr: TrainingRun, ddp: torch.nn.Module, epoch: int, cache: TextC
     sums: dict[str, float] = {}
     bar = tqdm(range(tr.steps), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not tr.shows_progress(progress), unit="step")
     for step in bar:
-        scale = lr_scale(cfg, epoch, step, tr.steps)
-        for group, base in zip(tr.optimizer.param_groups, (cfg.lr, cfg.head_lr)):
+        for group, base, scale in zip(tr.optimizer.param_groups, (cfg.lr, cfg.head_lr), lr_scales(cfg, epoch, step, tr.steps)):
             group["lr"] = base * scale
         begin = step * tr.step_size + tr.rank * cfg.batch_size
         rows = order[begin:begin + cfg.batch_size]

@@ -2,7 +2,7 @@
 
 The same text encoder as the shipped model (all-MiniLM-L6-v2), every layer trained, a 20-way
 linear head on the mean-pooled output, cross-entropy. Optionally one bias per label, fitted on
-validation for macro-F1 (coordinate ascent), the usual remedy for a skewed label set.
+validation for macro-F1 (:mod:`training.label_bias`), the usual remedy for a skewed label set.
 
 ``python -m training.tweeteval_classifier --data DIR --out DIR --seed 0`` writes the validation and
 test logits (``.npy``), the official predictions file and ``result.json``.
@@ -27,7 +27,7 @@ from sdk.textprep import ContextTokenizer, TextSettings
 
 from .data.tweeteval import task_sticker_ids
 from .encoders import default_text_model_dir, load_tokenizer, pooled_text
-from .metrics import macro_f1
+from .label_bias import fit_label_bias
 from .tweeteval_baselines import text_and_labels
 from .tweeteval_scoring import closed_metrics, write_predictions
 
@@ -105,26 +105,6 @@ def fit(cfg: ClassifierConfig, train_x: list[str], train_y: np.ndarray, n_labels
             step += 1
             bar.set_postfix(loss=f"{loss.item():.3f}")
     return model, tok
-
-
-def fit_label_bias(val_logits: np.ndarray, val_y: np.ndarray, sweeps: int = 3,
-                   grid: np.ndarray = np.linspace(-3.0, 3.0, 61)) -> np.ndarray:
-    """One additive bias per label that maximises validation macro-F1 (coordinate ascent).
-
-    Each sweep tries every grid value for one label at a time, the others fixed, and keeps the
-    best; ties keep the current value, so a bias moves only when it helps.
-    """
-    bias = np.zeros(val_logits.shape[1])
-    best = macro_f1(val_y, (val_logits + bias).argmax(1))
-    for _ in range(sweeps):
-        for label in range(len(bias)):
-            for value in grid:
-                trial = bias.copy()
-                trial[label] = value
-                f1 = macro_f1(val_y, (val_logits + trial).argmax(1))
-                if f1 > best + 1e-9:
-                    best, bias = f1, trial
-    return bias
 
 
 def run(data: Path, out: Path, cfg: ClassifierConfig, model_dir: Path | None = None, progress: bool = True) -> dict[str, Any]:
