@@ -8,8 +8,9 @@ writes ``tweeteval.json``, ``tweeteval.md`` and ``predictions.txt`` (the officia
 ``--label-bias`` first ranks the validation split, fits one bias per task emoji on it for
 macro-F1 (:mod:`training.label_bias`), and ranks the test split over a pack that carries those
 biases (``pack.json``'s ``bias``): the same remedy as the plain classifier's label bias, held in
-the pack as an app would hold it. Whether it generalises is measured on validation alone: fitted
-on one half, scored on the other, both ways round.
+the pack as an app would hold it; the biases are also written to ``bias.json``, which ``intra pack
+build --bias`` takes. Whether they generalise is measured on validation alone: fitted on one half,
+scored on the other, both ways round.
 """
 
 from __future__ import annotations
@@ -135,7 +136,7 @@ FULL_OPTION = typer.Option(None, "--full", help="`intra data tweeteval` dataset 
 
 
 def main(model: Path = MODEL_OPTION, task: Path = TASK_OPTION, full: Path | None = FULL_OPTION,
-         out: Path = typer.Option(..., "--out", help="Directory for tweeteval.json, tweeteval.md and predictions.txt."),
+         out: Path = typer.Option(..., "--out", help="Directory for tweeteval.json, tweeteval.md, predictions.txt (and bias.json)."),
          precision: str | None = typer.Option(None, help="Bundle precision. [default: the SDK's choice]"),
          prior: float | None = typer.Option(None, "--prior-weight", help="Usage prior's weight, as an app's "
                                             "sdk.ScoreWeights would set it. [default: the bundle's]"),
@@ -147,6 +148,7 @@ def main(model: Path = MODEL_OPTION, task: Path = TASK_OPTION, full: Path | None
     result: dict[str, Any] = {}
     if with_bias:
         result["label_bias"] = label_bias(model, task, precision, prior)
+        atomic.write_json(out / "bias.json", result["label_bias"]["bias"])
     result["closed"] = closed_protocol(model, task, out, precision, prior, bias=result.get("label_bias", {}).get("bias"))
     if full is not None:
         result["open"] = open_protocol(model, full, precision, prior)

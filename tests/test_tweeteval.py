@@ -228,6 +228,17 @@ def test_label_bias_is_fitted_on_validation_and_carried_by_the_pack(tiny_bundle,
     written = json.loads((tmp_path / "bench" / "tweeteval.json").read_text())
     assert written["label_bias"]["bias"].keys() == fitted["bias"].keys()
     assert "fitted on one half" in (tmp_path / "bench" / "tweeteval.md").read_text()
+    # bias.json is what an app builds its pack with: that pack predicts what the benchmark wrote
+    assert json.loads((tmp_path / "bench" / "bias.json").read_text()) == written["label_bias"]["bias"]
+    import sdk
+
+    pack = sdk.build_pack(tmp_path / "task", tiny_bundle, tmp_path / "app-pack", bias=tmp_path / "bench" / "bias.json",
+                          progress=False)
+    ranker = sdk.Ranker(tiny_bundle, pack.root, precision=written["closed"]["precision"], providers="cpu")
+    column = {s.id: i for i, s in enumerate(ranker.pack.stickers)}
+    scores = ranker.score_matrix([c.turns() for c in load_dataset(tmp_path / "task").split("test")])[1]
+    app_predicted = scores[:, [column[sid] for sid in task_ids]].argmax(1).tolist()
+    assert app_predicted == read_predictions(tmp_path / "bench" / "predictions.txt", n_labels=3)
 
 
 def test_a_fitted_bias_recovers_a_label_the_scores_never_predict():
