@@ -6,6 +6,7 @@ headline row is batch 1, 64-token contexts, 1 thread.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import subprocess
@@ -24,7 +25,7 @@ from sdk.pack import load_pack
 from sdk.providers import CUDA
 from sdk.ranker import Ranker, best_rows
 from sdk.scoring import l2_normalise
-from sdk.textprep import ContextTokenizer, TextSettings
+from sdk.textprep import ContextTokenizer
 
 from .measure import encoder_flops, gemm_peak_gflops, machine, timed
 
@@ -83,10 +84,8 @@ def context_of(tokenizer: ContextTokenizer, tokens: int) -> list[str]:
 
 def with_length(bundle: Bundle, tokens: int) -> None:
     """Point a bundle's tokenizer at `tokens` tokens (benchmarks only: beyond the trained length)."""
-    s = bundle.text_settings
     bundle.tokenizer = ContextTokenizer.from_file(bundle.root / "tokenizer.json",
-                                                  TextSettings(max_length=tokens, turn_separator=s.turn_separator,
-                                                               truncation_side=s.truncation_side))
+                                                  dataclasses.replace(bundle.text_settings, max_length=tokens))
 
 
 def sdk_latency(model: Path, pack, precision: str, providers: str, threads: int, cfg: BenchConfig) -> dict[str, Any]:
@@ -153,7 +152,7 @@ def torch_latency(run: Path, pack, threads: int, cfg: BenchConfig) -> dict[str, 
     vectors = torch.from_numpy(pack.embeddings)
     rows = {}
     for length in cfg.lengths:
-        tok = ContextTokenizer.from_file(run / "tokenizer.json", TextSettings(max_length=length))
+        tok = ContextTokenizer.from_file(run / "tokenizer.json", dataclasses.replace(tokenizer.settings, max_length=length))
         ctx = context_of(tok, length)
 
         @torch.inference_mode()

@@ -4,7 +4,8 @@
 
 Trains Int-RA in the three query modes (paper, soft, fused), the three ablations (without
 knowledge, attributes, intention; in fused mode), the CLIP-style dual encoder and, where the
-dataset has extra_intention.jsonl, Int-RA with its intention head also trained on it, each into
+dataset has extra_intention.jsonl, Int-RA with its intention head also trained on it (and, only when
+``--variants`` names it, ``-speaker-markers``: turns read without who said them), each into
 OUT/runs/NAME (OUT/runs/NAME-sS for seeds other than 0; an unfinished run is resumed). Each seed
 is evaluated with the random, popular and intention-only baselines and the two frozen-feature
 probes (``--no-probes`` leaves them out); ``--sdk`` also exports the main run of each seed to
@@ -29,10 +30,13 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "-attributes": dict(mode="fused", use_attributes=False),
     "-intention": dict(mode="fused", use_intention=False),
     "dual-encoder (CLIP-style)": dict(dual_encoder=True),
+    # turns read without "me:" / "them:" (on by default for chats of several speakers); only with --variants
+    "-speaker-markers": dict(mode="fused", speaker_markers="off"),
     # only where the dataset has extra intention-only examples (GoEmoji's comments without emoji)
     "int-ra +extra-intention": dict(mode="fused", extra_intention=True),
 }
 MAIN = "int-ra"  # the report's main row: Int-RA in the preset's default mode
+OPT_IN = ("-speaker-markers",)  # trained only when --variants names them
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
@@ -153,7 +157,7 @@ def main(
     epochs: int | None = typer.Option(None, help="Epochs for every variant. [default: the preset's]"),
     extra_intention: bool = typer.Option(False, help="Train intention heads on extra_intention.jsonl too."),
     only: list[str] = typer.Option([], help="Train only these variants (names as in the table); others must exist."),
-    variants: list[str] = typer.Option([], help="Put only these variants in the table (always with int-ra). [default: all]"),
+    variants: list[str] = typer.Option([], help="Put only these variants in the table (always with int-ra). [default: all but -speaker-markers]"),
     seeds: str = typer.Option("0", help="Comma-separated seeds; every row is reported as mean ± std over them."),
     probes: bool = typer.Option(True, "--probes/--no-probes", help="Add the probe-emoji and probe-intention baselines."),
     sdk: bool = typer.Option(False, "--sdk", help="Export each seed's main run and add its row ranked through the SDK (int8)."),
@@ -172,7 +176,7 @@ def main(
         raise typer.BadParameter(f"--seeds {seeds!r}: expected comma-separated integers") from None
     if not seed_list:
         raise typer.BadParameter("--seeds: give at least one seed")
-    chosen = {k: v for k, v in VARIANTS.items() if not variants or k in variants or k == MAIN}
+    chosen = {k: v for k, v in VARIANTS.items() if k in variants or k == MAIN or (not variants and k not in OPT_IN)}
     ds = load_dataset(data)
     if not ds.splits.get("extra_intention"):
         chosen = {k: v for k, v in chosen.items() if not v.get("extra_intention")}

@@ -240,8 +240,9 @@ class Bundle:
         rows = [self._run(graph, outputs, {k: v[i:i + 1] for k, v in inputs.items()}) for i in range(n)]
         return [np.concatenate([r[j] for r in rows]) for j in range(len(outputs))]
 
-    def encode_contexts(self, contexts: Sequence[Sequence[str]], knowledge: Sequence[Knowledge | None] | None = None) -> np.ndarray:
-        ids, mask = self.tokenizer.encode_contexts(contexts, knowledge)
+    def encode_contexts(self, contexts: Sequence[Sequence[str]], knowledge: Sequence[Knowledge | None] | None = None,
+                        own: Sequence[Sequence[bool] | None] | None = None) -> np.ndarray:
+        ids, mask = self.tokenizer.encode_contexts(contexts, knowledge, own)
         return self.pooled(ids, mask)
 
     def encode_texts(self, texts: Sequence[str], batch: int = 64) -> np.ndarray:

@@ -186,7 +186,7 @@ def _print_table(result, elapsed: float) -> None:
 
 @app.command("rank")
 def rank_cmd(
-    turns: list[str] = typer.Argument(..., help=f"The conversation, one argument per turn, oldest first; {STICKER_TURN_PREFIX}ID is a sticker of the pack sent earlier in the chat."),
+    turns: list[str] = typer.Argument(..., help=f"The conversation, one argument per turn, oldest first (the newest is yours, and the turns alternate back from it); {STICKER_TURN_PREFIX}ID is a sticker of the pack sent earlier in the chat."),
     pack: Path = typer.Option(..., "--pack", help="Pack directory."),
     model: Path | None = typer.Option(None, "--model", help="Model bundle. [default: the one that built the pack]"),
     top_k: int = typer.Option(5, "--top-k", min=1, max=1_000_000, help="How many stickers to return."),

@@ -18,6 +18,7 @@ from typing import Any
 
 from .errors import IntraError
 from .labels import KNOWLEDGE_RELATIONS
+from .textprep import alternating
 
 #: The newest this many characters of a context are kept; far more than any encoder reads.
 MAX_CONTEXT_CHARS = 200_000
@@ -82,25 +83,28 @@ def content_text(value: Any, where: str) -> str:
     return "\n".join(texts)
 
 
-def _turn_text(item: Any, where: str, sticker_text: StickerText | None = None) -> str:
+def _turn(item: Any, where: str, sticker_text: StickerText | None = None) -> tuple[str | None, str]:
+    """(speaker or None, text) of one turn."""
     if isinstance(item, Mapping):
+        who = item.get("speaker", item.get("role"))
+        speaker = None if who is None else _text(who, f"{where}.{'speaker' if 'speaker' in item else 'role'}")
         if "sticker" in item:
-            return _sticker_turn(item, where, sticker_text)
+            return speaker, _sticker_turn(item, where, sticker_text)
         if "text" not in item and "content" in item:
-            return content_text(item["content"], f"{where}.content")
+            return speaker, content_text(item["content"], f"{where}.content")
         if "text" not in item:
             raise ContextError(f"{where}: a dict turn needs a 'text' (or 'content', or a 'sticker') field")
-        return _text(item["text"], f"{where}.text")
+        return speaker, _text(item["text"], f"{where}.text")
     if isinstance(item, (tuple, list)):
         if len(item) != 2:
             raise ContextError(f"{where}: a turn pair must be (speaker, text), got {len(item)} items")
-        _text(item[0], f"{where} speaker")
-        return _text(item[1], f"{where} text")
-    return _text(item, where)
+        return _text(item[0], f"{where} speaker"), _text(item[1], f"{where} text")
+    return None, _text(item, where)
 
 
-def parse_context(context: Context, sticker_text: StickerText | None = None) -> list[str]:
-    """Turn texts, oldest first, empty turns dropped, the newest kept within the caps; raises ContextError.
+def parse_turns(context: Context, sticker_text: StickerText | None = None) -> list[tuple[str | None, str]]:
+    """(speaker or None, text) turns, oldest first, empty turns dropped, the newest kept within the
+    caps; raises ContextError.
 
     `sticker_text(id)` reads a sticker turn (None: not in the pack); without it sticker turns are refused."""
     if isinstance(context, (str, bytes)):
@@ -109,21 +113,38 @@ def parse_context(context: Context, sticker_text: StickerText | None = None) -> 
         items = context
     else:
         raise ContextError(f"context: expected a string or a list of turns, got {type(context).__name__}")
-    turns: list[str] = []
+    turns: list[tuple[str | None, str]] = []
     room = MAX_CONTEXT_CHARS
     for i in range(len(items) - 1, max(len(items) - 1 - MAX_SCANNED, -1), -1):
         where = f"context[{i}]"
-        text = _turn_text(items[i], where, sticker_text).strip()
+        speaker, text = _turn(items[i], where, sticker_text)
+        text = text.strip()
         if not text:
             continue
         text = _utf8(text[-room:], where)
-        turns.append(text)
+        turns.append((speaker, text))
         room -= len(text)
         if room <= 0 or len(turns) == MAX_TURNS:
             break
     if not turns:
         raise ContextError("context: empty (no turn with text)")
     return turns[::-1]
+
+
+def parse_context(context: Context, sticker_text: StickerText | None = None) -> list[str]:
+    """The turn texts of :func:`parse_turns`."""
+    return [text for _, text in parse_turns(context, sticker_text)]
+
+
+def own_turns(speakers: Sequence[str | None], me: str | None = None) -> list[bool]:
+    """Which turns are the replying user's own: those said by `me` (default: whoever said the
+    newest turn, as in every dataset here, where the sticker follows its sender's own words).
+    A turn with no speaker counts by alternation back from the newest (the newest is the user's)."""
+    if me is not None and not isinstance(me, str):
+        raise ContextError(f"me: expected a speaker's name (a string), got {type(me).__name__}")
+    me = me if me is not None else (speakers[-1] if speakers else None)
+    alt = alternating(len(speakers))
+    return [alt[i] if who is None else who == me for i, who in enumerate(speakers)]
 
 
 def parse_knowledge(knowledge: Any, where: str = "knowledge") -> dict[str, tuple[str, ...]] | None:

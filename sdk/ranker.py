@@ -24,7 +24,7 @@ import numpy as np
 from . import atomic
 from .ann import ANN_THRESHOLD, AnnIndex, vectors_digest
 from .bundle import MANIFEST, Bundle, BundleError
-from .context import Context, ContextError, parse_context, parse_knowledge
+from .context import Context, ContextError, own_turns, parse_knowledge, parse_turns
 from .diversity import DIVERSE_THRESHOLD, candidate_count, check_diverse_top_k, check_threshold, drop_near_duplicates
 from .errors import ArgumentError, MissingExtraError, check_count
 from .history import DEFAULT_HISTORY_WEIGHT, History, check_nonnegative
@@ -190,18 +190,22 @@ class Ranker:
         for graph in ("text_encoder", "intention_head"):  # a damaged graph fails here, not at the first rank()
             self.bundle.session(graph)
 
-    def _rows(self, contexts: Sequence[Context], knowledge: Sequence[Knowledge | None] | None) -> tuple[list[list[str]], list]:
-        parsed = []
+    def _rows(self, contexts: Sequence[Context], knowledge: Sequence[Knowledge | None] | None,
+              me: str | None = None) -> tuple[list[list[str]], list, list[list[bool]]]:
+        """(turn texts, knowledge, which turns are the user's own) of each context."""
+        parsed, own = [], []
         for i, c in enumerate(contexts):
             try:
-                parsed.append(parse_context(c, self.sticker_text))
+                turns = parse_turns(c, self.sticker_text)
             except ContextError as e:
                 raise ContextError(f"contexts[{i}]: {e}" if len(contexts) > 1 else str(e)) from None
+            parsed.append([text for _, text in turns])
+            own.append(own_turns([who for who, _ in turns], me))
         if knowledge is None:
-            return parsed, [None] * len(parsed)
+            return parsed, [None] * len(parsed), own
         _check_knowledge(knowledge, len(parsed))
         know = [parse_knowledge(k, f"knowledge[{i}]") for i, k in enumerate(knowledge)]
-        return parsed, know if self.use_knowledge else [None] * len(parsed)
+        return parsed, know if self.use_knowledge else [None] * len(parsed), own
 
     def sticker_text(self, sticker_id: str) -> str | None:
         """How a sticker sent earlier in the chat is read: its label or descriptions (None: not in the pack)."""
@@ -216,15 +220,17 @@ class Ranker:
         found = {sid: self.pack.path_of(self._index[sid]) for sid in ids}
         return {sid: path for sid, path in found.items() if path is not None}
 
-    def query(self, contexts: Sequence[Context], knowledge: Sequence[Knowledge | None] | None = None) -> tuple[np.ndarray | None, np.ndarray]:
+    def query(self, contexts: Sequence[Context], knowledge: Sequence[Knowledge | None] | None = None,
+              me: str | None = None) -> tuple[np.ndarray | None, np.ndarray]:
         """(intention logits or None, normalised query vectors) for several contexts."""
-        logits, queries, _ = self._query(contexts, knowledge, with_suggest=False)
+        logits, queries, _ = self._query(contexts, knowledge, with_suggest=False, me=me)
         return logits, queries
 
     def _query(self, contexts: Sequence[Context], knowledge: Sequence[Knowledge | None] | None,
-               with_suggest: bool = True) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
-        parsed, know = self._rows(contexts, knowledge)
-        logits, queries, suggest = self.bundle.head_outputs(self.bundle.encode_contexts(parsed, know), self.mode, with_suggest)
+               with_suggest: bool = True, me: str | None = None) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
+        parsed, know, own = self._rows(contexts, knowledge, me)
+        pooled = self.bundle.encode_contexts(parsed, know, own)
+        logits, queries, suggest = self.bundle.head_outputs(pooled, self.mode, with_suggest)
         if queries.ndim != 2 or queries.shape[1] != self.pack.embeddings.shape[1]:
             raise BundleError(f"{self.bundle.root}: the {self.bundle.precision} graphs return queries of shape {queries.shape}, "
                               f"but the pack's vectors have {self.pack.embeddings.shape[1]} values; the graphs do not match the manifest")
@@ -264,7 +270,7 @@ class Ranker:
         return out
 
     def score_matrix(self, contexts: Sequence[Context], knowledge: Sequence[Knowledge | None] | None = None,
-                     batch_size: int = 32) -> tuple[np.ndarray | None, np.ndarray]:
+                     batch_size: int = 32, me: str | None = None) -> tuple[np.ndarray | None, np.ndarray]:
         """(intention logits or None, (Q, S) scores of every sticker) exactly as `rank_many` ranks them."""
         check_count("batch_size", batch_size)
         if knowledge is not None:
@@ -272,7 +278,7 @@ class Ranker:
         logits, scores = [], []
         for start in range(0, len(contexts), batch_size):
             kn = knowledge[start:start + batch_size] if knowledge is not None else None
-            lg, q = self.query(contexts[start:start + batch_size], kn)
+            lg, q = self.query(contexts[start:start + batch_size], kn, me)
             scores.append(self.scores(q, lg))
             if lg is not None:
                 logits.append(lg)
@@ -330,10 +336,11 @@ class Ranker:
 
     def rank_many(self, contexts: Sequence[Context], top_k: int = 5, knowledge: Sequence[Knowledge | None] | None = None,
                   batch_size: int = 32, diverse: bool = False, diverse_threshold: float = DIVERSE_THRESHOLD,
-                  explain: bool = False) -> list[RankResult]:
+                  explain: bool = False, me: str | None = None) -> list[RankResult]:
         """Rank several conversations, batched through the graphs; `diverse` drops near-duplicate
         stickers (vectors with a cosine above `diverse_threshold`) from each top k; `explain` fills
-        each match's `why`."""
+        each match's `why`; `me` names the speaker who replies (:func:`sdk.context.own_turns`; read
+        only by a bundle trained with speaker markers)."""
         check_count("top_k", top_k)
         check_count("batch_size", batch_size)
         for name, flag in (("diverse", diverse), ("explain", explain)):
@@ -349,7 +356,7 @@ class Ranker:
         results: list[RankResult] = []
         for start in range(0, len(contexts), batch_size):
             kn = knowledge[start:start + batch_size] if knowledge is not None else None
-            logits, queries, suggest = self._query(contexts[start:start + batch_size], kn)
+            logits, queries, suggest = self._query(contexts[start:start + batch_size], kn, me=me)
             idx: np.ndarray | list[np.ndarray]
             scores: np.ndarray | list[np.ndarray]
             if diverse:
@@ -381,11 +388,11 @@ class Ranker:
         return out
 
     def rank(self, context: Context, top_k: int = 5, knowledge: Knowledge | None = None, diverse: bool = False,
-             diverse_threshold: float = DIVERSE_THRESHOLD, explain: bool = False) -> RankResult:
+             diverse_threshold: float = DIVERSE_THRESHOLD, explain: bool = False, me: str | None = None) -> RankResult:
         """Rank the pack for one conversation (`diverse`: no near-duplicates in the top k; `explain`:
-        each match's `why`)."""
+        each match's `why`; `me`: the speaker who replies, by default whoever said the newest turn)."""
         return self.rank_many([context], top_k, [knowledge] if knowledge is not None else None, diverse=diverse,
-                              diverse_threshold=diverse_threshold, explain=explain)[0]
+                              diverse_threshold=diverse_threshold, explain=explain, me=me)[0]
 
 
 class RankerOptions(TypedDict, total=False):
@@ -489,9 +496,10 @@ def get_ranker(pack: Pack | Path | str, model: Bundle | Path | str | None = None
 
 def rank(context: Context, pack: Pack | Path | str, top_k: int = 5, model: Bundle | Path | str | None = None,
          knowledge: Knowledge | Mapping[str, Sequence[str]] | None = None, diverse: bool = False, explain: bool = False,
-         **options: Unpack[RankerOptions]) -> RankResult:
+         me: str | None = None, **options: Unpack[RankerOptions]) -> RankResult:
     """Rank `pack`'s stickers for `context` (a string, a list of turns or of (speaker, text) pairs);
-    `diverse=True` keeps near-duplicate stickers out of the top k, `explain=True` fills `Match.why`.
+    `diverse=True` keeps near-duplicate stickers out of the top k, `explain=True` fills `Match.why`,
+    `me` names the speaker who replies (default: whoever said the newest turn).
     `options` are :class:`Ranker`'s (:class:`RankerOptions`: precision, providers, threads, ...); the
     Ranker they make is cached."""
-    return get_ranker(pack, model, **options).rank(context, top_k, knowledge, diverse=diverse, explain=explain)
+    return get_ranker(pack, model, **options).rank(context, top_k, knowledge, diverse=diverse, explain=explain, me=me)

@@ -4,6 +4,10 @@ Training and the runtime both call :class:`ContextTokenizer`, so the ids a bundl
 are exactly those the model was trained on. Turns are joined oldest first with the separator
 token; knowledge, when given, is the second segment. A context longer than `max_length` loses
 its oldest tokens first (left truncation of the first segment), so the latest turns survive.
+
+A model trained with speaker markers (``TextSettings.speaker_markers``) reads each turn behind
+the marker of who said it: the user who replies ("me") or anyone else ("them"); which turns are
+the user's own is decided by :func:`sdk.context.own_turns`.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from tokenizers import Tokenizer
 
 from .errors import IntraError
 from .labels import KNOWLEDGE_RELATIONS
-from .schema import Int, Obj, OneOf, check
+from .schema import Int, ListOf, Obj, OneOf, check
 
 Knowledge = Mapping[str, Sequence[str]]
 
@@ -31,7 +35,11 @@ def knowledge_text(knowledge: Knowledge | None) -> str | None:
     return " . ".join(parts) if parts else None
 
 
-TEXT_SETTINGS_SCHEMA = Obj({"max_length": Int(1, 8192), "turn_separator": str, "truncation_side": OneOf(("left", "right"))})
+TEXT_SETTINGS_SCHEMA = Obj({"max_length": Int(1, 8192), "turn_separator": str, "truncation_side": OneOf(("left", "right"))},
+                           {"speaker_markers": ListOf(str, 2, 2)})
+#: The words put before the user's own turns and everyone else's, when a model reads speakers:
+#: plain words, so a pretrained encoder's vocabulary already holds them.
+SPEAKER_MARKERS = ("me:", "them:")
 
 
 @dataclass(frozen=True)
@@ -41,15 +49,29 @@ class TextSettings:
     max_length: int = 64
     turn_separator: str = "[SEP]"
     truncation_side: str = "left"
+    speaker_markers: tuple[str, str] | None = None  # (the user's own turns, everyone else's); None: unmarked
 
     @classmethod
     def from_json(cls, obj: Any, where: str, error: type[IntraError]) -> TextSettings:
         """Parse and check the JSON form; `error` names `where` and the field at fault."""
         check(obj, TEXT_SETTINGS_SCHEMA, where, error)
-        return cls(obj["max_length"], obj["turn_separator"], obj["truncation_side"])
+        markers = obj.get("speaker_markers")
+        return cls(obj["max_length"], obj["turn_separator"], obj["truncation_side"],
+                   (markers[0], markers[1]) if markers else None)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        # unmarked settings keep their older JSON form, so the fingerprints of existing bundles hold
+        out = asdict(self)
+        if self.speaker_markers is None:
+            del out["speaker_markers"]
+        else:
+            out["speaker_markers"] = list(self.speaker_markers)
+        return out
+
+
+def alternating(n: int) -> list[bool]:
+    """Whose turns, when nothing says: the newest is the user's own, the others alternate back from it."""
+    return [(n - 1 - i) % 2 == 0 for i in range(n)]
 
 
 class ContextTokenizer:
@@ -78,8 +100,15 @@ class ContextTokenizer:
     def vocab_size(self) -> int:
         return self._tok.get_vocab_size()
 
-    def context_string(self, turns: Sequence[str]) -> str:
-        return f" {self.settings.turn_separator} ".join(t.strip() for t in turns)
+    def context_string(self, turns: Sequence[str], own: Sequence[bool] | None = None) -> str:
+        """The turns joined by the separator; with speaker markers, each behind its speaker's
+        marker (`own[i]`: turn i is the replying user's own; None: :func:`alternating`)."""
+        texts = [t.strip() for t in turns]
+        markers = self.settings.speaker_markers
+        if markers is not None:
+            flags = alternating(len(texts)) if own is None else own
+            texts = [f"{markers[0] if mine else markers[1]} {t}" for t, mine in zip(texts, flags)]
+        return f" {self.settings.turn_separator} ".join(texts)
 
     def _pad(self, encodings) -> tuple[np.ndarray, np.ndarray]:
         length = max(1, max(len(e.ids) for e in encodings))
@@ -90,12 +119,16 @@ class ContextTokenizer:
             mask[i, : len(e.ids)] = 1
         return ids, mask
 
-    def encode_contexts(self, contexts: Sequence[Sequence[str]], knowledge: Sequence[Knowledge | None] | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(input_ids, attention_mask) int64 arrays for a batch of contexts (lists of turn texts)."""
+    def encode_contexts(self, contexts: Sequence[Sequence[str]], knowledge: Sequence[Knowledge | None] | None = None,
+                        own: Sequence[Sequence[bool] | None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(input_ids, attention_mask) int64 arrays for a batch of contexts (lists of turn texts);
+        `own[i]` marks context i's turns that are the replying user's own (read only by a model
+        with speaker markers)."""
         knowledge = knowledge if knowledge is not None else [None] * len(contexts)
+        owns = own if own is not None else [None] * len(contexts)
         encodings = []
-        for turns, know in zip(contexts, knowledge):
-            text, extra = self.context_string(turns), knowledge_text(know)
+        for turns, know, mine in zip(contexts, knowledge, owns):
+            text, extra = self.context_string(turns, mine), knowledge_text(know)
             if extra is None:
                 encodings.append(self._tok.encode(text))
                 continue

@@ -366,6 +366,18 @@ def test_speed_rows_time_every_pack_and_precision(tiny_bundle, tmp_path):
     assert "| 3 emoji | fp32 |" in table and "test cpu" in table
 
 
+def test_a_student_is_timed_against_its_teacher_in_turn(tiny_bundle, tmp_path):
+    from benchmarks.tweeteval_speed import head_to_head, markdown
+
+    src = tiny_source(tmp_path / "src")
+    build(src, tmp_path / "task", catalog="task", validation_fraction=0.25)
+    h = head_to_head({"model": tiny_bundle, "student": tiny_bundle}, tmp_path / "task", calls=5, rounds=2)
+    assert set(h["p50_ms"]) == {"model", "student"} and all(0 < v < float("inf") for v in h["p50_ms"].values())
+    assert h["precision"]["model"] == h["precision"]["student"]
+    table = markdown({"machine": {"cpu": "c", "cores": 2, "onnxruntime": "x"}, "rows": [], "student": h})
+    assert f"{h['p50_ms']['model'] / h['p50_ms']['student']:.2f}x faster" in table
+
+
 def test_unseen_emoji_rows_against_zero_shot(tiny_bundle, tmp_path):
     from experiments.tweeteval_unseen import english_description, markdown, unseen_rows
 

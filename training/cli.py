@@ -18,7 +18,7 @@ from sdk.errors import ArgumentError, IntraError
 from sdk.labels import QUERY_MODES
 from sdk.manifest import PRECISIONS
 
-from .config import CJK_INITS, TEXT_SCHEDULES
+from .config import CJK_INITS, SPEAKER_MARKING, TEXT_SCHEDULES
 
 app = new_app("Train and evaluate Int-RA, and build its datasets.")
 data_app = new_app("Build dataset directories: the built-in synthetic world or the real GoEmoji, TweetEval emoji and StickerQueries data.")
@@ -123,6 +123,7 @@ def train_cmd(
     extra_intention: bool = typer.Option(False, "--extra-intention", help="Also train the intention head on extra_intention.jsonl."),
     cjk_vocab: bool = typer.Option(True, "--cjk-vocab/--no-cjk-vocab", help="Add the training data's CJK characters that the encoder's vocabulary lacks as new trained tokens (else they read as [UNK])."),
     cjk_init: str | None = typer.Option(None, "--cjk-init", callback=choice(CJK_INITS), help="Where the new CJK rows start: multilingual (by meaning, through the multilingual USE) or mean (the vocabulary's mean). [default: the preset's: multilingual; tiny: mean]"),
+    speakers: str | None = typer.Option(None, "--speaker-markers", callback=choice(SPEAKER_MARKING), help="Read each turn behind 'me:' (the replying user's own) or 'them:' (anyone else's): auto (when a training chat has more than one speaker), on or off. [default: the preset's: auto]"),
     extra_intention_max: int = typer.Option(8192, min=1, help="With --extra-intention: use at most this many extra comments (a fixed random subset per seed)."),
     epochs: int | None = typer.Option(None, min=1, max=10_000, help="Epochs. [default: the preset's]"),
     loss: str | None = typer.Option(None, "--loss", help="Retrieval loss: hinge or infonce. [default: the preset's]"),
@@ -142,7 +143,8 @@ def train_cmd(
                           use_knowledge=not no_knowledge, use_attributes=not no_attributes, use_intention=not no_intention,
                           dual_encoder=dual_encoder, extra_intention=extra_intention,
                           extra_intention_max=extra_intention_max, retrieval_loss=loss, sampled_negatives=negatives,
-                          select_on=select_on, extend_cjk_vocab=cjk_vocab, cjk_init=cjk_init, text_schedule=text_schedule)
+                          select_on=select_on, extend_cjk_vocab=cjk_vocab, cjk_init=cjk_init, text_schedule=text_schedule,
+                          speaker_markers=speakers)
         result = train(cfg, data, out, progress=True, resume=not fresh)
     except IntraError as e:
         fail(e)
@@ -206,7 +208,7 @@ def distill_cmd(
     except IntraError as e:
         fail(e)
     typer.echo(f"wrote {out}: {layers}-layer text encoder from teacher layers {record['kept_layers']}, "
-               f"loss by epoch {record['epoch_losses']}; export it with `intra export --run {out}`")
+               f"loss by epoch {record['epoch_losses']}; export it with `intra export {out} --out MODEL`")
 
 
 @app.command("suggest")
@@ -237,7 +239,7 @@ def suggest_cmd(
         fail(e)
     typer.echo(markdown(figures))
     typer.echo(f"wrote {run}/suggest.safetensors and suggest.json, {out}/suggest.md and reliability.png; "
-               f"export the run again to ship it (intra export --run {run})")
+               f"export the run again to ship it (intra export {run} --out MODEL)")
 
 
 def register(root: typer.Typer) -> None:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from sdk.context import own_turns
 from sdk.dataset import Conversation, Dataset
 from sdk.imageprep import ImageSettings, load_pixels
 from sdk.labels import LABELS
@@ -92,7 +93,8 @@ def context_batch(convs: Sequence[Conversation], tokenizer: ContextTokenizer, us
     for c in convs:
         keep = use_knowledge and c.knowledge and not (rng is not None and rng.random() < knowledge_dropout)
         knowledge.append(c.knowledge if keep else None)
-    ids, mask = tokenizer.encode_contexts([[t.text for t in c.context] for c in convs], knowledge)
+    own = [own_turns([t.speaker for t in c.context]) for c in convs]  # as the SDK reads (speaker, text) turns
+    ids, mask = tokenizer.encode_contexts([[t.text for t in c.context] for c in convs], knowledge, own)
     return torch.from_numpy(ids), torch.from_numpy(mask)
 
 

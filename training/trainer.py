@@ -29,7 +29,7 @@ from sdk.dataset import Conversation, Dataset, load_dataset
 from sdk.imageprep import ImageSettings
 from sdk.labels import label_id
 from sdk.scoring import DEFAULT_SMOOTHING, log_prior, usage_vector
-from sdk.textprep import ContextTokenizer, TextSettings
+from sdk.textprep import SPEAKER_MARKERS, ContextTokenizer, TextSettings
 
 from . import run_dir as rd
 from .catalog_scores import score_conversations
@@ -76,6 +76,19 @@ def unk_rates(tokenizer: ContextTokenizer, texts: list[str]) -> dict[str, float]
     return {"en": round(tokenizer.unk_rate(en), 4), "zh": round(tokenizer.unk_rate(zh), 4), "n_en": len(en), "n_zh": len(zh)}
 
 
+def marks_speakers(cfg: TrainConfig, ds: Dataset) -> bool:
+    """Whether the run reads turns behind their speakers' markers: as configured, or ("auto") when
+    some training chat has turns of more than one speaker."""
+    if cfg.speaker_markers != "auto":
+        return cfg.speaker_markers == "on"
+    return any(len({t.speaker for t in c.context}) > 1 for c in ds.split("train"))
+
+
+def text_settings(cfg: TrainConfig, ds: Dataset) -> TextSettings:
+    """How the run's contexts become ids (written to its config, then to the bundle's manifest)."""
+    return TextSettings(max_length=cfg.max_length, speaker_markers=SPEAKER_MARKERS if marks_speakers(cfg, ds) else None)
+
+
 def _prepare_tokenizer(cfg: TrainConfig, ds, run: Path, resuming: bool) -> tuple[Tokenizer, list[int], dict[str, Any]]:
     model_dir = text_model_dir(cfg.text_model)
     texts = all_texts(ds)
@@ -87,7 +100,7 @@ def _prepare_tokenizer(cfg: TrainConfig, ds, run: Path, resuming: bool) -> tuple
     if resuming:
         tok = Tokenizer.from_file(str(run / rd.TOKENIZER))
     added_ids = [tok.token_to_id(ch) for ch in added]
-    settings = TextSettings(max_length=cfg.max_length)
+    settings = text_settings(cfg, ds)
     held_out = [t.text for name in ("validation", "test") for c in ds.splits.get(name, ()) for t in c.context]
     report = {
         "cjk_tokens_added": len(added),
@@ -311,7 +324,10 @@ def _build_model(tr: TrainingRun) -> None:
 
         tr.model.load_state_dict(load_file(str(tr.run / rd.LAST)))
         rd.load_optimizer(tr.run / rd.OPTIMIZER, tr.optimizer)
-    tr.ctx_tok = ContextTokenizer(tok, TextSettings(max_length=cfg.max_length))
+    # a resumed run keeps the text settings it started with (an "auto" choice is not made again)
+    settings = (TextSettings.from_json(rd.read_config(tr.run)["text_settings"], str(tr.run / rd.CONFIG), rd.RunError)
+                if tr.resuming else text_settings(cfg, tr.ds))
+    tr.ctx_tok = ContextTokenizer(tok, settings)
     tr.labels, label_rule = sticker_labels(tr.ds)
     if tr.rank == 0 and not tr.resuming:
         tr.run.mkdir(parents=True, exist_ok=True)
