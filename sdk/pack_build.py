@@ -37,7 +37,7 @@ from .animation import FRAMES
 from .ann import ANN_THRESHOLD
 from .bundle import Bundle, sha256_file
 from .dataset import CATALOG_FILE, INFO_FILE, RETRIEVAL_SPLITS, load_catalog, load_dataset
-from .errors import ArgumentError, DatasetError, MissingExtraError, OutputError, check_count, check_path
+from .errors import ArgumentError, DatasetError, IntraError, MissingExtraError, OutputError, check_count, check_path
 from .imageprep import load_image, to_pixels
 from .jsonfile import read_json_object
 from .labels import ATTRIBUTES, LABELS, check_attributes, check_label
@@ -193,22 +193,25 @@ class OcrReader:
         return " ".join(r[1] for r in (result or []) if r[1].strip())
 
 
+def _read_sticker_numbers(value: Mapping[str, Any] | Path | str, ids: Sequence[str],
+                          validate: Callable[[Any, Sequence[str], str, type[IntraError]], dict[str, float]],
+                          option: str, unit: str) -> dict[str, float]:
+    """Per-sticker numbers from a mapping or a JSON file {sticker id: `unit`}, checked by `validate`."""
+    if isinstance(value, (str, Path)):
+        path = Path(value)
+        return validate(read_json_object(path, PackError, f"--{option} takes a JSON file {{sticker id: {unit}}}"),
+                        ids, str(path), PackError)
+    return validate(value, ids, option, PackError)
+
+
 def read_usage(usage: Mapping[str, Any] | Path | str, ids: Sequence[str]) -> dict[str, float]:
     """Usage counts from a mapping or a JSON file {sticker id: count}, checked against `ids`."""
-    if isinstance(usage, (str, Path)):
-        path = Path(usage)
-        return validate_usage(read_json_object(path, PackError, "--usage takes a JSON file {sticker id: count}"),
-                              ids, str(path), PackError)
-    return validate_usage(usage, ids, "usage", PackError)
+    return _read_sticker_numbers(usage, ids, validate_usage, "usage", "count")
 
 
 def read_bias(bias: Mapping[str, Any] | Path | str, ids: Sequence[str]) -> dict[str, float]:
     """Per-sticker biases from a mapping or a JSON file {sticker id: number}, checked against `ids`."""
-    if isinstance(bias, (str, Path)):
-        path = Path(bias)
-        return validate_bias(read_json_object(path, PackError, "--bias takes a JSON file {sticker id: number}"),
-                             ids, str(path), PackError)
-    return validate_bias(bias, ids, "bias", PackError)
+    return _read_sticker_numbers(bias, ids, validate_bias, "bias", "number")
 
 
 def with_focus(record: PackSticker, shares: np.ndarray) -> PackSticker:

@@ -179,21 +179,34 @@ class ScoreTerms:
         return out
 
 
-def validate_usage(usage: Any, ids: Sequence[str], where: str, error: type[IntraError]) -> dict[str, float]:
-    """Usage counts as {sticker id: count >= 0}; unknown ids and bad values raise `error`."""
-    if not isinstance(usage, Mapping):
-        raise error(f"{where}: usage counts must be a JSON object mapping sticker id to count, got {type(usage).__name__}")
+def _sticker_numbers(values: Any, ids: Sequence[str], where: str, error: type[IntraError], name: str, plural: str,
+                     unit: str, rule: str, lo: float, hi: float = math.inf) -> dict[str, float]:
+    """{sticker id: number from `lo` to `hi`} over known ids; anything else raises `error` naming it."""
+    if not isinstance(values, Mapping):
+        raise error(f"{where}: {plural} must be a JSON object mapping sticker id to {unit}, got {type(values).__name__}")
     known = set(ids)
     out: dict[str, float] = {}
-    for key, value in usage.items():
+    for key, value in values.items():
         if not isinstance(key, str) or key not in known:
-            raise error(f"{where}: usage names sticker {key!r}, which is not in the pack")
-        if not is_number(value, lo=0.0):
-            raise error(f"{where}: usage of {key!r} must be a finite count >= 0, got {value!r}")
+            raise error(f"{where}: {name} names sticker {key!r}, which is not in the pack")
+        if not is_number(value, lo=lo, hi=hi):
+            raise error(f"{where}: {name} of {key!r} must be {rule}, got {value!r}")
         out[key] = float(value)
+    return out
+
+
+def validate_usage(usage: Any, ids: Sequence[str], where: str, error: type[IntraError]) -> dict[str, float]:
+    """Usage counts as {sticker id: count >= 0}; unknown ids and bad values raise `error`."""
+    out = _sticker_numbers(usage, ids, where, error, "usage", "usage counts", "count", "a finite count >= 0", 0.0)
     if not math.isfinite(sum(out.values())):  # each count finite, their sum not: every prior would be -inf
         raise error(f"{where}: usage counts sum to more than a float can hold; give counts of a real size")
     return out
+
+
+def validate_bias(bias: Any, ids: Sequence[str], where: str, error: type[IntraError]) -> dict[str, float]:
+    """Per-sticker biases as {sticker id: finite number}; unknown ids and bad values raise `error`."""
+    return _sticker_numbers(bias, ids, where, error, "bias", "biases", "a number",
+                            f"a finite number within ±{MAX_BIAS:g}", -MAX_BIAS, MAX_BIAS)
 
 
 @overload
@@ -209,18 +222,3 @@ def usage_vector(usage: Mapping[str, float] | None, ids: Sequence[str]) -> np.nd
     if usage is None:
         return None
     return np.array([float(usage.get(i, 0.0)) for i in ids], dtype=np.float64)
-
-
-def validate_bias(bias: Any, ids: Sequence[str], where: str, error: type[IntraError]) -> dict[str, float]:
-    """Per-sticker biases as {sticker id: finite number}; unknown ids and bad values raise `error`."""
-    if not isinstance(bias, Mapping):
-        raise error(f"{where}: biases must be a JSON object mapping sticker id to a number, got {type(bias).__name__}")
-    known = set(ids)
-    out: dict[str, float] = {}
-    for key, value in bias.items():
-        if not isinstance(key, str) or key not in known:
-            raise error(f"{where}: bias names sticker {key!r}, which is not in the pack")
-        if not is_number(value, lo=-MAX_BIAS, hi=MAX_BIAS):
-            raise error(f"{where}: bias of {key!r} must be a finite number within ±{MAX_BIAS:g}, got {value!r}")
-        out[key] = float(value)
-    return out
