@@ -93,6 +93,9 @@ def test_training_says_how_long_is_left():
     assert "frozen from here" in tuned and "min left" not in tuned
     assert "cached its outputs" in _time_left([{"seconds": 1400.0}, {"seconds": 200.0}], 8, text_epochs=1)
     assert _time_left([{"seconds": 1400.0}, {"seconds": 200.0}, {"seconds": 45.0}], 8, text_epochs=1) == " | 45 s an epoch, about 4 min left"
+    # the first of two tuned epochs (the demo's preset) says nothing of the cached ones either
+    early = _time_left([{"seconds": 54.0}], 20, text_epochs=2)
+    assert "1 more with the text encoder tuned" in early and "min left" not in early
 
 
 def test_the_quickstart_sticker_folder_builds_as_it_says(tiny_bundle, tmp_path):

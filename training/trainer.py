@@ -419,6 +419,9 @@ def _time_left(history: list[dict[str, float]], epochs: int, text_epochs: int = 
     done = [r["seconds"] for r in history if "seconds" in r]
     if not done or len(history) >= epochs:
         return ""
+    if 0 <= len(history) < text_epochs:
+        more = text_epochs - len(history)
+        return f" | {done[-1]:.0f} s an epoch; {more} more with the text encoder tuned, then the rest runs faster"
     if text_epochs >= 0 and len(history) in (text_epochs, text_epochs + 1):
         why = "the text encoder is frozen from here" if len(history) == text_epochs else "this epoch cached its outputs"
         return f" | {done[-1]:.0f} s an epoch; {why}, so the rest runs faster"
