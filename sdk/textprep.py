@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from tokenizers import Tokenizer
 
-from .errors import IntraError
+from .errors import ArgumentError, IntraError
 from .labels import KNOWLEDGE_RELATIONS
 from .schema import Int, ListOf, Obj, OneOf, check
 
@@ -104,6 +104,8 @@ class ContextTokenizer:
         """The turns joined by the separator; with speaker markers, each behind its speaker's
         marker (`own[i]`: turn i is the replying user's own; None: :func:`alternating`)."""
         texts = [t.strip() for t in turns]
+        if own is not None and len(own) != len(texts):  # zip would drop the turns past the shorter list
+            raise ArgumentError(f"own marks {len(own)} turns, the context has {len(texts)}")
         markers = self.settings.speaker_markers
         if markers is not None:
             flags = alternating(len(texts)) if own is None else own

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from sdk.context import ContextError, own_turns, parse_context, parse_turns
-from sdk.errors import IntraError
+from sdk.errors import ArgumentError, IntraError
 from sdk.textprep import SPEAKER_MARKERS, ContextTokenizer, TextSettings, alternating
 
 CHAT = [("A", "I failed the exam"), ("B", "oh no"), ("A", "but I passed the retake!")]
@@ -55,6 +55,9 @@ def test_a_marked_tokenizer_reads_who_said_each_turn(tiny_run_dir):
     assert marked.context_string(texts) == marked.context_string(texts, alternating(3))
     mine, theirs = marked.encode_contexts([texts, texts], own=[[True, False, True], [False, True, False]])[0]
     assert not np.array_equal(mine, theirs)
+    for tokenizer in (plain, marked):  # a flag list of another length is refused, never zipped short
+        with pytest.raises(ArgumentError, match="own marks 2 turns, the context has 3"):
+            tokenizer.context_string(texts, [True, False])
 
 
 def test_a_model_trained_with_markers_ranks_by_who_speaks_and_the_sdk_reads_as_training(synthetic_dir, tmp_path):
