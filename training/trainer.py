@@ -414,12 +414,12 @@ def _fit(tr: TrainingRun, progress: bool) -> None:
 def _time_left(history: list[dict[str, float]], epochs: int, text_epochs: int = -1) -> str:
     """' | 40 s an epoch, about 6 min left', from the latest epoch (the bars show one epoch at a time).
     The epochs that tune the text encoder are far slower than the cached ones after them, so the
-    last tuned epoch, and the first frozen one (which also caches the encoder's outputs), promise
-    no figure for the rest."""
+    tuned epochs, and the first frozen one (which also caches the encoder's outputs), promise no
+    figure for the rest."""
     done = [r["seconds"] for r in history if "seconds" in r]
     if not done or len(history) >= epochs:
         return ""
-    if 0 <= len(history) < text_epochs:
+    if len(history) < text_epochs:
         more = text_epochs - len(history)
         return f" | {done[-1]:.0f} s an epoch; {more} more with the text encoder tuned, then the rest runs faster"
     if text_epochs >= 0 and len(history) in (text_epochs, text_epochs + 1):
